@@ -1,0 +1,112 @@
+"""Preference pairs for Diffusion-DPO: two windows from different episodes, labelled per objective.
+
+A sample is a planning window (see :mod:`tora.data.windows`). Its label for an objective is
+the discounted return over a segment of ``segment_length`` steps starting at the window's first
+state: at horizon 4 the window's own few rewards say too little about where it leads. Only
+starts whose whole segment lies inside the episode are drawn, so every label sums the same
+number of rewards. Higher wins for a maximized objective, lower for a minimized one; exact ties
+are skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tora.data.trajectories import Trajectories
+from tora.errors import DataError
+
+
+def segment_returns(traj: Trajectories, length: int, discount: float) -> np.ndarray:
+    """(T, K): sum_{i<length} discount^i r_{t+i} for every transition t, cut at episode end."""
+    if length < 1:
+        raise DataError(f"segment length must be >= 1, got {length}")
+    kernel = discount ** np.arange(length)
+    out = np.zeros(traj.rewards.shape, dtype=np.float64)
+    for i in range(traj.num_episodes):
+        sl = traj.episode_slice(i)
+        r = traj.rewards[sl].astype(np.float64)
+        n = r.shape[0]
+        for k in range(r.shape[1]):
+            # full[t + length - 1] = sum_i kernel[i] * r[t + i]: the forward-looking sum,
+            # with the zero padding of a full convolution cutting it at the episode's end.
+            out[sl, k] = np.convolve(r[:, k], kernel[::-1])[length - 1 : length - 1 + n]
+    return out
+
+
+def valid_segment_starts(traj: Trajectories, length: int) -> np.ndarray:
+    """Transition indices whose segment of ``length`` steps stays inside their episode."""
+    starts = [
+        np.arange(b, e - length + 1)
+        for b, e in zip(traj.episode_bounds[:-1], traj.episode_bounds[1:])
+        if e - b >= length
+    ]
+    if not starts:
+        raise DataError(
+            f"segment length {length} exceeds every episode (longest "
+            f"{int(traj.episode_lengths.max())} steps); lower --segment-length"
+        )
+    return np.concatenate(starts)
+
+
+@dataclass(frozen=True)
+class PreferencePairs:
+    """N pairs of window starts with their segment returns for every objective.
+
+    first, second: (N,) transition indices (window starts) from different episodes.
+    returns: (N, 2, K) segment returns of (first, second) for each objective.
+    """
+
+    first: np.ndarray
+    second: np.ndarray
+    returns: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.first.size)
+
+    def labelled(self, objective: int, minimize: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+        """(winners, losers, stats) for one objective; ties are dropped.
+
+        stats: ``pairs`` kept, ``ties`` dropped, ``first_wins`` (label balance: near 0.5
+        means the order of a pair says nothing about its label), ``mean_gap`` (mean absolute
+        return difference between winner and loser).
+        """
+        a, b = self.returns[:, 0, objective], self.returns[:, 1, objective]
+        first_better = a < b if minimize else a > b
+        tie = a == b
+        keep = ~tie
+        winners = np.where(first_better, self.first, self.second)[keep]
+        losers = np.where(first_better, self.second, self.first)[keep]
+        stats = {
+            "pairs": int(keep.sum()),
+            "ties": int(tie.sum()),
+            "first_wins": float(first_better[keep].mean()) if keep.any() else float("nan"),
+            "mean_gap": float(np.abs(a - b)[keep].mean()) if keep.any() else 0.0,
+        }
+        if not keep.any():
+            raise DataError(f"every pair ties on objective {objective}; no preference to learn")
+        return winners, losers, stats
+
+
+def make_pairs(
+    traj: Trajectories, num_pairs: int, segment_length: int, discount: float, seed: int
+) -> PreferencePairs:
+    """Draw ``num_pairs`` pairs of window starts from different episodes (seeded)."""
+    if traj.num_episodes < 2:
+        raise DataError("preference pairs need at least two episodes")
+    if num_pairs < 1:
+        raise DataError(f"num_pairs must be >= 1, got {num_pairs}")
+    rng = np.random.default_rng(seed)
+    starts = valid_segment_starts(traj, segment_length)
+    episode_of = np.repeat(np.arange(traj.num_episodes), traj.episode_lengths)
+    if np.unique(episode_of[starts]).size < 2:
+        raise DataError("only one episode is long enough for the segment length; lower it")
+    first = rng.choice(starts, size=num_pairs)
+    second = rng.choice(starts, size=num_pairs)
+    same = episode_of[first] == episode_of[second]
+    while same.any():  # redraw partners from the same episode; terminates with >= 2 episodes
+        second[same] = rng.choice(starts, size=int(same.sum()))
+        same = episode_of[first] == episode_of[second]
+    seg = segment_returns(traj, segment_length, discount)
+    return PreferencePairs(first, second, np.stack([seg[first], seg[second]], axis=1))
