@@ -1,0 +1,1 @@
+"""Benchmarks: planning speed (and, later, result tables of whole suites)."""

@@ -1,0 +1,258 @@
+"""Handlers of the ``tora`` subcommands. Each parses its options into configs, calls the API,
+writes the config it used next to its output, and prints a short report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from tora.cli.config_args import config_to_dict, dataclass_from_args
+from tora.errors import ToraError
+
+
+def _runtime(args: argparse.Namespace):  # noqa: ANN202 (RuntimeOptions; avoids a cycle)
+    from tora.cli.main import RuntimeOptions
+
+    return dataclass_from_args(RuntimeOptions, args)
+
+
+def _write_config(path: Path, **configs: object) -> None:
+    from tora.train.checkpoint import atomic_write_json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {name: config_to_dict(c) for name, c in configs.items()})
+
+
+# ----------------------------------------------------------------------------- demo
+def demo(args: argparse.Namespace) -> int:
+    from tora.demo import DemoConfig, format_demo_report, run_demo
+
+    config = dataclass_from_args(DemoConfig, args)
+    summary = run_demo(config)
+    print(format_demo_report(summary, config))
+    return 0
+
+
+# ----------------------------------------------------------------------------- data
+def data_inspect(args: argparse.Namespace) -> int:
+    import warnings
+
+    from tora.data.inspect import format_summary, inspect_dataset
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        info = inspect_dataset(args.path, format=args.format)
+    for w in caught:  # warnings go to stderr so --json output stays parseable
+        print(f"warning: {w.message}", file=sys.stderr)
+    print(json.dumps(info, indent=2) if args.json else format_summary(info))
+    return 0
+
+
+@dataclass
+class DataMakeOptions:
+    """Options of ``tora data make``."""
+
+    env: str = "tora/Cruise-v0"
+    """Environment id to collect data in (built-in: tora/Cruise-v0)."""
+    episodes: int = 300
+    """Number of episodes."""
+    seed: int = 0
+    """Seed: the same seed gives byte-identical files."""
+    out: str = "data/cruise.h5"
+    """Output path."""
+    format: Literal["tora", "d4morl", "dsrl", "minari"] = "tora"
+    """File format to write."""
+
+
+def data_make(args: argparse.Namespace) -> int:
+    from tora.data.formats import save_dataset
+    from tora.envs import CRUISE_ID
+    from tora.envs.scripted import collect_cruise
+
+    opts = dataclass_from_args(DataMakeOptions, args)
+    if opts.env != CRUISE_ID:
+        raise ToraError(
+            f"`tora data make` has behaviour policies for {CRUISE_ID} only in this release; "
+            f"got {opts.env!r}. Load your own data for other environments (D4MORL, DSRL, Minari)."
+        )
+    traj = collect_cruise(opts.episodes, opts.seed)
+    save_dataset(traj, opts.out, format=opts.format)
+    print(f"wrote {traj.num_episodes} episodes ({traj.num_transitions} transitions) to {opts.out}")
+    return 0
+
+
+# ------------------------------------------------------------------------- training
+@dataclass
+class PretrainOptions:
+    """Inputs and outputs of ``tora pretrain``."""
+
+    data: str = ""
+    """Offline dataset (any supported format)."""
+    run: str = "runs/my-run"
+    """Run directory; the reference planner goes to RUN/reference, inverse dynamics to
+    RUN/inverse_dynamics. An interrupted run resumes from its last checkpoint."""
+
+
+def pretrain(args: argparse.Namespace) -> int:
+    from tora.data.formats import load_dataset
+    from tora.device import resolve_device
+    from tora.pipeline import pretrain_run
+    from tora.train.inverse import InverseDynamicsTrainConfig
+    from tora.train.pretrain import PretrainConfig
+
+    opts = dataclass_from_args(PretrainOptions, args)
+    runtime = _runtime(args)
+    config = dataclass_from_args(PretrainConfig, args)
+    inverse = dataclass_from_args(InverseDynamicsTrainConfig, args, prefix="inverse")
+    traj = load_dataset(_required(opts.data, "--data"))
+    run = Path(opts.run)
+    _write_config(run / "pretrain_command.json", options=opts, pretrain=config, inverse=inverse)
+    pretrain_run(traj, run, config, inverse, resolve_device(runtime.device), runtime.progress)
+    print(f"reference planner and inverse dynamics saved in {run}")
+    return 0
+
+
+@dataclass
+class FinetuneOptions:
+    """Inputs and outputs of ``tora finetune``."""
+
+    data: str = ""
+    """Offline dataset (the one the reference planner was pretrained on)."""
+    run: str = "runs/my-run"
+    """Run directory holding the reference planner; writes RUN/objectives/OBJECTIVE."""
+    objective: str = ""
+    """Name of the objective to fine-tune for (see `tora data inspect`)."""
+
+
+def finetune(args: argparse.Namespace) -> int:
+    from tora.data.formats import load_dataset
+    from tora.device import resolve_device
+    from tora.train.dpo import DPOConfig, finetune_objective
+
+    opts = dataclass_from_args(FinetuneOptions, args)
+    runtime = _runtime(args)
+    config = dataclass_from_args(DPOConfig, args)
+    traj = load_dataset(_required(opts.data, "--data"))
+    objective = _required(opts.objective, "--objective")
+    traj.objective_index(objective)  # fail before any work on an unknown name
+    out = finetune_objective(
+        Path(opts.run), traj, objective, config, resolve_device(runtime.device), runtime.progress
+    )
+    _write_config(out / "finetune_command.json", options=opts, dpo=config)
+    print(f"objective model '{objective}' saved in {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------- evaluation
+@dataclass
+class EvaluateOptions:
+    """Inputs and outputs of ``tora evaluate``."""
+
+    run: str = "runs/my-run"
+    """Run directory with reference, inverse dynamics and objective models."""
+    env: str = ""
+    """Environment id (default: the one recorded with the reference planner)."""
+    objectives: str = ""
+    """Comma-separated objective models to compose, in weight order (default: all)."""
+    weights: str = ""
+    """One weight vector, comma-separated, e.g. 0.3,0.7. Overrides --sweep."""
+    sweep: int = 11
+    """Number of preference vectors on the simplex when --weights is not given."""
+    episodes: int = 5
+    """Episodes per weight vector."""
+    seed: int = 0
+    """Seed of environment resets and sampling noise."""
+    ref_point: str = "0,0"
+    """Hypervolume reference point, comma-separated, one value per reward objective."""
+    out: str = ""
+    """Where to write results.json, returns.csv and plots (default: RUN/eval)."""
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from tora.diffusion.samplers import SamplerConfig
+    from tora.pipeline import evaluate_run, report_run
+    from tora.preferences import simplex_grid
+    from tora.train.checkpoint import read_config
+    from tora.train.planner_io import REFERENCE_DIR, default_objective_order
+
+    opts = dataclass_from_args(EvaluateOptions, args)
+    runtime = _runtime(args)
+    sampler = dataclass_from_args(SamplerConfig, args, prefix="sampler")
+    run = Path(opts.run)
+    env_id = opts.env or read_config(run / REFERENCE_DIR).get("env_id") or ""
+    if not env_id:
+        raise ToraError("no environment recorded with this run; pass --env")
+    names = _csv_list(opts.objectives) or default_objective_order(run)
+    weights = (
+        np.array([_floats(opts.weights, "--weights")])
+        if opts.weights
+        else simplex_grid(len(names), opts.sweep)
+    )
+    result = evaluate_run(
+        run, weights, opts.episodes, opts.seed, env_id, names, sampler, runtime.device, runtime.progress
+    )
+    out = Path(opts.out) if opts.out else run / "eval"
+    ref = _floats(opts.ref_point, "--ref-point")
+    if len(ref) != result.returns.shape[2]:
+        raise ToraError(
+            f"--ref-point has {len(ref)} values but the environment has "
+            f"{result.returns.shape[2]} reward objectives {result.objective_names}"
+        )
+    summary = report_run(result, out, ref, title=f"TORA on {env_id}")
+    _write_config(out / "config.json", options=opts, sampler=sampler, runtime=runtime)
+    print(format_sweep_table(result.weights, result.mean_returns, names, result.objective_names))
+    print(
+        f"hypervolume (ref {ref}): {summary['hypervolume']:.4g}   sparsity: "
+        f"{summary['sparsity']:.4g}   front points: {summary['num_front_points']}"
+    )
+    print(f"results in {out}")
+    return 0
+
+
+def format_sweep_table(
+    weights: np.ndarray, returns: np.ndarray, model_names: list[str], reward_names: list[str]
+) -> str:
+    """Aligned text table: one row per weight vector with its mean returns."""
+    head = [f"w_{n}" for n in model_names] + [f"return_{n}" for n in reward_names]
+    rows = [[f"{v:.3f}" for v in w] + [f"{r:.2f}" for r in ret] for w, ret in zip(weights, returns)]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------ benchmarks
+def bench_speed(args: argparse.Namespace) -> int:
+    from tora.bench.speed import SpeedConfig, format_speed_table, run_speed_benchmark
+
+    config = dataclass_from_args(SpeedConfig, args)
+    results = run_speed_benchmark(config)
+    print(format_speed_table(results))
+    if config.out:
+        _write_config(Path(config.out).with_suffix(".config.json"), speed=config)
+        Path(config.out).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+# -------------------------------------------------------------------------- parsing
+def _required(value: str, flag: str) -> str:
+    if not value:
+        raise ToraError(f"{flag} is required")
+    return value
+
+
+def _csv_list(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _floats(text: str, flag: str) -> list[float]:
+    try:
+        return [float(s) for s in _csv_list(text)]
+    except ValueError as exc:
+        raise ToraError(f"{flag} must be comma-separated numbers, got {text!r}") from exc

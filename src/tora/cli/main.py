@@ -1,0 +1,142 @@
+"""The ``tora`` command: thin subcommands over the Python API.
+
+Every option is generated from a documented dataclass config (see :mod:`tora.cli.config_args`),
+so ``--help`` shows each field's docstring and default, and the config used is written next to
+every output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tora.cli.config_args import add_dataclass_arguments, config_to_dict, dataclass_from_args
+from tora.errors import ToraError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+@dataclass
+class RuntimeOptions:
+    """Options every training or evaluation command takes."""
+
+    device: str = "auto"
+    """Torch device: auto (CUDA if available), cpu or cuda."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+def _add_command(
+    sub: argparse._SubParsersAction, name: str, help_text: str, handler: Handler
+) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tora.cli import commands
+
+    parser = argparse.ArgumentParser(
+        prog="tora",
+        description=(
+            "tora-rl: offline multi-objective RL with the trade-off chosen at inference time.\n"
+            "Train one diffusion planner per objective once; compose them with any weights."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = _add_command(sub, "demo", "Run the whole pipeline on the built-in Cruise task.", commands.demo)
+    from tora.demo import DemoConfig
+
+    add_dataclass_arguments(demo, DemoConfig)
+
+    data = sub.add_parser("data", help="Inspect or make offline datasets.")
+    data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+    inspect = _add_command(
+        data_sub, "inspect", "Print what a dataset file holds (any supported format).", commands.data_inspect
+    )
+    inspect.add_argument("path", help="Dataset file or Minari dataset directory.")
+    inspect.add_argument("--json", action="store_true", help="Print one JSON object on stdout.")
+    inspect.add_argument(
+        "--format", default=None, choices=["d4morl", "dsrl", "minari", "tora"],
+        help="Force a format instead of detecting it.",
+    )
+    make = _add_command(data_sub, "make", "Generate an offline dataset with tora-rl's own behaviour.", commands.data_make)
+    add_dataclass_arguments(make, commands.DataMakeOptions)
+
+    pretrain = _add_command(
+        sub, "pretrain", "Stage 1: train the reference planner and inverse dynamics.", commands.pretrain
+    )
+    add_dataclass_arguments(pretrain, commands.PretrainOptions)
+    add_dataclass_arguments(pretrain, RuntimeOptions)
+    from tora.train.inverse import InverseDynamicsTrainConfig
+    from tora.train.pretrain import PretrainConfig
+
+    add_dataclass_arguments(pretrain, PretrainConfig, group_title="reference planner")
+    add_dataclass_arguments(pretrain, InverseDynamicsTrainConfig, prefix="inverse", group_title="inverse dynamics")
+
+    finetune = _add_command(
+        sub, "finetune", "Stage 2: Diffusion-DPO fine-tune one planner for one objective.", commands.finetune
+    )
+    add_dataclass_arguments(finetune, commands.FinetuneOptions)
+    add_dataclass_arguments(finetune, RuntimeOptions)
+    from tora.train.dpo import DPOConfig
+
+    add_dataclass_arguments(finetune, DPOConfig, group_title="Diffusion-DPO")
+
+    evaluate = _add_command(
+        sub, "evaluate", "Act with composed objective planners: one weight vector or a sweep.", commands.evaluate
+    )
+    add_dataclass_arguments(evaluate, commands.EvaluateOptions)
+    add_dataclass_arguments(evaluate, RuntimeOptions)
+    from tora.diffusion.samplers import SamplerConfig
+
+    add_dataclass_arguments(evaluate, SamplerConfig, prefix="sampler", group_title="sampler")
+
+    bench = sub.add_parser("bench", help="Benchmarks.")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
+    speed = _add_command(
+        bench_sub, "speed", "Planning latency at batch 1 and batch N for K composed models.", commands.bench_speed
+    )
+    from tora.bench.speed import SpeedConfig
+
+    add_dataclass_arguments(speed, SpeedConfig)
+    return parser
+
+
+def _version() -> str:
+    from tora import __version__
+
+    return f"tora-rl {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except ToraError as exc:
+        print(f"tora: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tora: interrupted; re-run the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+def dump(obj: object) -> str:
+    """Configs as pretty JSON (for printing next to results)."""
+    return json.dumps(config_to_dict(obj), indent=2)
+
+
+__all__ = ["RuntimeOptions", "build_parser", "dataclass_from_args", "dump", "main"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

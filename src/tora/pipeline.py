@@ -1,0 +1,102 @@
+"""The TORA pipeline as three calls: train a run, add an objective, evaluate a sweep.
+
+The CLI and the demo are thin layers over these functions; so is any user script.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tora.data.trajectories import Trajectories
+from tora.diffusion.samplers import SamplerConfig
+from tora.envs import make_env
+from tora.evaluate.report import summarize_sweep, write_sweep_report
+from tora.evaluate.rollout import SweepResult, rollout_sweep
+from tora.planning.agent import Agent
+from tora.train.dpo import DPOConfig, finetune_objective
+from tora.train.inverse import InverseDynamicsTrainConfig, train_inverse_dynamics
+from tora.train.planner_io import INVERSE_DIR, REFERENCE_DIR, load_planner
+from tora.train.pretrain import PretrainConfig, pretrain_planner
+
+
+def pretrain_run(
+    traj: Trajectories,
+    run_dir: Path,
+    pretrain: PretrainConfig,
+    inverse: InverseDynamicsTrainConfig,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> None:
+    """Stage 1: the reference planner and the inverse dynamics model (same normalization)."""
+    run_dir = Path(run_dir)
+    pretrain_planner(traj, run_dir / REFERENCE_DIR, pretrain, device, progress)
+    _, spec, _ = load_planner(run_dir / REFERENCE_DIR)
+    # The action leads from s_t to the first planned state s_{t+m}: same stride as the planner.
+    train_inverse_dynamics(
+        traj, run_dir / INVERSE_DIR, inverse, spec.normalizer, spec.stride, device, progress
+    )
+
+
+def finetune_run(
+    traj: Trajectories,
+    run_dir: Path,
+    dpo: DPOConfig,
+    objectives: Sequence[str] | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> list[Path]:
+    """Stage 2: one Diffusion-DPO model per objective (default: every objective of ``traj``)."""
+    names = list(objectives) if objectives else traj.objective_names
+    return [finetune_objective(run_dir, traj, name, dpo, device, progress) for name in names]
+
+
+def evaluate_run(
+    run_dir: Path,
+    weights: np.ndarray,
+    episodes: int,
+    seed: int,
+    env_id: str,
+    objectives: Sequence[str] | None = None,
+    sampler: SamplerConfig | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> SweepResult:
+    """Roll out the composed agent for every weight row; all rows advance as one batch."""
+    agent = Agent.load(run_dir, objectives, device=device, sampler=sampler, seed=seed)
+    probe = make_env(env_id)
+    agent.check_spaces(probe.observation_space.shape, probe.action_space.shape)
+    reward_names = list(getattr(probe.unwrapped, "reward_names", ()) or [])
+    probe.close()
+    result = rollout_sweep(
+        agent.act,
+        lambda: make_env(env_id),
+        weights,
+        episodes,
+        seed,
+        env_id=env_id,
+        objective_names=reward_names or None,
+        progress=progress,
+    )
+    result.meta["models"] = agent.objective_names
+    return result
+
+
+def report_run(
+    result: SweepResult,
+    out_dir: Path,
+    ref_point: Sequence[float],
+    title: str = "",
+    extra: dict[str, Any] | None = None,
+    overlay: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Metrics of a sweep, written with its plots into ``out_dir``; returns the summary.
+    ``overlay`` adds reference return sets (e.g. the dataset's episodes) to the front plot."""
+    summary = summarize_sweep(result, ref_point)
+    paths = write_sweep_report(result, summary, out_dir, title, extra, overlay)
+    summary["files"] = {k: str(v) for k, v in paths.items()}
+    return summary

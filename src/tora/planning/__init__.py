@@ -1,0 +1,5 @@
+"""Receding-horizon planning: compose objective models, sample a plan, act by inverse dynamics."""
+
+from tora.planning.agent import Agent
+
+__all__ = ["Agent"]

@@ -1,0 +1,165 @@
+"""The agent users act with: objective planners composed per call, then inverse dynamics.
+
+At every step the agent samples a window of future states from the composed denoiser
+sum_i w_i eps_i, with the current observation inpainted as the window's first state, and
+returns the inverse-dynamics action towards the first planned state (receding horizon: it
+replans at the next step). Observations and weights may be batched: row b of ``weights`` is
+the preference of environment b, so a whole preference sweep advances as one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from tora.device import resolve_device
+from tora.diffusion.compose import ComposedDenoiser, check_weights
+from tora.diffusion.samplers import SamplerConfig, sample
+from tora.errors import CheckpointError, ShapeMismatchError
+from tora.nn.inverse_dynamics import InverseDynamics
+from tora.train.planner_io import (
+    INVERSE_DIR,
+    PlannerSpec,
+    default_objective_order,
+    load_inverse_dynamics,
+    load_planner,
+    objective_dir,
+    reference_hash,
+)
+
+
+class Agent:
+    """A TORA agent: K objective planners, their shared spec, and an inverse dynamics model."""
+
+    def __init__(
+        self,
+        models: Sequence[nn.Module],
+        names: Sequence[str],
+        spec: PlannerSpec,
+        inverse: InverseDynamics,
+        sampler: SamplerConfig | None = None,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        self.device = torch.device(device)
+        self.spec = spec
+        self.composed = ComposedDenoiser(list(models), list(names)).to(self.device).eval()
+        self.inverse = inverse.to(self.device).eval()
+        self.sampler = sampler or SamplerConfig()
+        self.generator = torch.Generator(device=self.device)
+        self.seed(seed)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls,
+        run_dir: str | Path,
+        objectives: Sequence[str] | None = None,
+        device: str = "auto",
+        sampler: SamplerConfig | None = None,
+        seed: int = 0,
+    ) -> Agent:
+        """Load the inverse dynamics model and the named objective planners of a run.
+
+        ``objectives`` defaults to every objective model present. Each must have been
+        fine-tuned from this run's reference planner (checked by its weights' hash).
+        """
+        run_dir = Path(run_dir)
+        dev = resolve_device(device)
+        names = list(objectives) if objectives is not None else default_objective_order(run_dir)
+        if not names:
+            raise CheckpointError(
+                f"no objective models in {run_dir}/objectives; run `tora finetune` first"
+            )
+        ref_hash = reference_hash(run_dir)
+        models, spec = [], None
+        for name in names:
+            model, model_spec, config = load_planner(objective_dir(run_dir, name), dev)
+            if config.get("reference_sha256") != ref_hash:
+                raise CheckpointError(
+                    f"objective model {name!r} was fine-tuned from a different reference "
+                    f"planner than {run_dir}/reference; retrain it with `tora finetune`"
+                )
+            models.append(model)
+            spec = spec or model_spec
+        assert spec is not None
+        inverse, inv_config = load_inverse_dynamics(run_dir / INVERSE_DIR, dev)
+        if inv_config.get("obs_dim") != spec.obs_dim or inv_config.get("stride") != spec.stride:
+            raise CheckpointError(
+                f"inverse dynamics (obs_dim {inv_config.get('obs_dim')}, stride "
+                f"{inv_config.get('stride')}) does not match the planners (obs_dim "
+                f"{spec.obs_dim}, stride {spec.stride})"
+            )
+        return cls(models, names, spec, inverse, sampler, dev, seed)
+
+    # --------------------------------------------------------------- properties
+    @property
+    def objective_names(self) -> list[str]:
+        return list(self.composed.names)
+
+    @property
+    def obs_dim(self) -> int:
+        return self.spec.obs_dim
+
+    @property
+    def act_dim(self) -> int:
+        return int(self.inverse.action_low.numel())
+
+    def seed(self, seed: int) -> None:
+        """Reset the sampling noise: the same seed and inputs give the same actions."""
+        self.generator.manual_seed(int(seed))
+
+    def check_spaces(self, obs_shape: tuple[int, ...], act_shape: tuple[int, ...]) -> None:
+        """Raise :class:`ShapeMismatchError` if an environment's spaces do not fit the models."""
+        if tuple(obs_shape) != (self.obs_dim,) or tuple(act_shape) != (self.act_dim,):
+            raise ShapeMismatchError(
+                f"environment has observations {tuple(obs_shape)} and actions "
+                f"{tuple(act_shape)}, but the models expect ({self.obs_dim},) and "
+                f"({self.act_dim},): were they trained on this environment?"
+            )
+
+    # ------------------------------------------------------------------ acting
+    def _inputs(self, obs: np.ndarray, weights: np.ndarray | Sequence[float]) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        single = o.dim() == 1
+        o = o[None] if single else o
+        if o.dim() != 2 or o.shape[1] != self.obs_dim:
+            raise ShapeMismatchError(
+                f"observation batch has shape {tuple(o.shape)}; expected (B, {self.obs_dim})"
+            )
+        if not torch.isfinite(o).all():
+            raise ValueError("observations contain NaN or inf")
+        w = check_weights(weights, len(self.objective_names), self.objective_names)
+        if w.shape[0] == 1:
+            w = w.expand(o.shape[0], -1)
+        elif w.shape[0] != o.shape[0]:
+            raise ShapeMismatchError(f"{w.shape[0]} weight rows for {o.shape[0]} observations")
+        return o, w.to(self.device, torch.float32), single
+
+    @torch.no_grad()
+    def plan(self, obs: np.ndarray, weights: np.ndarray | Sequence[float]) -> np.ndarray:
+        """Planned windows (B, H, obs_dim) in environment units, first row = ``obs``."""
+        o, w, single = self._inputs(obs, weights)
+        x = self._sample(self.spec.normalizer.normalize(o), w)
+        out = self.spec.normalizer.unnormalize(x).cpu().numpy()
+        return out[0] if single else out
+
+    def _sample(self, first: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        shape = (first.shape[0], self.spec.horizon, self.spec.obs_dim)
+        return sample(
+            lambda x, t: self.composed(x, t, w, validate=False), self.spec.schedule, shape, first, self.sampler, self.generator
+        )
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, weights: np.ndarray | Sequence[float]) -> np.ndarray:
+        """Action(s) for observation(s) ``obs`` (obs_dim,) or (B, obs_dim) under ``weights``
+        (K,) shared by the batch or (B, K) one row per observation."""
+        o, w, single = self._inputs(obs, weights)
+        first = self.spec.normalizer.normalize(o)
+        plan = self._sample(first, w)
+        action = self.inverse(plan[:, 0], plan[:, 1]).cpu().numpy()
+        return action[0] if single else action

@@ -1,0 +1,62 @@
+"""Pure loss functions. Each returns ``(loss, stats)``: a scalar tensor to minimize and a dict
+of floats worth logging. They can be checked by hand on tiny tensors."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+Stats = dict[str, float]
+
+
+def window_errors(eps_pred: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """(B,) mean squared noise error per window, leaving out the first (inpainted) state.
+
+    eps_pred, noise: (B, H, D). The first state is the known current state at planning time;
+    it is never generated, so it carries no error.
+    """
+    return (eps_pred[:, 1:] - noise[:, 1:]).pow(2).mean(dim=(1, 2))
+
+
+def denoising_loss(eps_pred: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+    """The simple DDPM loss E ||eps - eps_theta(x_t, t)||^2 over generated states."""
+    loss = window_errors(eps_pred, noise).mean()
+    return loss, {"loss": float(loss.detach())}
+
+
+def diffusion_dpo_loss(
+    err_theta_win: torch.Tensor,
+    err_ref_win: torch.Tensor,
+    err_theta_lose: torch.Tensor,
+    err_ref_lose: torch.Tensor,
+    beta: float,
+) -> tuple[torch.Tensor, Stats]:
+    """Diffusion-DPO (Wallace et al. 2024) with winner and loser at the same t and noise.
+
+    All inputs are (B,) per-window errors from :func:`window_errors`. With
+    d = (e_theta(x+) - e_ref(x+)) - (e_theta(x-) - e_ref(x-)), the loss is
+    -log sigmoid(-(beta / 2) d). This is the intended form of the seeds' Eq. 3, whose
+    misplaced parenthesis applies beta to the winner's log-ratio only.
+
+    stats: loss; implicit_accuracy, the fraction of pairs where the model already ranks the
+    winner above the loser (d < 0); reward_margin, the mean of -(beta/2) d (the implicit
+    reward gap); and the mean error gaps of winner and loser relative to the reference.
+    """
+    win_gap = err_theta_win - err_ref_win
+    lose_gap = err_theta_lose - err_ref_lose
+    logits = -0.5 * beta * (win_gap - lose_gap)
+    loss = -F.logsigmoid(logits).mean()
+    stats = {
+        "loss": float(loss.detach()),
+        "implicit_accuracy": float((logits > 0).float().mean()),
+        "reward_margin": float(logits.detach().mean()),
+        "winner_gap": float(win_gap.detach().mean()),
+        "loser_gap": float(lose_gap.detach().mean()),
+    }
+    return loss, stats
+
+
+def inverse_dynamics_loss(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+    """Mean squared action error of the inverse dynamics model. pred, target: (B, A)."""
+    loss = F.mse_loss(pred, target)
+    return loss, {"loss": float(loss.detach())}

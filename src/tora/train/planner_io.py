@@ -1,0 +1,137 @@
+"""Reading and writing planner, objective and inverse-dynamics directories.
+
+A run directory holds one directory per trained piece, each a ``config.json`` plus
+``model.safetensors``::
+
+    run/
+      reference/            the pretrained planner (the frozen DPO reference)
+      inverse_dynamics/     a_t = f(s_t, s_{t+m})
+      objectives/<name>/    one DPO-fine-tuned planner per objective
+
+Objective directories record the SHA-256 of the reference weights they started from, so a
+set of objective models trained from different references is refused rather than mixed.
+Adding an objective adds a directory and touches nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tora.data.normalize import Normalizer
+from tora.diffusion.schedule import NoiseSchedule
+from tora.errors import CheckpointError, UnknownObjectiveError
+from tora.nn.denoisers import DenoiserConfig, build_denoiser
+from tora.nn.inverse_dynamics import InverseDynamics, InverseDynamicsConfig
+from tora.train.checkpoint import file_sha256, load_state_into, read_config
+
+REFERENCE_DIR = "reference"
+INVERSE_DIR = "inverse_dynamics"
+OBJECTIVES_DIR = "objectives"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class PlannerSpec:
+    """Everything needed to rebuild a planner network and interpret its output."""
+
+    horizon: int
+    stride: int
+    obs_dim: int
+    denoiser: DenoiserConfig
+    schedule: NoiseSchedule
+    normalizer: Normalizer
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "horizon": self.horizon,
+            "stride": self.stride,
+            "obs_dim": self.obs_dim,
+            "denoiser": vars(self.denoiser).copy(),
+            "schedule": self.schedule.to_dict(),
+            "normalizer": self.normalizer.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlannerSpec:
+        try:
+            return cls(
+                horizon=int(d["horizon"]),
+                stride=int(d["stride"]),
+                obs_dim=int(d["obs_dim"]),
+                denoiser=DenoiserConfig(**d["denoiser"]),
+                schedule=NoiseSchedule(**d["schedule"]),
+                normalizer=Normalizer.from_dict(d["normalizer"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise CheckpointError(f"planner config is incomplete or malformed: {exc!r}") from exc
+
+    def build(self) -> nn.Module:
+        return build_denoiser(self.horizon, self.obs_dim, self.denoiser)
+
+
+def load_planner(directory: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, PlannerSpec, dict]:
+    """(denoiser in eval mode, its spec, the whole config.json) from a planner directory."""
+    config = read_config(directory)
+    spec = PlannerSpec.from_dict(config.get("planner", {}))
+    model = spec.build()
+    load_state_into(directory, model)
+    return model.to(device).eval().requires_grad_(False), spec, config
+
+
+def load_inverse_dynamics(directory: Path, device: torch.device | str = "cpu") -> tuple[InverseDynamics, dict]:
+    config = read_config(directory)
+    try:
+        model = InverseDynamics(
+            int(config["obs_dim"]),
+            int(config["act_dim"]),
+            torch.tensor(config["action_low"]),
+            torch.tensor(config["action_high"]),
+            InverseDynamicsConfig(**config["network"]),
+        )
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{directory}/config.json is not an inverse dynamics config: {exc!r}") from exc
+    load_state_into(directory, model)
+    return model.to(device).eval().requires_grad_(False), config
+
+
+def reference_hash(run_dir: Path) -> str:
+    path = Path(run_dir) / REFERENCE_DIR / WEIGHTS_FILE
+    if not path.exists():
+        raise CheckpointError(f"no reference planner at {path.parent}; run `tora pretrain` first")
+    return file_sha256(path)
+
+
+def available_objectives(run_dir: Path) -> list[str]:
+    """Names of the objective models present in ``run_dir`` (sorted)."""
+    root = Path(run_dir) / OBJECTIVES_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "config.json").exists())
+
+
+def default_objective_order(run_dir: Path) -> list[str]:
+    """Available objective models in the dataset's column order (then any others, sorted),
+    so weight vectors line up with the reward columns unless the user says otherwise."""
+    have = available_objectives(run_dir)
+    try:
+        dataset_order = [o["name"] for o in read_config(Path(run_dir) / REFERENCE_DIR)["objectives"]]
+    except (CheckpointError, KeyError, TypeError):
+        dataset_order = []
+    first = [n for n in dataset_order if n in have]
+    return first + [n for n in have if n not in first]
+
+
+def objective_dir(run_dir: Path, name: str) -> Path:
+    path = Path(run_dir) / OBJECTIVES_DIR / name
+    if not (path / "config.json").exists():
+        have = available_objectives(run_dir)
+        raise UnknownObjectiveError(
+            f"no objective model {name!r} in {run_dir}; available: {have or 'none'} "
+            f"(train one with `tora finetune --objective {name}`)"
+        )
+    return path
