@@ -13,7 +13,12 @@ import tora
 from tora.diffusion.samplers import SamplerConfig
 from tora.envs import CRUISE_ID
 from tora.envs.scripted import collect_cruise
-from tora.errors import CheckpointError, InvalidWeightsError, ShapeMismatchError, UnknownObjectiveError
+from tora.errors import (
+    CheckpointError,
+    InvalidWeightsError,
+    ShapeMismatchError,
+    UnknownObjectiveError,
+)
 from tora.evaluate.rollout import rollout_sweep
 from tora.nn.denoisers import DenoiserConfig
 from tora.pipeline import evaluate_run, finetune_run, pretrain_run
@@ -49,7 +54,13 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, small_data: tora.Trajecto
     pretrain_run(
         small_data, run, tiny_pretrain(30), InverseDynamicsTrainConfig(steps=30), progress=False
     )
-    dpo = DPOConfig(steps=10, batch_size=8, num_pairs=200, segment_length=8, optim=OptimConfig(lr=1e-4, ema_decay=0))
+    dpo = DPOConfig(
+        steps=10,
+        batch_size=8,
+        num_pairs=200,
+        segment_length=8,
+        optim=OptimConfig(lr=1e-4, ema_decay=0),
+    )
     finetune_run(small_data, run, dpo, progress=False)
     return run
 
@@ -77,11 +88,19 @@ def test_seeded_pretraining_repeats_exactly(tmp_path: Path, small_data: tora.Tra
     )
 
 
-def test_resumed_training_equals_uninterrupted(tmp_path: Path, small_data: tora.Trajectories) -> None:
-    pretrain_planner(small_data, tmp_path / "full", tiny_pretrain(20, checkpoint_every=10), progress=False)
+def test_resumed_training_equals_uninterrupted(
+    tmp_path: Path, small_data: tora.Trajectories
+) -> None:
+    pretrain_planner(
+        small_data, tmp_path / "full", tiny_pretrain(20, checkpoint_every=10), progress=False
+    )
     # "Killed" after 10 steps: the first run stops at its checkpoint, the second resumes it.
-    pretrain_planner(small_data, tmp_path / "cut", tiny_pretrain(10, checkpoint_every=10), progress=False)
-    pretrain_planner(small_data, tmp_path / "cut", tiny_pretrain(20, checkpoint_every=10), progress=False)
+    pretrain_planner(
+        small_data, tmp_path / "cut", tiny_pretrain(10, checkpoint_every=10), progress=False
+    )
+    pretrain_planner(
+        small_data, tmp_path / "cut", tiny_pretrain(20, checkpoint_every=10), progress=False
+    )
     assert_same_weights(tmp_path / "full", tmp_path / "cut")
     history = json.loads((tmp_path / "cut" / "history.json").read_text())["history"]
     assert [h["step"] for h in history] == [5, 10, 15, 20]
@@ -107,7 +126,9 @@ def test_agent_acts_with_weights_per_call(tiny_run: Path) -> None:
 
 def test_one_hot_composition_equals_single_model_agent(tiny_run: Path) -> None:
     both = tora.Agent.load(tiny_run, device="cpu", sampler=SamplerConfig(steps=4), seed=7)
-    speed_only = tora.Agent.load(tiny_run, ["speed"], device="cpu", sampler=SamplerConfig(steps=4), seed=7)
+    speed_only = tora.Agent.load(
+        tiny_run, ["speed"], device="cpu", sampler=SamplerConfig(steps=4), seed=7
+    )
     obs = collect_cruise(1, seed=9, progress=False).observations[:5]
     np.testing.assert_array_equal(both.plan(obs, [1.0, 0.0]), speed_only.plan(obs, [1.0]))
 
@@ -155,7 +176,9 @@ def test_objective_from_another_reference_is_refused(tiny_run: Path, tmp_path: P
         tora.Agent.load(copy, device="cpu")
 
 
-def test_finetune_rejects_unknown_objective_and_wrong_dims(tiny_run: Path, small_data: tora.Trajectories) -> None:
+def test_finetune_rejects_unknown_objective_and_wrong_dims(
+    tiny_run: Path, small_data: tora.Trajectories
+) -> None:
     from tora.data.trajectories import Trajectories
 
     with pytest.raises(UnknownObjectiveError, match="speed"):
@@ -176,7 +199,16 @@ def test_finetune_rejects_unknown_objective_and_wrong_dims(tiny_run: Path, small
 
 def test_evaluate_run_sweeps_all_weights_as_one_batch(tiny_run: Path) -> None:
     weights = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
-    result = evaluate_run(tiny_run, weights, 2, 0, CRUISE_ID, sampler=SamplerConfig(steps=2), device="cpu", progress=False)
+    result = evaluate_run(
+        tiny_run,
+        weights,
+        2,
+        0,
+        CRUISE_ID,
+        sampler=SamplerConfig(steps=2),
+        device="cpu",
+        progress=False,
+    )
     assert result.returns.shape == (3, 2, 2)
     assert result.objective_names == ["speed", "energy"]
     assert (result.lengths == 100).all()
@@ -189,7 +221,14 @@ def test_rollout_batches_one_policy_call_per_step() -> None:
         calls.append(obs.shape[0])
         return np.where(weights[:, :1] > 0.5, 1.0, -1.0)  # full throttle if speed-weighted
 
-    res = rollout_sweep(policy, lambda: tora.make_env(CRUISE_ID), np.array([[1.0, 0.0], [0.0, 1.0]]), 3, 0, progress=False)
+    res = rollout_sweep(
+        policy,
+        lambda: tora.make_env(CRUISE_ID),
+        np.array([[1.0, 0.0], [0.0, 1.0]]),
+        3,
+        0,
+        progress=False,
+    )
     assert calls == [6] * 100
     speed, energy = res.mean_returns[:, 0], res.mean_returns[:, 1]
     assert speed[0] > speed[1] and energy[1] == pytest.approx(100.0)  # zero throttle costs nothing

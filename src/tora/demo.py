@@ -20,10 +20,10 @@ from tora.data.formats import save_dataset
 from tora.device import resolve_device
 from tora.diffusion.samplers import SamplerConfig
 from tora.envs import CRUISE_ID
-from tora.envs.scripted import collect_cruise
-from tora.nn.denoisers import DenoiserConfig
 from tora.envs.cruise import ideal_front
+from tora.envs.scripted import collect_cruise
 from tora.evaluate.pareto import hypervolume
+from tora.nn.denoisers import DenoiserConfig
 from tora.pipeline import evaluate_run, finetune_run, pretrain_run, report_run
 from tora.preferences import simplex_grid
 from tora.train.checkpoint import atomic_write_json
@@ -31,7 +31,6 @@ from tora.train.dpo import DPOConfig
 from tora.train.inverse import InverseDynamicsTrainConfig
 from tora.train.loop import OptimConfig
 from tora.train.pretrain import PretrainConfig
-
 
 REF_POINT = (0.0, 0.0)
 """Hypervolume reference point of the Cruise suite: both objectives are non-negative."""
@@ -105,8 +104,14 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
 
     weights = simplex_grid(2, config.preferences)
     result = evaluate_run(
-        run_dir, weights, config.eval_episodes, config.seed + 10_000, CRUISE_ID,
-        sampler=config.sampler, device=str(device), progress=config.progress,
+        run_dir,
+        weights,
+        config.eval_episodes,
+        config.seed + 10_000,
+        CRUISE_ID,
+        sampler=config.sampler,
+        device=str(device),
+        progress=config.progress,
     )
     timings["evaluate_s"] = time.perf_counter() - start - sum(timings.values())
     timings["total_s"] = time.perf_counter() - start
@@ -139,7 +144,7 @@ def format_demo_report(summary: dict[str, Any], config: DemoConfig) -> str:
         f"{'w_' + names[0]:>10} {'w_' + names[1]:>10} {names[0]:>10} {names[1]:>10}  front",
     ]
     front = {tuple(np.round(p, 6)) for p in summary["front"]}
-    for w, r in zip(weights, returns):
+    for w, r in zip(weights, returns, strict=True):
         mark = "*" if tuple(np.round(r, 6)) in front else ""
         lines.append(f"{w[0]:10.2f} {w[1]:10.2f} {r[0]:10.2f} {r[1]:10.2f}  {mark}")
     first, last = summary["first_weight_return"], summary["last_weight_return"]

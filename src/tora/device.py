@@ -8,7 +8,7 @@ from tora.errors import ToraError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" picks CUDA when available, else the CPU; "cuda" without a GPU is an error."""
+    """ "auto" picks CUDA when available, else the CPU; "cuda" without a GPU is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

@@ -85,23 +85,29 @@ def run_speed_benchmark(config: SpeedConfig) -> dict[str, Any]:
         for _ in range(max(config.models))
     ]
     params = sum(p.numel() for p in models[0].parameters())
-    inverse = InverseDynamics(
-        config.obs_dim,
-        config.act_dim,
-        -torch.ones(config.act_dim),
-        torch.ones(config.act_dim),
-        InverseDynamicsConfig(),
-    ).to(device).eval()
+    inverse = (
+        InverseDynamics(
+            config.obs_dim,
+            config.act_dim,
+            -torch.ones(config.act_dim),
+            torch.ones(config.act_dim),
+            InverseDynamicsConfig(),
+        )
+        .to(device)
+        .eval()
+    )
     rng = np.random.default_rng(0)
     rows = []
     for k in config.models:
         composed = ComposedDenoiser(models[:k]).to(device)
         for b in config.batch_sizes:
-            weights = torch.as_tensor(rng.dirichlet(np.ones(k), size=b), dtype=torch.float32, device=device)
+            weights = torch.as_tensor(
+                rng.dirichlet(np.ones(k), size=b), dtype=torch.float32, device=device
+            )
             first = torch.randn(b, config.obs_dim, device=device)
             shape = (b, config.horizon, config.obs_dim)
 
-            def act(first=first, weights=weights, shape=shape, composed=composed) -> torch.Tensor:  # noqa: ANN001
+            def act(first=first, weights=weights, shape=shape, composed=composed) -> torch.Tensor:
                 plan = sample(
                     lambda x, t: composed(x, t, weights, validate=False),
                     schedule,
@@ -112,13 +118,22 @@ def run_speed_benchmark(config: SpeedConfig) -> dict[str, Any]:
                 return inverse(plan[:, 0], plan[:, 1])
 
             seconds = _time(act, config.repeats, config.warmup, device)
-            rows.append({"models": k, "batch": b, "ms_per_step": 1e3 * seconds, "ms_per_action": 1e3 * seconds / b})
+            rows.append(
+                {
+                    "models": k,
+                    "batch": b,
+                    "ms_per_step": 1e3 * seconds,
+                    "ms_per_action": 1e3 * seconds / b,
+                }
+            )
     base = {r["batch"]: r["ms_per_step"] for r in rows if r["models"] == min(config.models)}
     for r in rows:
         r["ratio_to_k1"] = r["ms_per_step"] / base[r["batch"]]
     return {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "denoiser_params": params,

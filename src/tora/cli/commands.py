@@ -16,7 +16,7 @@ from tora.cli.config_args import config_to_dict, dataclass_from_args
 from tora.errors import ToraError
 
 
-def _runtime(args: argparse.Namespace):  # noqa: ANN202 (RuntimeOptions; avoids a cycle)
+def _runtime(args: argparse.Namespace):
     from tora.cli.main import RuntimeOptions
 
     return dataclass_from_args(RuntimeOptions, args)
@@ -195,7 +195,15 @@ def evaluate(args: argparse.Namespace) -> int:
         else simplex_grid(len(names), opts.sweep)
     )
     result = evaluate_run(
-        run, weights, opts.episodes, opts.seed, env_id, names, sampler, runtime.device, runtime.progress
+        run,
+        weights,
+        opts.episodes,
+        opts.seed,
+        env_id,
+        names,
+        sampler,
+        runtime.device,
+        runtime.progress,
     )
     out = Path(opts.out) if opts.out else run / "eval"
     ref = _floats(opts.ref_point, "--ref-point")
@@ -220,10 +228,13 @@ def format_sweep_table(
 ) -> str:
     """Aligned text table: one row per weight vector with its mean returns."""
     head = [f"w_{n}" for n in model_names] + [f"return_{n}" for n in reward_names]
-    rows = [[f"{v:.3f}" for v in w] + [f"{r:.2f}" for r in ret] for w, ret in zip(weights, returns)]
+    rows = [
+        [f"{v:.3f}" for v in w] + [f"{r:.2f}" for r in ret]
+        for w, ret in zip(weights, returns, strict=True)
+    ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(lines)
 
 

@@ -33,7 +33,10 @@ def _add_command(
     sub: argparse._SubParsersAction, name: str, help_text: str, handler: Handler
 ) -> argparse.ArgumentParser:
     parser = sub.add_parser(
-        name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter
+        name,
+        help=help_text,
+        description=help_text,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(handler=handler)
     return parser
@@ -53,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    demo = _add_command(sub, "demo", "Run the whole pipeline on the built-in Cruise task.", commands.demo)
+    demo = _add_command(
+        sub, "demo", "Run the whole pipeline on the built-in Cruise task.", commands.demo
+    )
     from tora.demo import DemoConfig
 
     add_dataclass_arguments(demo, DemoConfig)
@@ -61,19 +66,32 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="Inspect or make offline datasets.")
     data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
     inspect = _add_command(
-        data_sub, "inspect", "Print what a dataset file holds (any supported format).", commands.data_inspect
+        data_sub,
+        "inspect",
+        "Print what a dataset file holds (any supported format).",
+        commands.data_inspect,
     )
     inspect.add_argument("path", help="Dataset file or Minari dataset directory.")
     inspect.add_argument("--json", action="store_true", help="Print one JSON object on stdout.")
     inspect.add_argument(
-        "--format", default=None, choices=["d4morl", "dsrl", "minari", "tora"],
+        "--format",
+        default=None,
+        choices=["d4morl", "dsrl", "minari", "tora"],
         help="Force a format instead of detecting it.",
     )
-    make = _add_command(data_sub, "make", "Generate an offline dataset with tora-rl's own behaviour.", commands.data_make)
+    make = _add_command(
+        data_sub,
+        "make",
+        "Generate an offline dataset with tora-rl's own behaviour.",
+        commands.data_make,
+    )
     add_dataclass_arguments(make, commands.DataMakeOptions)
 
     pretrain = _add_command(
-        sub, "pretrain", "Stage 1: train the reference planner and inverse dynamics.", commands.pretrain
+        sub,
+        "pretrain",
+        "Stage 1: train the reference planner and inverse dynamics.",
+        commands.pretrain,
     )
     add_dataclass_arguments(pretrain, commands.PretrainOptions)
     add_dataclass_arguments(pretrain, RuntimeOptions)
@@ -81,10 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     from tora.train.pretrain import PretrainConfig
 
     add_dataclass_arguments(pretrain, PretrainConfig, group_title="reference planner")
-    add_dataclass_arguments(pretrain, InverseDynamicsTrainConfig, prefix="inverse", group_title="inverse dynamics")
+    add_dataclass_arguments(
+        pretrain, InverseDynamicsTrainConfig, prefix="inverse", group_title="inverse dynamics"
+    )
 
     finetune = _add_command(
-        sub, "finetune", "Stage 2: Diffusion-DPO fine-tune one planner for one objective.", commands.finetune
+        sub,
+        "finetune",
+        "Stage 2: Diffusion-DPO fine-tune one planner for one objective.",
+        commands.finetune,
     )
     add_dataclass_arguments(finetune, commands.FinetuneOptions)
     add_dataclass_arguments(finetune, RuntimeOptions)
@@ -93,7 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_arguments(finetune, DPOConfig, group_title="Diffusion-DPO")
 
     evaluate = _add_command(
-        sub, "evaluate", "Act with composed objective planners: one weight vector or a sweep.", commands.evaluate
+        sub,
+        "evaluate",
+        "Act with composed objective planners: one weight vector or a sweep.",
+        commands.evaluate,
     )
     add_dataclass_arguments(evaluate, commands.EvaluateOptions)
     add_dataclass_arguments(evaluate, RuntimeOptions)
@@ -104,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="Benchmarks.")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
     speed = _add_command(
-        bench_sub, "speed", "Planning latency at batch 1 and batch N for K composed models.", commands.bench_speed
+        bench_sub,
+        "speed",
+        "Planning latency at batch 1 and batch N for K composed models.",
+        commands.bench_speed,
     )
     from tora.bench.speed import SpeedConfig
 
@@ -127,7 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tora: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("tora: interrupted; re-run the same command to resume from the last checkpoint", file=sys.stderr)
+        print(
+            "tora: interrupted; re-run the same command to resume from the last checkpoint",
+            file=sys.stderr,
+        )
         return 130
 
 

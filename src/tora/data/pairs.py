@@ -39,7 +39,7 @@ def valid_segment_starts(traj: Trajectories, length: int) -> np.ndarray:
     """Transition indices whose segment of ``length`` steps stays inside their episode."""
     starts = [
         np.arange(b, e - length + 1)
-        for b, e in zip(traj.episode_bounds[:-1], traj.episode_bounds[1:])
+        for b, e in zip(traj.episode_bounds[:-1], traj.episode_bounds[1:], strict=True)
         if e - b >= length
     ]
     if not starts:
@@ -65,7 +65,9 @@ class PreferencePairs:
     def __len__(self) -> int:
         return int(self.first.size)
 
-    def labelled(self, objective: int, minimize: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+    def labelled(
+        self, objective: int, minimize: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, dict]:
         """(winners, losers, stats) for one objective; ties are dropped.
 
         stats: ``pairs`` kept, ``ties`` dropped, ``first_wins`` (label balance: near 0.5

@@ -50,7 +50,9 @@ class Objective:
         return cls(str(d["name"]), Direction(d.get("direction", "maximize")))
 
 
-def objectives_from_names(names: Iterable[str], minimize: Iterable[str] = ()) -> tuple[Objective, ...]:
+def objectives_from_names(
+    names: Iterable[str], minimize: Iterable[str] = ()
+) -> tuple[Objective, ...]:
     """Objectives named ``names``; those also in ``minimize`` get ``Direction.MINIMIZE``."""
     low = set(minimize)
     return tuple(
@@ -254,10 +256,16 @@ class Trajectories:
         }
         lengths = [len(np.asarray(e["actions"])) for e in episodes]
         terminals = np.concatenate(
-            [np.asarray(e.get("terminals", np.zeros(n, bool))) for e, n in zip(episodes, lengths)]
+            [
+                np.asarray(e.get("terminals", np.zeros(n, bool)))
+                for e, n in zip(episodes, lengths, strict=True)
+            ]
         )
         timeouts = np.concatenate(
-            [np.asarray(e.get("timeouts", np.zeros(n, bool))) for e, n in zip(episodes, lengths)]
+            [
+                np.asarray(e.get("timeouts", np.zeros(n, bool)))
+                for e, n in zip(episodes, lengths, strict=True)
+            ]
         )
         prefs = None
         if all("preference" in e for e in episodes):

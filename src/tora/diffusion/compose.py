@@ -17,6 +17,7 @@ from torch import nn
 from tora.errors import InvalidWeightsError
 from tora.preferences import validate_weights
 
+
 def check_weights(
     weights: torch.Tensor | np.ndarray | Sequence[float],
     num_models: int,
@@ -42,7 +43,9 @@ class ComposedDenoiser(nn.Module):
         if len(models) == 0:
             raise InvalidWeightsError("composition needs at least one objective model")
         self.models = nn.ModuleList(models)
-        self.names = list(names) if names is not None else [f"model_{i}" for i in range(len(models))]
+        self.names = (
+            list(names) if names is not None else [f"model_{i}" for i in range(len(models))]
+        )
 
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, weights: torch.Tensor, validate: bool = True
@@ -66,7 +69,7 @@ class ComposedDenoiser(nn.Module):
         assert out is not None  # rows sum to 1, so some weight is positive
         return out
 
-    def bind(self, weights: torch.Tensor):  # noqa: ANN201 (returns a sampler EpsFn)
+    def bind(self, weights: torch.Tensor):
         """The (x, t) -> eps function for fixed weights, as samplers expect."""
         w = check_weights(weights, len(self.models), self.names)
         return lambda x, t: self.forward(x, t, w, validate=False)

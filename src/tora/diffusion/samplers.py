@@ -41,8 +41,12 @@ def ddim_timesteps(num_train_steps: int, steps: int) -> list[int]:
     return sorted(set(ts), reverse=True)
 
 
-def _predict_x0(x: torch.Tensor, eps: torch.Tensor, abar: torch.Tensor, clip: float) -> torch.Tensor:
-    x0 = (x - (1 - abar).sqrt() * eps) / abar.sqrt()
+def _predict_x0(
+    x: torch.Tensor, eps: torch.Tensor, abar: torch.Tensor, clip: float
+) -> torch.Tensor:
+    # Scalar coefficients in float64: 1 - abar near t = 0 loses digits in float32.
+    a = float(abar)
+    x0 = (x - (1 - a) ** 0.5 * eps) / a**0.5
     return x0.clamp(-clip, clip) if clip > 0 else x0
 
 
@@ -55,13 +59,14 @@ def ddim_step(
     clip: float,
     noise: torch.Tensor | None,
 ) -> torch.Tensor:
-    """One DDIM update x_t -> x_prev (Song et al. 2021, Eq. 12)."""
+    """One DDIM update x_t -> x_prev (Song et al. 2021, Eq. 12). ``abar_t``, ``abar_prev``:
+    scalar tensors or floats (coefficients are computed in float64)."""
+    a_t, a_prev = float(abar_t), float(abar_prev)
     x0 = _predict_x0(x, eps, abar_t, clip)
     # Recompute eps from the (possibly clipped) x0 so the update stays self-consistent.
-    eps = (x - abar_t.sqrt() * x0) / (1 - abar_t).sqrt()
-    sigma = eta * ((1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev)).sqrt()
-    direction = (1 - abar_prev - sigma**2).clamp(min=0).sqrt() * eps
-    out = abar_prev.sqrt() * x0 + direction
+    eps = (x - a_t**0.5 * x0) / (1 - a_t) ** 0.5
+    sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5
+    out = a_prev**0.5 * x0 + max(1 - a_prev - sigma**2, 0.0) ** 0.5 * eps
     if noise is not None and eta > 0:
         out = out + sigma * noise
     return out
@@ -76,18 +81,19 @@ def ddpm_step(
     noise: torch.Tensor | None,
 ) -> torch.Tensor:
     """One ancestral step from the posterior q(x_{t-1} | x_t, x_0) (Ho et al. 2020, Eq. 7)."""
-    dt = dict(dtype=x.dtype, device=x.device)
-    abar_t = schedule.alphas_cumprod[t].to(**dt)
-    abar_prev = schedule.alphas_cumprod[t - 1].to(**dt) if t > 0 else torch.ones((), **dt)
-    beta_t = schedule.betas[t].to(**dt)
+    # Coefficients in float64, cast once: 1 - abar_t near t = 0 loses digits in float32.
+    abar = schedule.alphas_cumprod
+    abar_t = abar[t]
+    abar_prev = abar[t - 1] if t > 0 else torch.ones((), dtype=abar.dtype)
+    beta_t = schedule.betas[t]
+    coef_x0 = float(abar_prev.sqrt() * beta_t / (1 - abar_t))
+    coef_xt = float(schedule.alphas[t].sqrt() * (1 - abar_prev) / (1 - abar_t))
     x0 = _predict_x0(x, eps, abar_t, clip)
-    mean = (abar_prev.sqrt() * beta_t / (1 - abar_t)) * x0 + (
-        schedule.alphas[t].to(**dt).sqrt() * (1 - abar_prev) / (1 - abar_t)
-    ) * x
+    mean = coef_x0 * x0 + coef_xt * x
     if t == 0 or noise is None:
         return mean
-    var = beta_t * (1 - abar_prev) / (1 - abar_t)
-    return mean + var.sqrt() * noise
+    std = float((beta_t * (1 - abar_prev) / (1 - abar_t)).sqrt())
+    return mean + std * noise
 
 
 @torch.no_grad()
@@ -112,7 +118,7 @@ def sample(
         steps = ddim_timesteps(schedule.num_steps, config.steps)
     else:
         raise ValueError(f"unknown sampler {config.method!r}; choose 'ddim' or 'ddpm'")
-    abars = schedule.alphas_cumprod.to(device=device, dtype=dtype)
+    abars = schedule.alphas_cumprod  # float64 on the CPU: step coefficients, not data
     for i, t in enumerate(steps):
         t_batch = torch.full((shape[0],), t, device=device, dtype=torch.long)
         eps = eps_fn(x, t_batch)
@@ -125,7 +131,7 @@ def sample(
         if config.method == "ddpm":
             x = ddpm_step(x, eps, t, schedule, config.clip_x0, noise)
         else:
-            prev = abars[steps[i + 1]] if i + 1 < len(steps) else torch.ones((), device=device, dtype=dtype)
+            prev = abars[steps[i + 1]] if i + 1 < len(steps) else torch.ones((), dtype=abars.dtype)
             x = ddim_step(x, eps, abars[t], prev, config.eta, config.clip_x0, noise)
         x[:, 0] = first_state
     return x

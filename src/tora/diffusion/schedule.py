@@ -1,7 +1,8 @@
 """The forward noising process q(x_t | x_0) of a DDPM (Ho et al. 2020).
 
 Holds no trainable parameters. Steps are 0-indexed: t = 0 is the least noisy step, and
-``alphas_cumprod[t]`` is the signal fraction abar_t of x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps.
+``alphas_cumprod[t]`` is the signal fraction abar_t of
+x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def collect_cruise(episodes: int, seed: int = 0, progress: bool = True) -> Traje
         while not done:
             action = cruise_controller(obs, target, rng)
             next_obs, reward, terminated, truncated, _ = env.step(action)
-            for key, value in zip(keys, (obs, action, reward, next_obs, truncated)):
+            for key, value in zip(keys, (obs, action, reward, next_obs, truncated), strict=True):
                 rows[key].append(value)
             obs, done = next_obs, terminated or truncated
         episode = {k: np.asarray(v) for k, v in rows.items()}

@@ -99,6 +99,12 @@ def _csv_bytes(result: SweepResult) -> bytes:
     for i, w in enumerate(result.weights):
         for e in range(result.returns.shape[1]):
             writer.writerow(
-                [i, e, *np.round(w, 6).tolist(), *result.returns[i, e].tolist(), int(result.lengths[i, e])]
+                [
+                    i,
+                    e,
+                    *np.round(w, 6).tolist(),
+                    *result.returns[i, e].tolist(),
+                    int(result.lengths[i, e]),
+                ]
             )
     return buf.getvalue().encode()

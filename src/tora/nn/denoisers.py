@@ -82,10 +82,19 @@ class TransformerDenoiser(nn.Module):
         self.pos = nn.Parameter(torch.zeros(1, horizon + 1, d))
         nn.init.normal_(self.pos, std=0.02)
         self.time = nn.Sequential(
-            SinusoidalEmbedding(config.time_dim), nn.Linear(config.time_dim, d), nn.SiLU(), nn.Linear(d, d)
+            SinusoidalEmbedding(config.time_dim),
+            nn.Linear(config.time_dim, d),
+            nn.SiLU(),
+            nn.Linear(d, d),
         )
         block = nn.TransformerEncoderLayer(
-            d, config.heads, 4 * d, config.dropout, activation="gelu", batch_first=True, norm_first=True
+            d,
+            config.heads,
+            4 * d,
+            config.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
         )
         self.blocks = nn.TransformerEncoder(block, config.depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)

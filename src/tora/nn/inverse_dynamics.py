@@ -40,7 +40,11 @@ class InverseDynamics(nn.Module):
         layers: list[nn.Module] = []
         width = 2 * state_dim
         for _ in range(config.depth):
-            layers += [nn.Linear(width, config.hidden_dim), nn.LayerNorm(config.hidden_dim), nn.SiLU()]
+            layers += [
+                nn.Linear(width, config.hidden_dim),
+                nn.LayerNorm(config.hidden_dim),
+                nn.SiLU(),
+            ]
             width = config.hidden_dim
         self.body = nn.Sequential(*layers, nn.Linear(width, action_dim))
         # Buffers so the bounds travel with the weights in the checkpoint and across devices.

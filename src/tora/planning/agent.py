@@ -123,7 +123,9 @@ class Agent:
             )
 
     # ------------------------------------------------------------------ acting
-    def _inputs(self, obs: np.ndarray, weights: np.ndarray | Sequence[float]) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    def _inputs(
+        self, obs: np.ndarray, weights: np.ndarray | Sequence[float]
+    ) -> tuple[torch.Tensor, torch.Tensor, bool]:
         o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
         single = o.dim() == 1
         o = o[None] if single else o
@@ -151,7 +153,12 @@ class Agent:
     def _sample(self, first: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         shape = (first.shape[0], self.spec.horizon, self.spec.obs_dim)
         return sample(
-            lambda x, t: self.composed(x, t, w, validate=False), self.spec.schedule, shape, first, self.sampler, self.generator
+            lambda x, t: self.composed(x, t, w, validate=False),
+            self.spec.schedule,
+            shape,
+            first,
+            self.sampler,
+            self.generator,
         )
 
     @torch.no_grad()

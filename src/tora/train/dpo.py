@@ -89,7 +89,9 @@ def finetune_objective(
     generator = torch.Generator(device=device).manual_seed(config.seed)
 
     def step_fn() -> tuple[torch.Tensor, dict[str, float]]:
-        pick = torch.randint(winners_t.numel(), (config.batch_size,), generator=generator, device=device)
+        pick = torch.randint(
+            winners_t.numel(), (config.batch_size,), generator=generator, device=device
+        )
         x_win = states[rows[winners_t[pick]]]
         x_lose = states[rows[losers_t[pick]]]
         # Winner and loser share t and noise: the loss compares how much better each is
@@ -104,7 +106,9 @@ def finetune_objective(
         with torch.no_grad():
             err_ref = window_errors(reference(xt, tt), noise2)
         b = config.batch_size
-        return diffusion_dpo_loss(err_theta[:b], err_ref[:b], err_theta[b:], err_ref[b:], config.beta)
+        return diffusion_dpo_loss(
+            err_theta[:b], err_ref[:b], err_theta[b:], err_ref[b:], config.beta
+        )
 
     result = run_loop(
         desc=f"DPO fine-tune '{objective}'",
@@ -134,4 +138,3 @@ def finetune_objective(
         },
     )
     return out_dir
-

@@ -23,7 +23,7 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        for s, p in zip(self.shadow.parameters(), model.parameters()):
+        for s, p in zip(self.shadow.parameters(), model.parameters(), strict=True):
             s.lerp_(p.detach(), 1.0 - self.decay)
-        for s, b in zip(self.shadow.buffers(), model.buffers()):
+        for s, b in zip(self.shadow.buffers(), model.buffers(), strict=True):
             s.copy_(b)

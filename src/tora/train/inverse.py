@@ -58,7 +58,9 @@ def train_inverse_dynamics(
     generator = torch.Generator(device=device).manual_seed(config.seed)
 
     def step_fn() -> tuple[torch.Tensor, dict[str, float]]:
-        batch = torch.randint(rows.shape[0], (config.batch_size,), generator=generator, device=device)
+        batch = torch.randint(
+            rows.shape[0], (config.batch_size,), generator=generator, device=device
+        )
         pair = states[rows[batch]]
         return inverse_dynamics_loss(model(pair[:, 0], pair[:, 1]), actions[batch])
 

@@ -74,7 +74,9 @@ class PlannerSpec:
         return build_denoiser(self.horizon, self.obs_dim, self.denoiser)
 
 
-def load_planner(directory: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, PlannerSpec, dict]:
+def load_planner(
+    directory: Path, device: torch.device | str = "cpu"
+) -> tuple[nn.Module, PlannerSpec, dict]:
     """(denoiser in eval mode, its spec, the whole config.json) from a planner directory."""
     config = read_config(directory)
     spec = PlannerSpec.from_dict(config.get("planner", {}))
@@ -83,7 +85,9 @@ def load_planner(directory: Path, device: torch.device | str = "cpu") -> tuple[n
     return model.to(device).eval().requires_grad_(False), spec, config
 
 
-def load_inverse_dynamics(directory: Path, device: torch.device | str = "cpu") -> tuple[InverseDynamics, dict]:
+def load_inverse_dynamics(
+    directory: Path, device: torch.device | str = "cpu"
+) -> tuple[InverseDynamics, dict]:
     config = read_config(directory)
     try:
         model = InverseDynamics(
@@ -94,7 +98,9 @@ def load_inverse_dynamics(directory: Path, device: torch.device | str = "cpu") -
             InverseDynamicsConfig(**config["network"]),
         )
     except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{directory}/config.json is not an inverse dynamics config: {exc!r}") from exc
+        raise CheckpointError(
+            f"{directory}/config.json is not an inverse dynamics config: {exc!r}"
+        ) from exc
     load_state_into(directory, model)
     return model.to(device).eval().requires_grad_(False), config
 
@@ -119,7 +125,9 @@ def default_objective_order(run_dir: Path) -> list[str]:
     so weight vectors line up with the reward columns unless the user says otherwise."""
     have = available_objectives(run_dir)
     try:
-        dataset_order = [o["name"] for o in read_config(Path(run_dir) / REFERENCE_DIR)["objectives"]]
+        dataset_order = [
+            o["name"] for o in read_config(Path(run_dir) / REFERENCE_DIR)["objectives"]
+        ]
     except (CheckpointError, KeyError, TypeError):
         dataset_order = []
     first = [n for n in dataset_order if n in have]

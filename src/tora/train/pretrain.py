@@ -103,7 +103,9 @@ def pretrain_planner(
     generator = torch.Generator(device=device).manual_seed(config.seed)
 
     def step_fn() -> tuple[torch.Tensor, dict[str, float]]:
-        batch = torch.randint(rows.shape[0], (config.batch_size,), generator=generator, device=device)
+        batch = torch.randint(
+            rows.shape[0], (config.batch_size,), generator=generator, device=device
+        )
         x0 = states[rows[batch]]
         xt, t, noise = noisy_windows(x0, spec.schedule, generator)
         return denoising_loss(model(xt, t), noise)

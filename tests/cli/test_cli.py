@@ -1,0 +1,203 @@
+"""Smoke tests of the ``tora`` command: every subcommand runs, explains itself and fails cleanly."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from tora.cli.main import main
+
+TINY = ["--denoiser-hidden-dim", "32", "--denoiser-depth", "1", "--denoiser-time-dim", "8"]
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["demo"], "Scripted episodes collected"),
+        (["pretrain"], "States per planned window"),
+        (["finetune"], "KL strength"),
+        (["evaluate"], "One weight vector"),
+        (["data", "inspect"], "--json"),
+        (["data", "make"], "byte-identical"),
+        (["bench", "speed"], "Numbers K of composed objective models"),
+    ],
+)
+def test_help_shows_field_docs(
+    command: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--help"])
+    assert exc.value.code == 0
+    assert expected in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "cruise.h5"
+    assert main(["data", "make", "--episodes", "6", "--seed", "1", "--out", str(path)]) == 0
+    return path
+
+
+def test_data_make_is_byte_identical_per_seed(dataset: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again.h5"
+    assert main(["data", "make", "--episodes", "6", "--seed", "1", "--out", str(again)]) == 0
+    assert again.read_bytes() == dataset.read_bytes()
+
+
+def test_data_inspect_json(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(["data", "inspect", str(dataset), "--json"], capsys)
+    info = json.loads(out)
+    assert code == 0
+    assert info["format"] == "tora" and info["episodes"] == 6 and info["transitions"] == 600
+    assert (info["obs_dim"], info["act_dim"]) == (3, 1)
+    assert info["objectives"] == ["speed", "energy"] and info["has_costs"] is False
+
+
+def test_data_inspect_text(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(["data", "inspect", str(dataset)], capsys)
+    assert code == 0 and "speed" in out and "600" in out
+
+
+def test_train_then_evaluate(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    common = ["--data", str(dataset), "--run", str(run), "--device", "cpu", "--no-progress"]
+    assert (
+        main(
+            [
+                "pretrain",
+                *common,
+                "--steps",
+                "5",
+                "--diffusion-steps",
+                "10",
+                *TINY,
+                "--inverse-steps",
+                "5",
+            ]
+        )
+        == 0
+    )
+    assert (run / "reference" / "model.safetensors").exists()
+    assert json.loads((run / "pretrain_command.json").read_text())["pretrain"]["steps"] == 5
+    for name in ("speed", "energy"):
+        assert (
+            main(
+                [
+                    "finetune",
+                    *common,
+                    "--objective",
+                    name,
+                    "--steps",
+                    "3",
+                    "--num-pairs",
+                    "50",
+                    "--segment-length",
+                    "5",
+                ]
+            )
+            == 0
+        )
+    capsys.readouterr()
+    out_dir = tmp_path / "eval"
+    code, out, _ = run_cli(
+        [
+            "evaluate",
+            "--run",
+            str(run),
+            "--weights",
+            "0.25,0.75",
+            "--episodes",
+            "1",
+            "--sampler-steps",
+            "2",
+            "--out",
+            str(out_dir),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+        capsys,
+    )
+    assert code == 0 and "hypervolume" in out
+    results = json.loads((out_dir / "results.json").read_text())
+    assert results["sweep"]["weights"] == [[0.25, 0.75]]
+    assert (out_dir / "config.json").exists() and (out_dir / "pareto_front.png").exists()
+
+    code, _, err = run_cli(
+        ["evaluate", "--run", str(run), "--weights", "0.5,0.6", "--no-progress"], capsys
+    )
+    assert code == 2 and "sum to 1" in err
+    code, _, err = run_cli(
+        ["evaluate", "--run", str(run), "--objectives", "comfort", "--no-progress"], capsys
+    )
+    assert code == 2 and "comfort" in err
+    code, _, err = run_cli(["finetune", *common, "--objective", "comfort"], capsys)
+    assert code == 2 and "unknown objective 'comfort'" in err
+
+
+def test_missing_and_malicious_files_are_clean_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(["data", "inspect", str(tmp_path / "nope.h5")], capsys)
+    assert code == 2 and "nope.h5" in err
+
+    class Exploit:
+        def __reduce__(self) -> tuple:
+            import os
+
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps([Exploit()]))
+    code, _, err = run_cli(["data", "inspect", str(evil)], capsys)
+    assert code == 2 and "system" in err
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_data_make_refuses_unknown_env(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(
+        ["data", "make", "--env", "MO-Ant-v2", "--out", str(tmp_path / "x.h5")], capsys
+    )
+    assert code == 2 and "tora/Cruise-v0" in err
+
+
+def test_bench_speed_prints_table(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "speed.json"
+    code, text, _ = run_cli(
+        [
+            "bench",
+            "speed",
+            "--device",
+            "cpu",
+            "--batch-sizes",
+            "1",
+            "3",
+            "--models",
+            "1",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--sampler-steps",
+            "2",
+            *TINY,
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    assert code == 0 and "ms/plan step" in text
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["models"], r["batch"]) for r in rows] == [(1, 1), (1, 3), (2, 1), (2, 3)]

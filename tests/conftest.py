@@ -1,0 +1,20 @@
+"""Shared test setup: one torch thread (the machine is shared) and fixed seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _single_thread_and_seeded() -> Iterator[None]:
+    """Every test starts single-threaded with torch and NumPy's global RNGs seeded at 0."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    np.random.seed(0)  # noqa: NPY002 (seeds the legacy global RNG some libraries still use)
+    yield
+    torch.set_num_threads(threads)
