@@ -23,13 +23,15 @@ from tora.envs import CRUISE_ID
 from tora.envs.cruise import ideal_front
 from tora.envs.scripted import collect_cruise
 from tora.evaluate.pareto import hypervolume
+from tora.evaluate.plots import plot_training_curves
 from tora.nn.denoisers import DenoiserConfig
 from tora.pipeline import evaluate_run, finetune_run, pretrain_run, report_run
 from tora.preferences import simplex_grid
 from tora.train.checkpoint import atomic_write_json
 from tora.train.dpo import DPOConfig
 from tora.train.inverse import InverseDynamicsTrainConfig
-from tora.train.loop import OptimConfig
+from tora.train.loop import OptimConfig, read_history
+from tora.train.planner_io import OBJECTIVES_DIR, REFERENCE_DIR, default_objective_order
 from tora.train.pretrain import PretrainConfig
 
 REF_POINT = (0.0, 0.0)
@@ -71,7 +73,7 @@ class DemoConfig:
     """Inverse dynamics training."""
     dpo: DPOConfig = field(
         default_factory=lambda: DPOConfig(
-            steps=1000,
+            steps=2000,
             batch_size=64,
             beta=2000.0,
             optim=OptimConfig(lr=1e-5, ema_decay=0.0, checkpoint_every=500),
@@ -124,11 +126,29 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         extra={"timings": timings, "device": str(device)},
         overlay={"dataset episodes": dataset_returns, "constant throttle": ideal_front()},
     )
+    summary["files"]["training_plot"] = str(plot_histories(run_dir, out / "results"))
     summary["timings"] = timings
     summary["dataset_hypervolume"] = hypervolume(dataset_returns, REF_POINT)
     summary["constant_throttle_hypervolume"] = hypervolume(ideal_front(), REF_POINT)
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def plot_histories(run_dir: Path, out_dir: Path) -> Path:
+    """Training curves of every stage of a run in one figure: pretraining loss, then each
+    objective's DPO loss and implicit accuracy (the share of pairs ranked right)."""
+    sources = {"pretrain": run_dir / REFERENCE_DIR / "history.json"}
+    for name in default_objective_order(run_dir):
+        sources[f"DPO {name}"] = run_dir / OBJECTIVES_DIR / name / "history.json"
+    curves: dict[str, list[float]] = {}
+    steps: dict[str, list[float]] = {}
+    for label, path in sources.items():
+        history = read_history(path)
+        for key in ("loss", "implicit_accuracy"):
+            if history and key in history[0]:
+                curves[f"{label} {key}"] = [h[key] for h in history]
+                steps[f"{label} {key}"] = [h["step"] for h in history]
+    return plot_training_curves(curves, out_dir / "training_curves.png", steps=steps)
 
 
 def format_demo_report(summary: dict[str, Any], config: DemoConfig) -> str:
@@ -159,6 +179,6 @@ def format_demo_report(summary: dict[str, Any], config: DemoConfig) -> str:
         f"{summary['expected_utility']:.2f}   front points: {summary['num_front_points']}",
         "timings: " + ", ".join(f"{k[:-2]} {v:.0f}s" for k, v in summary["timings"].items()),
         f"files: {Path(config.out) / 'results'} (results.json, returns.csv, pareto_front.png, "
-        "weight_sweep.png)",
+        "weight_sweep.png, training_curves.png)",
     ]
     return "\n".join(lines)

@@ -8,12 +8,11 @@ every output.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tora.cli.config_args import add_dataclass_arguments, config_to_dict, dataclass_from_args
+from tora.cli.config_args import add_dataclass_arguments
 from tora.errors import ToraError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -163,12 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def dump(obj: object) -> str:
-    """Configs as pretty JSON (for printing next to results)."""
-    return json.dumps(config_to_dict(obj), indent=2)
-
-
-__all__ = ["RuntimeOptions", "build_parser", "dataclass_from_args", "dump", "main"]
+__all__ = ["RuntimeOptions", "build_parser", "main"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

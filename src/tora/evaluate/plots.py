@@ -240,11 +240,14 @@ def plot_training_curves(
     history: Mapping[str, Sequence[float]],
     path: str | PathLike[str],
     title: str = "",
+    steps: Mapping[str, Sequence[float]] | None = None,
 ) -> Path:
     """One subplot per logged quantity (e.g. ``loss``, ``implicit_accuracy``) against step.
 
     Args:
-        history: name -> values, one per logged step (x is the position 0, 1, 2, ...).
+        history: name -> values, one per logged step.
+        steps: optional name -> training step of each value (the x axis); curves without
+            one are drawn against their position 0, 1, 2, ...
             Non-finite values are left as gaps rather than rejected, since a diverging run
             is exactly what the curves are for.
         path: where to write the PNG.
@@ -270,9 +273,10 @@ def plot_training_curves(
     fig = _new_figure((4.0 * ncols, 3.0 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, (name, arr) in zip(axes.flat, curves.items(), strict=False):
-        ax.plot(np.arange(arr.shape[0]), arr, lw=1.2)
+        x = np.asarray(steps[name]) if steps and name in steps else np.arange(arr.shape[0])
+        ax.plot(x, arr, lw=1.2)
         ax.set_title(name)
-        ax.set_xlabel("step")
+        ax.set_xlabel("step" if steps and name in steps else "log entry")
         ax.grid(True, alpha=0.3)
     for ax in list(axes.flat)[len(curves) :]:
         ax.set_visible(False)

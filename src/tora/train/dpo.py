@@ -18,8 +18,8 @@ from tora.data.pairs import make_pairs
 from tora.data.trajectories import Direction, Trajectories
 from tora.data.windows import WindowSpec
 from tora.errors import ShapeMismatchError
-from tora.train.checkpoint import atomic_write_json, save_module
-from tora.train.loop import OptimConfig, run_loop, write_history
+from tora.train.checkpoint import atomic_write_json
+from tora.train.loop import OptimConfig, train_and_save
 from tora.train.losses import diffusion_dpo_loss, window_errors
 from tora.train.planner_io import OBJECTIVES_DIR, REFERENCE_DIR, load_planner, reference_hash
 from tora.train.pretrain import noisy_windows, window_tensors
@@ -110,22 +110,17 @@ def finetune_objective(
             err_theta[:b], err_ref[:b], err_theta[b:], err_ref[b:], config.beta
         )
 
-    result = run_loop(
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / "pairs.json", pair_stats)
+    train_and_save(
         desc=f"DPO fine-tune '{objective}'",
         model=model,
         step_fn=step_fn,
         steps=config.steps,
         config=config.optim,
-        state_dir=out_dir / "train_state",
+        out_dir=out_dir,
         generator=generator,
-        progress=progress,
-    )
-    write_history(out_dir / "history.json", result.history)
-    atomic_write_json(out_dir / "pairs.json", pair_stats)
-    save_module(
-        out_dir,
-        result.model,
-        {
+        saved_config={
             "kind": "objective_planner",
             "objective": objective,
             "direction": traj.objectives[k].direction.value,
@@ -133,8 +128,8 @@ def finetune_objective(
             "planner": ref_config["planner"],
             "env_id": ref_config.get("env_id"),
             "pairs": pair_stats,
-            "final": result.history[-1] if result.history else {},
             "train": asdict(config),
         },
+        progress=progress,
     )
     return out_dir

@@ -11,8 +11,7 @@ from tora.data.normalize import Normalizer
 from tora.data.trajectories import Trajectories
 from tora.data.windows import WindowSpec
 from tora.nn.inverse_dynamics import InverseDynamics, InverseDynamicsConfig
-from tora.train.checkpoint import save_module
-from tora.train.loop import OptimConfig, run_loop, write_history
+from tora.train.loop import OptimConfig, train_and_save
 from tora.train.losses import inverse_dynamics_loss
 from tora.train.pretrain import window_tensors
 
@@ -64,21 +63,15 @@ def train_inverse_dynamics(
         pair = states[rows[batch]]
         return inverse_dynamics_loss(model(pair[:, 0], pair[:, 1]), actions[batch])
 
-    result = run_loop(
+    train_and_save(
         desc="train inverse dynamics",
         model=model,
         step_fn=step_fn,
         steps=config.steps,
         config=config.optim,
-        state_dir=out_dir / "train_state",
+        out_dir=out_dir,
         generator=generator,
-        progress=progress,
-    )
-    write_history(out_dir / "history.json", result.history)
-    save_module(
-        out_dir,
-        result.model,
-        {
+        saved_config={
             "kind": "inverse_dynamics",
             "obs_dim": traj.obs_dim,
             "act_dim": traj.act_dim,
@@ -89,5 +82,6 @@ def train_inverse_dynamics(
             "normalizer": normalizer.to_dict(),
             "train": asdict(config),
         },
+        progress=progress,
     )
     return out_dir

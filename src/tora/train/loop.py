@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,6 +23,7 @@ from tora.train.checkpoint import (
     atomic_write_json,
     has_training_state,
     load_training_state,
+    save_module,
     save_training_state,
 )
 from tora.train.ema import EMA
@@ -122,6 +124,36 @@ def run_loop(
             checkpoint(done)
     model.eval()
     return LoopResult(ema.shadow if ema else model, history, start)
+
+
+def train_and_save(
+    *,
+    desc: str,
+    model: nn.Module,
+    step_fn: StepFn,
+    steps: int,
+    config: OptimConfig,
+    out_dir: Path,
+    generator: torch.Generator,
+    saved_config: dict[str, Any],
+    progress: bool = True,
+) -> LoopResult:
+    """Run the loop with its resumable state in ``out_dir/train_state``, then write the
+    history and the trained weights with ``saved_config`` as ``out_dir/config.json``."""
+    out_dir = Path(out_dir)
+    result = run_loop(
+        desc=desc,
+        model=model,
+        step_fn=step_fn,
+        steps=steps,
+        config=config,
+        state_dir=out_dir / "train_state",
+        generator=generator,
+        progress=progress,
+    )
+    write_history(out_dir / "history.json", result.history)
+    save_module(out_dir, result.model, saved_config)
+    return result
 
 
 def write_history(path: Path, history: list[dict[str, float]]) -> None:

@@ -18,8 +18,7 @@ from tora.data.trajectories import Trajectories
 from tora.data.windows import WindowIndex, WindowSpec
 from tora.diffusion.schedule import NoiseSchedule
 from tora.nn.denoisers import DenoiserConfig
-from tora.train.checkpoint import save_module
-from tora.train.loop import OptimConfig, run_loop, write_history
+from tora.train.loop import OptimConfig, train_and_save
 from tora.train.losses import denoising_loss
 from tora.train.planner_io import PlannerSpec
 
@@ -110,21 +109,15 @@ def pretrain_planner(
         xt, t, noise = noisy_windows(x0, spec.schedule, generator)
         return denoising_loss(model(xt, t), noise)
 
-    result = run_loop(
+    train_and_save(
         desc="pretrain reference planner",
         model=model,
         step_fn=step_fn,
         steps=config.steps,
         config=config.optim,
-        state_dir=out_dir / "train_state",
+        out_dir=out_dir,
         generator=generator,
-        progress=progress,
-    )
-    write_history(out_dir / "history.json", result.history)
-    save_module(
-        out_dir,
-        result.model,
-        {
+        saved_config={
             "kind": "reference_planner",
             "planner": spec.to_dict(),
             "env_id": traj.metadata.get("env_id"),
@@ -132,5 +125,6 @@ def pretrain_planner(
             "act_dim": traj.act_dim,
             "train": asdict(config),
         },
+        progress=progress,
     )
     return out_dir
