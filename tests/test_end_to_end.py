@@ -23,8 +23,8 @@ from tora.train.pretrain import PretrainConfig
 MARGIN = 20.0
 """Return units (per 100-step episode). Under-trained or mis-wired models give gaps near 0
 (both ends behave like the reference: 1,500 pretraining steps at batch 128 and 1,000 DPO
-steps gave a gap of 3.5); this
-configuration gives gaps near 70 (speed 83 vs 14, energy 92 vs 19)."""
+steps gave a gap of 3.5); this configuration gives gaps near 70 (speed 83 vs 14, energy 92
+vs 19)."""
 
 
 @pytest.fixture(scope="module")

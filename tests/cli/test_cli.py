@@ -198,6 +198,6 @@ def test_bench_speed_prints_table(capsys: pytest.CaptureFixture[str], tmp_path: 
         ],
         capsys,
     )
-    assert code == 0 and "ms/plan step" in text
+    assert code == 0 and "ms/action" in text
     rows = json.loads(out.read_text())["rows"]
     assert [(r["models"], r["batch"]) for r in rows] == [(1, 1), (1, 3), (2, 1), (2, 3)]

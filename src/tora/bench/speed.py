@@ -7,6 +7,7 @@ networks of the requested shape. Timings are medians over repeats after warm-up.
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -72,6 +73,19 @@ def _time(fn: Any, repeats: int, warmup: int, device: torch.device) -> float:
     return statistics.median(times)
 
 
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:  # Linux names the CPU model here; platform.processor() is often empty
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 @torch.no_grad()
 def run_speed_benchmark(config: SpeedConfig) -> dict[str, Any]:
     """Median milliseconds per action (plan + inverse dynamics) for each (K, batch size)."""
@@ -122,18 +136,16 @@ def run_speed_benchmark(config: SpeedConfig) -> dict[str, Any]:
                 {
                     "models": k,
                     "batch": b,
-                    "ms_per_step": 1e3 * seconds,
+                    "ms_per_call": 1e3 * seconds,
                     "ms_per_action": 1e3 * seconds / b,
                 }
             )
-    base = {r["batch"]: r["ms_per_step"] for r in rows if r["models"] == min(config.models)}
+    base = {r["batch"]: r["ms_per_call"] for r in rows if r["models"] == min(config.models)}
     for r in rows:
-        r["ratio_to_k1"] = r["ms_per_step"] / base[r["batch"]]
+        r["ratio_to_k1"] = r["ms_per_call"] / base[r["batch"]]
     return {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        "device_name": _device_name(device),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "denoiser_params": params,
@@ -152,11 +164,12 @@ def format_speed_table(results: dict[str, Any]) -> str:
         f"({results['denoiser_params'] / 1e6:.2f}M params), horizon {cfg['horizon']}, "
         f"obs_dim {cfg['obs_dim']}, {cfg['sampler']['method']} {cfg['sampler']['steps']} steps",
         "",
-        f"{'K':>3} {'batch':>6} {'ms/plan step':>13} {'ms/action':>10} {'vs K=1':>7}",
+        "one planning call = a full DDIM plan + inverse dynamics for the whole batch",
+        f"{'K':>3} {'batch':>6} {'ms/call':>9} {'ms/action':>10} {'call vs K=1':>12}",
     ]
     for r in results["rows"]:
         lines.append(
-            f"{r['models']:>3} {r['batch']:>6} {r['ms_per_step']:>13.2f} "
-            f"{r['ms_per_action']:>10.3f} {r['ratio_to_k1']:>7.2f}"
+            f"{r['models']:>3} {r['batch']:>6} {r['ms_per_call']:>9.2f} "
+            f"{r['ms_per_action']:>10.3f} {r['ratio_to_k1']:>12.2f}"
         )
     return "\n".join(lines)
