@@ -8,15 +8,18 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from tora.cli.config_args import config_to_dict, dataclass_from_args
 from tora.errors import ToraError
 
+if TYPE_CHECKING:  # main imports this module, so import its names for types only
+    from tora.cli.main import RuntimeOptions
 
-def _runtime(args: argparse.Namespace):
+
+def _runtime(args: argparse.Namespace) -> RuntimeOptions:
     from tora.cli.main import RuntimeOptions
 
     return dataclass_from_args(RuntimeOptions, args)
@@ -145,7 +148,12 @@ def finetune(args: argparse.Namespace) -> int:
         Path(opts.run), traj, objective, config, resolve_device(runtime.device), runtime.progress
     )
     _write_config(out / "finetune_command.json", options=opts, dpo=config)
-    print(f"objective model '{objective}' saved in {out}")
+    pairs = json.loads((out / "pairs.json").read_text())
+    print(
+        f"objective model '{objective}' saved in {out}\n"
+        f"pairs used: {pairs['pairs']} ({pairs['ties']} ties dropped), first of pair won "
+        f"{100 * pairs['first_wins']:.1f}% (label balance), mean return gap {pairs['mean_gap']:.3g}"
+    )
     return 0
 
 

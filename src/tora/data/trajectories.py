@@ -211,11 +211,14 @@ class Trajectories:
 
     def episode_returns(self, discount: float = 1.0) -> np.ndarray:
         """(E, K) discounted return of every episode for every objective."""
-        out = np.zeros((self.num_episodes, self.num_objectives), dtype=np.float64)
-        for i in range(self.num_episodes):
-            r = self.rewards[self.episode_slice(i)].astype(np.float64)
-            out[i] = (discount ** np.arange(r.shape[0])) @ r
-        return out
+        rewards = self.rewards.astype(np.float64)
+        if discount != 1.0:
+            # Discount each step by its position inside its own episode.
+            position = np.arange(self.num_transitions) - np.repeat(
+                self.episode_bounds[:-1], self.episode_lengths
+            )
+            rewards = rewards * (discount**position)[:, None]
+        return np.add.reduceat(rewards, self.episode_bounds[:-1], axis=0)
 
     def select_episodes(self, indices: Sequence[int] | np.ndarray) -> Trajectories:
         """A new container holding only the given episodes, in the given order."""

@@ -8,7 +8,7 @@ weight: the diffusion counterpart of adding KL-regularized rewards.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -69,7 +69,9 @@ class ComposedDenoiser(nn.Module):
         assert out is not None  # rows sum to 1, so some weight is positive
         return out
 
-    def bind(self, weights: torch.Tensor):
+    def bind(
+        self, weights: torch.Tensor | np.ndarray | Sequence[float]
+    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """The (x, t) -> eps function for fixed weights, as samplers expect."""
         w = check_weights(weights, len(self.models), self.names)
         return lambda x, t: self.forward(x, t, w, validate=False)
