@@ -295,7 +295,12 @@ def _add_arguments(
         seq, element, nargs = _sequence_info(inner)
         doc = docs.get(f.name, "").replace("%", "%%")  # argparse %-formats help strings
         required = default is dataclasses.MISSING
-        suffix = "(required)" if required else f"(default: {_format_default(default)})"
+        if required:
+            suffix = "(required)"
+        elif default == "" or "(default" in doc:
+            suffix = ""  # an empty default says nothing; a docstring may explain its own
+        else:
+            suffix = f"(default: {_format_default(default)})"
         help_text = f"{doc} {suffix.replace('%', '%%')}".strip()
         option = "--" + prefix + f.name.replace("_", "-")
         kwargs: dict[str, Any] = {"dest": _dest(prefix, f.name), "required": required}

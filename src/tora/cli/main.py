@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from tora.cli.config_args import add_dataclass_arguments
 from tora.errors import ToraError
@@ -22,7 +23,7 @@ Handler = Callable[[argparse.Namespace], int]
 class RuntimeOptions:
     """Options every training or evaluation command takes."""
 
-    device: str = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     """Torch device: auto (CUDA if available), cpu or cuda."""
     progress: bool = True
     """Show progress bars."""
