@@ -201,3 +201,36 @@ def test_bench_speed_prints_table(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert code == 0 and "ms/action" in text
     rows = json.loads(out.read_text())["rows"]
     assert [(r["models"], r["batch"]) for r in rows] == [(1, 1), (1, 3), (2, 1), (2, 3)]
+
+
+def test_behavior_train_writes_a_resumable_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "set"
+    args = [
+        "behavior",
+        "train",
+        "--env",
+        "tora/Cruise-v0",
+        "--out",
+        str(out),
+        "--policies",
+        "3",
+        "--ars-iterations",
+        "2",
+        "--ars-directions",
+        "2",
+        "--ars-top",
+        "1",
+        "--ars-episode-steps",
+        "20",
+        "--ars-eval-episodes",
+        "1",
+    ]
+    code, text, _ = run_cli(args, capsys)
+    assert code == 0 and "3 behaviour policies" in text
+    index = json.loads((out / "index.json").read_text())
+    assert len(index["policies"]) == 3
+    assert json.loads((out / "command.json").read_text())["ars"]["iterations"] == 2
+    code, again, _ = run_cli(args, capsys)  # a finished set is loaded, not retrained
+    assert code == 0 and again == text

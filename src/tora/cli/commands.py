@@ -246,6 +246,38 @@ def format_sweep_table(
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------- behaviour
+@dataclass
+class BehaviorTrainOptions:
+    """Options of ``tora behavior train``."""
+
+    env: str = "tora/MO-HalfCheetah-v0"
+    """Environment id (tora, D4MORL or Gymnasium id)."""
+    out: str = ""
+    """Directory of the policy set (default: runs/behavior/<env name>). Rerunning resumes."""
+    policies: int = 0
+    """Number of preference vectors / policies (default: 11 for 2 objectives, 21 for 3)."""
+
+
+def behavior_train(args: argparse.Namespace) -> int:
+    from tora.behavior import ARSConfig, train_behavior_set
+    from tora.envs import objective_names, resolve_env_id
+
+    opts = dataclass_from_args(BehaviorTrainOptions, args)
+    config = dataclass_from_args(ARSConfig, args, prefix="ars")
+    env_id = resolve_env_id(opts.env)
+    k = len(objective_names(env_id))
+    count = opts.policies or (11 if k <= 2 else 21)
+    out = Path(opts.out or Path("runs/behavior") / env_id.split("/")[-1])
+    _write_config(out / "command.json", options=opts, ars=config)
+    policies = train_behavior_set(env_id, out, count, config)
+    print(f"{len(policies)} behaviour policies for {env_id} in {out}")
+    for policy in policies:
+        ret = policy.info.get("return_vector")
+        print(f"  weights {np.round(policy.weights, 3).tolist()}  returns {ret}")
+    return 0
+
+
 # ------------------------------------------------------------------------ benchmarks
 def bench_speed(args: argparse.Namespace) -> int:
     from tora.bench.speed import SpeedConfig, format_speed_table, run_speed_benchmark

@@ -127,6 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_dataclass_arguments(evaluate, SamplerConfig, prefix="sampler", group_title="sampler")
 
+    behavior = sub.add_parser("behavior", help="Behaviour policies that make offline data.")
+    behavior_sub = behavior.add_subparsers(
+        dest="behavior_command", metavar="BEHAVIOR_COMMAND", required=True
+    )
+    btrain = _add_command(
+        behavior_sub,
+        "train",
+        "Train linear behaviour policies over the preference simplex with ARS (resumable).",
+        commands.behavior_train,
+    )
+    add_dataclass_arguments(btrain, commands.BehaviorTrainOptions)
+    from tora.behavior import ARSConfig
+
+    add_dataclass_arguments(btrain, ARSConfig, prefix="ars", group_title="ARS")
+
     bench = sub.add_parser("bench", help="Benchmarks.")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
     speed = _add_command(

@@ -1,0 +1,28 @@
+"""Behaviour policies trained by the project: linear ARS policies over a preference grid.
+
+D4MORL collected its datasets with PGMORL checkpoints that cannot be downloaded here; this
+package trains comparable behaviour policies itself with Augmented Random Search (Mania et
+al. 2018) on the scalarized return w . R, one policy per preference, each warm-started from a
+trained neighbour as PGMORL grows its population (Xu et al. 2020).
+"""
+
+from __future__ import annotations
+
+from tora.behavior.ars import ARSConfig, IterationInfo, RolloutRunner, ars_update, train_ars
+from tora.behavior.policy import LinearPolicy, RunningStat, load_policy
+from tora.behavior.train import SetProgress, chain_order, load_behavior_set, train_behavior_set
+
+__all__ = [
+    "ARSConfig",
+    "IterationInfo",
+    "LinearPolicy",
+    "RolloutRunner",
+    "RunningStat",
+    "SetProgress",
+    "ars_update",
+    "chain_order",
+    "load_behavior_set",
+    "load_policy",
+    "train_ars",
+    "train_behavior_set",
+]

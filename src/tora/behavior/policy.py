@@ -1,0 +1,316 @@
+"""Linear behaviour policies with running observation normalization (ARS V2's policy class).
+
+Mania, Guy & Recht, "Simple random search of static linear policies is competitive for
+reinforcement learning" (NeurIPS 2018) showed that a deterministic linear map of whitened
+observations, ``a = M ((s - mean) / std)``, is enough for MuJoCo locomotion when ``mean`` and
+``std`` track the states the policy visits. :class:`LinearPolicy` is that map, clipped to the
+action box; :class:`RunningStat` keeps the normalization as Welford/Chan statistics
+(count, mean, sum of squared deviations), which merge exactly and in a fixed order so runs are
+reproducible.
+
+File format (no pickle): ``<stem>.safetensors`` holds float64 tensors ``M`` (act, obs),
+``mean``, ``std`` (obs), ``count`` (scalar, int64), ``m2`` (obs, so that training can continue
+from the file), ``low`` and ``high`` (act); ``<stem>.json`` holds the env id, the preference
+weights, the dimensions, free-form training statistics and the SHA-256 of the tensor file. The
+JSON is written last and names the tensor file's digest, so a pair written by two different
+saves (a crash between the two writes) is detected instead of loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+
+from tora.errors import CheckpointError, ShapeMismatchError
+from tora.train.checkpoint import atomic_write_json, file_sha256, load_tensors, save_tensors
+
+__all__ = ["POLICY_FORMAT", "LinearPolicy", "RunningStat", "load_policy", "policy_paths"]
+
+POLICY_FORMAT = "tora-linear-policy"
+_POLICY_VERSION = 1
+_MIN_STD = 1e-8
+"""Below this a coordinate is treated as constant and left unscaled (std 1), as dividing by a
+near-zero std would turn rounding noise into huge policy inputs."""
+
+
+@dataclass
+class RunningStat:
+    """Count, mean and sum of squared deviations (``m2``) of a stream of vectors.
+
+    Merging two summaries with Chan et al.'s pairwise formula gives the same numbers (up to
+    rounding) as one pass of Welford's algorithm over both streams, so each rollout can
+    summarize its own states and the trainer merges the summaries in a fixed order.
+    """
+
+    count: int
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @classmethod
+    def zeros(cls, dim: int) -> RunningStat:
+        """The empty summary: no samples, normalization is the identity."""
+        return cls(0, np.zeros(dim), np.zeros(dim))
+
+    @classmethod
+    def from_batch(cls, x: ArrayLike) -> RunningStat:
+        """Summary of the rows of ``x`` (n, dim), computed two-pass for accuracy."""
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.ndim != 2:
+            raise ShapeMismatchError(f"expected a (n, dim) batch, got shape {arr.shape}")
+        if arr.shape[0] == 0:
+            return cls.zeros(arr.shape[1])
+        mean = arr.mean(axis=0)
+        return cls(int(arr.shape[0]), mean, ((arr - mean) ** 2).sum(axis=0))
+
+    def merge(self, other: RunningStat) -> RunningStat:
+        """The summary of both streams (Chan, Golub & LeVeque's parallel update)."""
+        if other.count == 0:
+            return self.copy()
+        if self.count == 0:
+            return other.copy()
+        n = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.count / n)
+        m2 = self.m2 + other.m2 + delta**2 * (self.count * other.count / n)
+        return RunningStat(n, mean, m2)
+
+    def copy(self) -> RunningStat:
+        return RunningStat(self.count, self.mean.copy(), self.m2.copy())
+
+    @property
+    def std(self) -> np.ndarray:
+        """Sample standard deviation, 1 where undefined (< 2 samples) or (near) constant."""
+        if self.count < 2:
+            return np.ones_like(self.mean)
+        std = np.sqrt(self.m2 / (self.count - 1))
+        return np.where(std < _MIN_STD, 1.0, std)
+
+
+def linear_action(
+    M: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    obs: ArrayLike,
+) -> np.ndarray:
+    """``clip(M (s - mean) / std, low, high)`` for one observation (obs,) or a batch (B, obs)."""
+    s = np.asarray(obs, dtype=np.float64)
+    if s.shape[-1:] != (M.shape[1],) or s.ndim > 2:
+        raise ShapeMismatchError(
+            f"the policy takes observations of size {M.shape[1]} (or a batch (B, {M.shape[1]})), "
+            f"got shape {s.shape}"
+        )
+    z = (s - mean) / std
+    a = M @ z if z.ndim == 1 else z @ M.T
+    return np.clip(a, low, high)
+
+
+def policy_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """(tensor file, JSON file) of a policy given its stem or either file's name."""
+    p = Path(path)
+    stem = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+
+
+@dataclass
+class LinearPolicy:
+    """``a = clip(M ((s - mean) / std), low, high)``: deterministic, ARS V2's policy.
+
+    ``obs_stat`` holds the normalization; it only changes when a trainer merges new states
+    into it, so the policy is a fixed function between updates.
+    """
+
+    M: np.ndarray
+    """(act_dim, obs_dim) float64 weights."""
+    obs_stat: RunningStat
+    """Running statistics of the observations the policy was trained on."""
+    low: np.ndarray
+    """(act_dim,) lower action bounds."""
+    high: np.ndarray
+    """(act_dim,) upper action bounds."""
+    env_id: str = ""
+    """The environment the policy acts in."""
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """The preference weights it was trained for (scalarized return w . R)."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """Free-form JSON-ready training statistics (iterations, env steps, return vector, ...)."""
+
+    def __post_init__(self) -> None:
+        self.M = np.asarray(self.M, dtype=np.float64)
+        self.low = np.broadcast_to(np.asarray(self.low, dtype=np.float64), (self.act_dim,)).copy()
+        self.high = np.broadcast_to(np.asarray(self.high, dtype=np.float64), (self.act_dim,)).copy()
+        self.weights = np.asarray(self.weights, dtype=np.float64).reshape(-1)
+        if self.M.ndim != 2 or self.obs_stat.mean.shape != (self.obs_dim,):
+            raise ShapeMismatchError(
+                f"M must be (act_dim, obs_dim) and the statistics (obs_dim,); got M "
+                f"{self.M.shape}, mean {self.obs_stat.mean.shape}"
+            )
+
+    @classmethod
+    def zeros(
+        cls,
+        obs_dim: int,
+        low: ArrayLike,
+        high: ArrayLike,
+        env_id: str = "",
+        weights: ArrayLike = (),
+    ) -> LinearPolicy:
+        """The ARS starting point: M = 0 (action 0 everywhere), identity normalization."""
+        act_dim = np.asarray(low).reshape(-1).size
+        return cls(
+            np.zeros((act_dim, obs_dim)),
+            RunningStat.zeros(obs_dim),
+            np.asarray(low),
+            np.asarray(high),
+            env_id,
+            np.asarray(weights, dtype=np.float64),
+        )
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.M.shape[1])
+
+    @property
+    def act_dim(self) -> int:
+        return int(self.M.shape[0])
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.obs_stat.mean
+
+    @property
+    def std(self) -> np.ndarray:
+        return self.obs_stat.std
+
+    def act(self, obs: ArrayLike) -> np.ndarray:
+        """Action (act_dim,) for one observation, or (B, act_dim) for a batch (B, obs_dim)."""
+        return linear_action(self.M, self.mean, self.std, self.low, self.high, obs)
+
+    def __call__(self, obs: ArrayLike) -> np.ndarray:
+        return self.act(obs)
+
+    def copy(self) -> LinearPolicy:
+        return LinearPolicy(
+            self.M.copy(),
+            self.obs_stat.copy(),
+            self.low.copy(),
+            self.high.copy(),
+            self.env_id,
+            self.weights.copy(),
+            json.loads(json.dumps(self.info)),
+        )
+
+    # ------------------------------------------------------------------ tensors and files
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        """The numeric state as float64/int64 tensors (exact round trip)."""
+        return {
+            "M": torch.from_numpy(self.M.copy()),
+            "mean": torch.from_numpy(self.mean.copy()),
+            "std": torch.from_numpy(self.std.copy()),
+            "count": torch.tensor(self.obs_stat.count, dtype=torch.int64),
+            "m2": torch.from_numpy(self.obs_stat.m2.copy()),
+            "low": torch.from_numpy(self.low.copy()),
+            "high": torch.from_numpy(self.high.copy()),
+        }
+
+    @classmethod
+    def from_tensors(
+        cls,
+        tensors: Mapping[str, torch.Tensor],
+        obs_dim: int,
+        act_dim: int,
+        source: str = "policy tensors",
+    ) -> LinearPolicy:
+        """Rebuild from :meth:`to_tensors`, checking every name, shape and value.
+
+        Raises CheckpointError naming each problem (missing tensor, wrong shape, non-finite
+        weights, std inconsistent with the statistics).
+        """
+        expected = {
+            "M": (act_dim, obs_dim),
+            "mean": (obs_dim,),
+            "std": (obs_dim,),
+            "count": (),
+            "m2": (obs_dim,),
+            "low": (act_dim,),
+            "high": (act_dim,),
+        }
+        problems = [f"missing tensor {k!r}" for k in expected if k not in tensors]
+        problems += [
+            f"{k} has shape {tuple(tensors[k].shape)}, expected {shape}"
+            for k, shape in expected.items()
+            if k in tensors and tuple(tensors[k].shape) != shape
+        ]
+        if problems:
+            raise CheckpointError(f"{source}: " + "; ".join(problems))
+        arr = {k: tensors[k].numpy().astype(np.float64) for k in expected if k != "count"}
+        count = int(tensors["count"].item())
+        bad = [k for k in ("M", "mean", "std", "m2") if not np.isfinite(arr[k]).all()]
+        if bad or count < 0 or (arr["m2"] < 0).any():
+            raise CheckpointError(f"{source}: non-finite or negative values in {bad or 'stats'}")
+        policy = cls(arr["M"], RunningStat(count, arr["mean"], arr["m2"]), arr["low"], arr["high"])
+        if not np.array_equal(policy.std, arr["std"]):
+            raise CheckpointError(f"{source}: std does not match count and m2 (edited file?)")
+        return policy
+
+    def save(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
+        """Write ``<stem>.safetensors`` then ``<stem>.json``; returns both paths."""
+        tensor_path, json_path = policy_paths(path)
+        save_tensors(tensor_path, self.to_tensors(), metadata={"format": POLICY_FORMAT})
+        doc = {
+            "format": POLICY_FORMAT,
+            "version": _POLICY_VERSION,
+            "env_id": self.env_id,
+            "weights": self.weights.tolist(),
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "tensors": tensor_path.name,
+            "sha256": file_sha256(tensor_path),
+            "info": self.info,
+        }
+        atomic_write_json(json_path, doc)
+        return tensor_path, json_path
+
+
+def load_policy(path: str | os.PathLike[str]) -> LinearPolicy:
+    """Load a policy saved by :meth:`LinearPolicy.save` (give the stem or either file).
+
+    Raises CheckpointError if a file is missing, corrupt, from another save, or its tensors do
+    not have the shapes its JSON declares.
+    """
+    tensor_path, json_path = policy_paths(path)
+    if not json_path.is_file():
+        raise CheckpointError(f"{json_path}: no such policy file")
+    try:
+        doc = json.loads(json_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{json_path}: corrupt JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != POLICY_FORMAT:
+        raise CheckpointError(f"{json_path}: not a tora linear policy")
+    if doc.get("version") != _POLICY_VERSION:
+        raise CheckpointError(f"{json_path}: policy format version {doc.get('version')!r} unknown")
+    try:
+        obs_dim, act_dim = int(doc["obs_dim"]), int(doc["act_dim"])
+        env_id, weights, info = str(doc["env_id"]), list(doc["weights"]), dict(doc["info"])
+        digest = str(doc["sha256"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{json_path}: missing or malformed field: {exc}") from exc
+    if file_sha256(tensor_path) != digest:
+        raise CheckpointError(
+            f"{tensor_path}: checksum differs from {json_path.name} (corrupt, or from another save)"
+        )
+    policy = LinearPolicy.from_tensors(
+        load_tensors(tensor_path), obs_dim, act_dim, str(tensor_path)
+    )
+    policy.env_id, policy.weights, policy.info = env_id, np.asarray(weights, np.float64), info
+    return policy

@@ -1,0 +1,288 @@
+"""A set of ARS behaviour policies spread over the preference simplex, trained with warm starts.
+
+D4MORL's behaviour policies are a front of PGMORL (Xu et al., ICML 2020) checkpoints. PGMORL
+grows its population by continuing from already-trained policies rather than from scratch,
+and the project's own ARS runs show why that matters: started from zero, a mixed preference
+on MO-HalfCheetah stays standing still (a local optimum) while a policy warm-started from the
+speed-only one keeps running. So the set is trained as a chain: the simplex vertices
+(single-objective preferences) start from zero, then every other preference starts from the
+M and normalization of its nearest finished neighbour, growing outwards from the vertices
+(ties go to the neighbour with the shorter chain behind it, then to the lower grid index, so
+for two objectives the chain alternates between the two ends and meets in the middle).
+
+Layout of ``out_dir``::
+
+    index.json                       plan (weights, order, parents, config) + finished policies
+    policy_007.safetensors / .json   one finished policy (see tora.behavior.policy)
+    policy_007.state.safetensors     the policy being trained: M, statistics, iteration
+
+Resuming: rerun the same call. Finished policies (listed in ``index.json``) are loaded, the
+current one continues from its state file, which is rewritten atomically after every
+``checkpoint_every`` iterations, so a kill at any moment loses at most that many iterations.
+Because all randomness is keyed by (seed, policy, iteration, direction), the resumed set is
+identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tora.behavior.ars import (
+    ARSConfig,
+    IterationInfo,
+    RolloutRunner,
+    env_spaces,
+    train_ars,
+)
+from tora.behavior.policy import LinearPolicy, load_policy
+from tora.errors import CheckpointError
+from tora.preferences import simplex_grid
+from tora.train.checkpoint import atomic_write_json
+
+__all__ = [
+    "INDEX_FILE",
+    "SetProgress",
+    "chain_order",
+    "load_behavior_set",
+    "train_behavior_set",
+]
+
+INDEX_FILE = "index.json"
+_SET_FORMAT = "tora-behavior-set"
+_SET_VERSION = 1
+# Settings that do not change the trained policies; a resume may use other values.
+_FREE_SETTINGS = ("workers", "checkpoint_every")
+
+
+@dataclass(frozen=True)
+class SetProgress:
+    """What a :func:`train_behavior_set` callback receives."""
+
+    policy_index: int
+    """Row of the preference grid being trained."""
+    position: int
+    """Place of that policy in the training chain (0 = trained first)."""
+    parent: int | None
+    """Grid row whose finished policy it started from (None: from zero)."""
+    info: IterationInfo
+    """The ARS event (start of training, or an iteration just finished)."""
+
+
+def chain_order(weights: np.ndarray) -> tuple[list[int], list[int | None]]:
+    """Training order of the grid rows and each row's warm-start parent.
+
+    Vertices of the simplex (a weight of exactly 1) come first, from zero (parent None);
+    then, repeatedly, the untrained row closest to any trained row, which becomes its parent.
+    Ties go to the parent with the fewest ancestors, then to lower row indices. Distances are
+    rounded to 9 decimals so that rounding in the grid does not decide ties.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    n = w.shape[0]
+    roots = [i for i in range(n) if np.isclose(w[i].max(), 1.0)] or [0]
+    order: list[int] = list(roots)
+    parents: list[int | None] = [None] * n
+    depth = dict.fromkeys(roots, 0)
+    remaining = [i for i in range(n) if i not in depth]
+    dist = np.round(np.linalg.norm(w[:, None, :] - w[None, :, :], axis=-1), 9)
+    while remaining:
+        _, _, child, parent = min((dist[r, t], depth[t], r, t) for r in remaining for t in order)
+        parents[child] = parent
+        depth[child] = depth[parent] + 1
+        order.append(child)
+        remaining.remove(child)
+    return order, parents
+
+
+def _stem(i: int) -> str:
+    return f"policy_{i:03d}"
+
+
+def _settings(config: ARSConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(config).items() if k not in _FREE_SETTINGS}
+
+
+def _read_index(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file; not a behaviour-policy set") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: corrupt JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != _SET_FORMAT:
+        raise CheckpointError(f"{path}: not a tora behaviour-policy set index")
+    if doc.get("version") != _SET_VERSION:
+        raise CheckpointError(f"{path}: index version {doc.get('version')!r} unknown")
+    return doc
+
+
+def _open_index(path: Path, plan: dict[str, Any]) -> dict[str, Any]:
+    """The existing index if it has the same plan (else CheckpointError), or a new one."""
+    if not path.is_file():
+        index = {**plan, "policies": [], "complete": False}
+        atomic_write_json(path, index)
+        return index
+    index = _read_index(path)
+    changed = [k for k in plan if index.get(k) != plan[k]]
+    if changed:
+        raise CheckpointError(
+            f"{path} was written by a run with other {', '.join(changed)}; rerun with the "
+            "original arguments to resume, or train into a new directory"
+        )
+    return index
+
+
+def train_behavior_set(
+    env_id: str,
+    out_dir: str | os.PathLike[str],
+    num_policies: int,
+    config: ARSConfig,
+    progress: bool = True,
+    callback: Callable[[SetProgress], None] | None = None,
+) -> list[LinearPolicy]:
+    """Train (or resume) one ARS policy per row of ``simplex_grid(K, num_policies)``.
+
+    Args:
+        env_id: a Gymnasium/tora env id; K is the length of its reward vector (a scalar reward
+            is one objective, giving a single policy).
+        out_dir: where policies, their training states and ``index.json`` go.
+        num_policies: grid size (e.g. 11 for two objectives, 21 for three).
+        config: ARS settings, shared by all policies; policy i's streams are keyed
+            ``(config.seed, i)``, evaluation starts by ``config.seed`` (the same for all).
+        progress: one progress bar per policy with its mean scalarized return.
+        callback: called with a :class:`SetProgress` at the start of each policy trained by
+            this call and after each of its iterations; raising from it stops training (the
+            checkpoint of that iteration is already written).
+
+    Returns:
+        The policies in grid order; each ``info`` has iterations, env_steps, seconds,
+        return_vector, scalarized_return, index, parent.
+
+    Raises:
+        CheckpointError: ``out_dir`` holds a set trained with other arguments, or a corrupt
+            file.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    obs_dim, low, high, k = env_spaces(env_id)
+    weights = simplex_grid(k, num_policies)
+    order, parents = chain_order(weights)
+    plan = {
+        "format": _SET_FORMAT,
+        "version": _SET_VERSION,
+        "env_id": env_id,
+        "num_policies": int(num_policies),
+        "num_objectives": k,
+        "obs_dim": obs_dim,
+        "act_dim": int(low.size),
+        "config": _settings(config),
+        "weights": weights.tolist(),
+        "order": order,
+        "parents": parents,
+    }
+    index_path = out / INDEX_FILE
+    index = _open_index(index_path, plan)
+    finished = {int(e["index"]) for e in index["policies"]}
+    policies: dict[int, LinearPolicy] = {}
+    runner: RolloutRunner | None = None  # started only if something is left to train
+    try:
+        for position, i in enumerate(order):
+            if i in finished:
+                policies[i] = load_policy(out / _index_entry(index, i)["file"])
+                continue
+            parent = parents[i]
+            init = (
+                policies[parent]
+                if parent is not None
+                else LinearPolicy.zeros(obs_dim, low, high, env_id)
+            )
+            if runner is None:
+                runner = RolloutRunner(env_id, config.workers)
+
+            def relay(info: IterationInfo, i: int = i, pos: int = position) -> None:
+                if callback is not None:
+                    callback(SetProgress(i, pos, parents[i], info))
+
+            label = ", ".join(f"{x:.2f}" for x in weights[i])
+            policy = train_ars(
+                env_id,
+                weights[i],
+                config,
+                init=init,
+                state_path=out / f"{_stem(i)}.state.safetensors",
+                key=(config.seed, i),
+                runner=runner,
+                callback=relay,
+                progress=progress,
+                desc=f"policy {position + 1}/{len(order)} w=({label})",
+            )
+            policy.info.update(index=i, parent=parent, chain_position=position)
+            _, json_path = policy.save(out / _stem(i))
+            index["policies"].append(_entry(i, parent, json_path.name, policy))
+            index["policies"].sort(key=lambda e: e["index"])
+            index["complete"] = len(index["policies"]) == len(order)
+            # The index is the record of what is finished: written after the policy files and
+            # before the state is dropped, so a kill in between only repeats the evaluation.
+            atomic_write_json(index_path, index)
+            (out / f"{_stem(i)}.state.safetensors").unlink(missing_ok=True)
+            policies[i] = policy
+    finally:
+        if runner is not None:
+            runner.close()
+    return [policies[i] for i in range(len(order))]
+
+
+def _entry(i: int, parent: int | None, file: str, policy: LinearPolicy) -> dict[str, Any]:
+    info = policy.info
+    return {
+        "index": i,
+        "file": file,
+        "weights": policy.weights.tolist(),
+        "parent": parent,
+        "return_vector": info["return_vector"],
+        "scalarized_return": info["scalarized_return"],
+        "iterations": info["iterations"],
+        "env_steps": info["env_steps"],
+        "eval_steps": info["eval_steps"],
+        "seconds": info["seconds"],
+    }
+
+
+def _index_entry(index: dict[str, Any], i: int) -> dict[str, Any]:
+    for entry in index["policies"]:
+        if int(entry["index"]) == i:
+            return entry
+    raise CheckpointError(f"policy {i} is not listed in the index")
+
+
+def load_behavior_set(
+    directory: str | os.PathLike[str], allow_incomplete: bool = False
+) -> list[LinearPolicy]:
+    """The finished policies of a set in grid order, each with its index entry in ``info``.
+
+    Raises CheckpointError if the index or a policy file is missing or corrupt, a policy's
+    weights differ from its index entry, or the set is unfinished and ``allow_incomplete``
+    is false.
+    """
+    root = Path(directory)
+    index = _read_index(root / INDEX_FILE)
+    if not index.get("complete") and not allow_incomplete:
+        done, total = len(index["policies"]), len(index["weights"])
+        raise CheckpointError(
+            f"{root}: only {done} of {total} policies are finished; resume training, or pass "
+            "allow_incomplete=True"
+        )
+    out = []
+    for entry in index["policies"]:
+        policy = load_policy(root / entry["file"])
+        if policy.weights.tolist() != entry["weights"]:
+            raise CheckpointError(f"{root / entry['file']}: weights differ from {INDEX_FILE}")
+        policy.info["index_entry"] = dict(entry)
+        out.append(policy)
+    return out
