@@ -165,11 +165,16 @@ def test_missing_and_malicious_files_are_clean_errors(
     assert not (tmp_path / "pwned").exists()
 
 
-def test_data_make_refuses_unknown_env(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_data_make_without_policies_says_how_to_get_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tora.behavior.shipped as shipped
+
+    monkeypatch.setattr(shipped, "POLICIES_DIR", tmp_path / "none-shipped")
     code, _, err = run_cli(
         ["data", "make", "--env", "MO-Ant-v2", "--out", str(tmp_path / "x.h5")], capsys
     )
-    assert code == 2 and "tora/Cruise-v0" in err
+    assert code == 2 and "tora behavior train --env tora/MO-Ant-v0" in err
 
 
 def test_bench_speed_prints_table(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

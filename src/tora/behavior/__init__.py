@@ -9,7 +9,9 @@ trained neighbour as PGMORL grows its population (Xu et al. 2020).
 from __future__ import annotations
 
 from tora.behavior.ars import ARSConfig, IterationInfo, RolloutRunner, ars_update, train_ars
+from tora.behavior.collect import collect_with_policies
 from tora.behavior.policy import LinearPolicy, RunningStat, load_policy
+from tora.behavior.shipped import load_shipped_policies, shipped_policy_dir
 from tora.behavior.train import SetProgress, chain_order, load_behavior_set, train_behavior_set
 
 __all__ = [
@@ -21,8 +23,11 @@ __all__ = [
     "SetProgress",
     "ars_update",
     "chain_order",
+    "collect_with_policies",
     "load_behavior_set",
     "load_policy",
+    "load_shipped_policies",
+    "shipped_policy_dir",
     "train_ars",
     "train_behavior_set",
 ]

@@ -62,31 +62,120 @@ class DataMakeOptions:
     """Options of ``tora data make``."""
 
     env: str = "tora/Cruise-v0"
-    """Environment id to collect data in (built-in: tora/Cruise-v0)."""
-    episodes: int = 300
-    """Number of episodes."""
+    """Environment id: tora/Cruise-v0 (scripted behaviour), a tora MuJoCo task or its D4MORL
+    name (e.g. MO-HalfCheetah-v2), or any env with a --policies set."""
+    quality: Literal["expert", "amateur"] = "expert"
+    """expert: the behaviour policy's action; amateur: 65% of steps scale it by U(0.35, 1.65)
+    (MO-Swimmer: a random action), as in D4MORL."""
+    prefs: Literal["uniform", "wide", "narrow"] = "uniform"
+    """D4MORL preference distribution of the per-episode preferences."""
+    episodes: int = 1000
+    """Number of episodes (D4MORL's datasets have 50000)."""
     seed: int = 0
-    """Seed: the same seed gives byte-identical files."""
-    out: str = "data/cruise.h5"
-    """Output path."""
+    """Seed: the same seed gives byte-identical files. Non-negative."""
+    out: str = ""
+    """Output path (default: data/<env>_<episodes>_<quality>_<prefs> with the format's suffix,
+    D4MORL's file naming)."""
     format: Literal["tora", "d4morl", "dsrl", "minari"] = "tora"
     """File format to write."""
+    policies: str = ""
+    """Directory of a behaviour policy set from `tora behavior train` (default: the set that
+    ships with tora-rl for ENV)."""
+    plot: bool = True
+    """Also write a PNG of the episode returns and their front next to the data
+    (<out>.card.png)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+_FORMAT_SUFFIXES = {"tora": ".h5", "d4morl": ".pkl", "dsrl": ".hdf5", "minari": ""}
+
+
+def _default_data_path(env_id: str, opts: DataMakeOptions, scripted: bool) -> Path:
+    from tora.envs import D4MORL_ALIASES
+
+    # D4MORL's names for its envs (MO-HalfCheetah-v2, ...) let the D4MORL loader recognise
+    # the objectives from the file name, as it does for D4MORL's own files.
+    d4morl_names = {tora_id: name for name, tora_id in D4MORL_ALIASES.items()}
+    name = d4morl_names.get(env_id, env_id.split("/")[-1].replace(":", "_"))
+    parts = [name, str(opts.episodes)]
+    if not scripted:  # quality and preferences mean nothing for the scripted behaviour
+        parts += [opts.quality, opts.prefs]
+    return Path("data") / ("_".join(parts) + _FORMAT_SUFFIXES[opts.format])
+
+
+def _warn_unparsable_d4morl_name(env_id: str, out: Path) -> None:
+    """Warn if a D4MORL pickle's name will not tell its loader the env and objectives."""
+    from tora.data.formats.d4morl import parse_file_name
+    from tora.envs import D4MORL_ALIASES
+
+    names = [name for name, tora_id in D4MORL_ALIASES.items() if tora_id == env_id]
+    if names and parse_file_name(out)["env_id"] != names[0]:
+        print(
+            f"warning: D4MORL pickles keep the env and objective names only in the file name; "
+            f"name it {names[0]}_<...>.pkl (as the default --out does) or they load as "
+            "objective_0, objective_1, ...",
+            file=sys.stderr,
+        )
 
 
 def data_make(args: argparse.Namespace) -> int:
+    from tora.data.card import dataset_card, format_card, plot_card
     from tora.data.formats import save_dataset
-    from tora.envs import CRUISE_ID
-    from tora.envs.scripted import collect_cruise
+    from tora.envs import CRUISE_ID, objective_names, resolve_env_id
 
     opts = dataclass_from_args(DataMakeOptions, args)
-    if opts.env != CRUISE_ID:
+    if opts.episodes < 1 or opts.seed < 0:
+        raise ToraError("--episodes must be at least 1 and --seed non-negative")
+    env_id = resolve_env_id(opts.env)
+    scripted = env_id == CRUISE_ID and not opts.policies
+    if opts.format == "dsrl" and not {"reward", "cost"} <= set(objective_names(env_id)):
+        # Checked before collecting: the DSRL writer would refuse the data only at the end.
         raise ToraError(
-            f"`tora data make` has behaviour policies for {CRUISE_ID} only in this release; "
-            f"got {opts.env!r}. Load your own data for other environments (D4MORL, DSRL, Minari)."
+            f"--format dsrl holds one reward and one cost; {env_id} has objectives "
+            f"{list(objective_names(env_id))}: use tora, d4morl or minari"
         )
-    traj = collect_cruise(opts.episodes, opts.seed)
-    save_dataset(traj, opts.out, format=opts.format)
-    print(f"wrote {traj.num_episodes} episodes ({traj.num_transitions} transitions) to {opts.out}")
+    out = Path(opts.out) if opts.out else _default_data_path(env_id, opts, scripted)
+    if opts.format == "d4morl":
+        _warn_unparsable_d4morl_name(env_id, out)
+
+    if scripted:
+        from tora.envs.scripted import collect_cruise
+
+        if (opts.quality, opts.prefs) != ("expert", "uniform"):
+            print(
+                f"warning: --quality and --prefs do not apply to {CRUISE_ID}'s scripted "
+                "behaviour and are ignored (pass --policies DIR to roll out trained policies)",
+                file=sys.stderr,
+            )
+        traj = collect_cruise(opts.episodes, opts.seed, opts.progress)
+    else:
+        from tora.behavior import load_behavior_set
+        from tora.behavior.collect import collect_with_policies
+        from tora.behavior.shipped import load_shipped_policies, shipped_policy_dir
+
+        if opts.policies:
+            policies = load_behavior_set(opts.policies)
+            source = f"dir:{Path(opts.policies).name}"
+        else:
+            policies = load_shipped_policies(env_id)
+            source = f"shipped:{shipped_policy_dir(env_id).name}"
+        traj = collect_with_policies(
+            env_id, policies, opts.episodes, opts.quality, opts.prefs, opts.seed, opts.progress
+        )
+        # The set's folder name, never its absolute path: the file must not depend on where
+        # the policies happen to live, or identical data would give different bytes.
+        traj.metadata["policy_set"] = source
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_dataset(traj, out, format=opts.format)
+    card = dataset_card(traj)
+    print(f"wrote {traj.num_episodes} episodes ({traj.num_transitions} transitions) to {out}")
+    print(format_card(card, traj.num_episodes))
+    if opts.plot:
+        png = plot_card(traj, f"{out}.card.png")
+        if png is not None:
+            print(f"card plot: {png}")
     return 0
 
 

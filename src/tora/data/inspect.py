@@ -1,8 +1,9 @@
 """Summaries of dataset files, for ``tora data inspect`` and for quick checks in notebooks.
 
 :func:`inspect_dataset` loads a file in any supported format and returns
-:meth:`Trajectories.summary` plus its path (a JSON-ready dict); :func:`format_summary` renders
-such a dict as aligned ``key: value`` lines with one line per objective.
+:meth:`Trajectories.summary` plus its path and its dataset card (under ``"card"``, see
+:mod:`tora.data.card`) as a JSON-ready dict; :func:`format_summary` renders such a dict as
+aligned ``key: value`` lines with one line per objective, followed by the card.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tora.data.card import dataset_card, format_card
 from tora.data.formats import load_dataset
 from tora.data.formats._io import PathLike
 
@@ -31,9 +33,10 @@ _RETURN_KEYS = ("return_min", "return_mean", "return_max")
 
 
 def inspect_dataset(path: PathLike, format: str | None = None) -> dict[str, Any]:
-    """Load the dataset at ``path`` and return its summary dict with ``"path"`` added."""
-    summary = load_dataset(path, format=format).summary()
-    return {"path": str(path), **summary}
+    """Load the dataset at ``path`` and return its summary dict with ``"path"`` and ``"card"``
+    (:func:`tora.data.card.dataset_card`, reference point 0) added."""
+    traj = load_dataset(path, format=format)
+    return {"path": str(path), **traj.summary(), "card": dataset_card(traj)}
 
 
 def _value_text(value: Any) -> str:
@@ -67,4 +70,7 @@ def format_summary(d: dict[str, Any]) -> str:
     lines = [f"{k:<{width}} : {_value_text(d[k])}" for k in keys]
     lines.append(f"{'objectives':<{width}} : {len(d.get('objectives') or [])}")
     lines.extend(_objective_lines(d))
+    if d.get("card"):
+        episodes = d.get("episodes")
+        lines.append(format_card(d["card"], episodes if isinstance(episodes, int) else None))
     return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""Dataset cards: front hypervolume and sparsity by hand, coverage, inspect output, plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tora.cli.main import main
+from tora.data.card import dataset_card, format_card, plot_card
+from tora.data.formats import save_dataset
+from tora.data.inspect import format_summary, inspect_dataset
+from tora.data.trajectories import Trajectories, objectives_from_names
+
+# Episode returns; the last one is below the reference point 0 on the first objective.
+RETURNS = np.array([[3.0, 1.0], [1.0, 3.0], [2.0, 2.0], [1.0, 1.0], [-1.0, 5.0]])
+PREFS = np.array([[0.95, 0.05], [0.05, 0.95], [0.5, 0.5], [0.55, 0.45], [0.15, 0.85]])
+
+
+def make_traj(
+    preferences: np.ndarray | None = PREFS, minimize: tuple[str, ...] = ()
+) -> Trajectories:
+    """One episode per row of RETURNS, each two steps that split its return in halves."""
+    episodes = []
+    for i, ret in enumerate(RETURNS):
+        ep = {
+            "observations": np.full((2, 3), i, np.float32),
+            "next_observations": np.full((2, 3), i + 0.5, np.float32),
+            "actions": np.zeros((2, 1), np.float32),
+            "rewards": np.tile(ret / 2, (2, 1)),
+            "timeouts": np.array([False, True]),
+        }
+        if preferences is not None:
+            ep["preference"] = preferences[i]
+        episodes.append(ep)
+    return Trajectories.from_episodes(
+        episodes,
+        objectives_from_names(["speed", "energy"], minimize),
+        metadata={"quality": "expert", "prefs": "wide"},
+    )
+
+
+def test_card_values_by_hand() -> None:
+    card = dataset_card(make_traj())
+    # Front of all returns: (-1, 5), (1, 3), (2, 2), (3, 1). Beyond 0 on both: the last three
+    # (and the dominated (1, 1)); their union of boxes: 3*1 + 2*1 + 1*1 = 6.
+    assert card["hypervolume"] == pytest.approx(6.0)
+    assert card["front_episodes"] == 4 and card["episodes_beyond_ref"] == 4
+    # Sparsity: sorted speeds -1, 1, 2, 3 (gaps 2, 1, 1) and energies 1, 2, 3, 5 (1, 1, 2):
+    # (4 + 1 + 1 + 1 + 1 + 4) / (4 - 1) = 4.
+    assert card["sparsity"] == pytest.approx(4.0)
+    assert card["ref_point"] == [0.0, 0.0]
+    assert card["returns"]["speed"] == pytest.approx({"min": -1.0, "mean": 1.2, "max": 3.0})
+    assert card["returns"]["energy"] == pytest.approx({"min": 1.0, "mean": 2.4, "max": 5.0})
+    assert (card["quality"], card["prefs"]) == ("expert", "wide")
+    prefs = card["preferences"]
+    assert prefs["min"] == pytest.approx([0.05, 0.05]) and prefs["max"] == pytest.approx(
+        [0.95, 0.95]
+    )
+    hist = prefs["first_histogram"]
+    assert hist["counts"] == [1, 1, 0, 0, 0, 2, 0, 0, 0, 1]
+    assert hist["edges"] == pytest.approx(np.linspace(0, 1, 11).tolist())
+    json.dumps(card)  # JSON-ready
+
+
+def test_card_reference_point_and_cost_direction() -> None:
+    # With reference (0.5, 0.5) the box of (1, 1) shrinks too: 2.5*0.5 + 1.5*1 + 0.5*1 = 3.25.
+    assert dataset_card(make_traj(), ref_point=[0.5, 0.5])["hypervolume"] == pytest.approx(3.25)
+    # Energy as a cost (smaller is better), reference (0, 6): (3, 1) dominates every other
+    # episode, so the front is (3, 1) alone and HV = (3 - 0) * (6 - 1) = 15.
+    card = dataset_card(make_traj(minimize=("energy",)), ref_point=[0.0, 6.0])
+    assert card["hypervolume"] == pytest.approx(15.0)
+    assert card["front_episodes"] == 1 and card["episodes_beyond_ref"] == 4
+
+
+def test_card_without_preferences() -> None:
+    card = dataset_card(make_traj(preferences=None))
+    assert card["preferences"] is None
+    assert "not recorded" in format_card(card)
+
+
+def test_inspect_shows_the_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "t.h5"
+    save_dataset(make_traj(), path)
+    info = inspect_dataset(path)
+    assert info["card"]["hypervolume"] == pytest.approx(6.0)
+    text = format_summary(info)
+    # The summary's " : " column stays aligned with the card appended after it.
+    assert len({line.index(" : ") for line in text.splitlines() if " : " in line}) == 1
+    assert "card" in text and "hypervolume 6" in text and "1 1 0 0 0 2 0 0 0 1" in text
+
+    assert main(["data", "inspect", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["episodes"] == 5 and out["transitions"] == 10  # the existing keys stay
+    assert out["card"]["front_episodes"] == 4
+    assert out["card"]["preferences"]["first_histogram"]["counts"][5] == 2
+    assert main(["data", "inspect", str(path)]) == 0
+    assert "behaviour front: hypervolume 6" in capsys.readouterr().out
+
+
+def test_plot_card_writes_a_png(tmp_path: Path) -> None:
+    path = plot_card(make_traj(), tmp_path / "card.png")
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
