@@ -357,3 +357,15 @@ def test_corrupt_state_file_raises(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-8])
     with pytest.raises(CheckpointError):
         train_ars(CRUISE, [1.0, 0.0], config, state_path=path, progress=False)
+
+
+def test_chain_from_first_grows_from_one_corner_only() -> None:
+    from tora.behavior.train import chain_order
+    from tora.preferences import simplex_grid
+
+    order, parents = chain_order(simplex_grid(2, 5), "first")
+    assert order == [0, 1, 2, 3, 4] and parents == [None, 0, 1, 2, 3]
+    order, parents = chain_order(simplex_grid(2, 5), "corners")
+    assert order[:2] == [0, 4] and parents[0] is None and parents[4] is None
+    with pytest.raises(ValueError, match="chain_from"):
+        chain_order(simplex_grid(2, 5), "middle")

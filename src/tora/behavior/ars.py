@@ -98,6 +98,10 @@ class ARSConfig:
     """Deterministic episodes (no noise) whose mean return vector is reported per policy."""
     checkpoint_every: int = 1
     """Iterations between resumable checkpoints (1: a kill loses at most one iteration)."""
+    chain_from: Literal["corners", "first"] = "corners"
+    """Warm-start chain of a policy set: "corners" trains every simplex corner from zero and
+    grows inwards from all of them; "first" trains only the first preference (all weight on
+    objective 0) from zero and grows from it, so every policy inherits its gait."""
 
     def __post_init__(self) -> None:
         if self.directions < 1 or not 1 <= self.top <= self.directions:

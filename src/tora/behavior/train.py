@@ -75,17 +75,25 @@ class SetProgress:
     """The ARS event (start of training, or an iteration just finished)."""
 
 
-def chain_order(weights: np.ndarray) -> tuple[list[int], list[int | None]]:
+def chain_order(
+    weights: np.ndarray, chain_from: str = "corners"
+) -> tuple[list[int], list[int | None]]:
     """Training order of the grid rows and each row's warm-start parent.
 
-    Vertices of the simplex (a weight of exactly 1) come first, from zero (parent None);
-    then, repeatedly, the untrained row closest to any trained row, which becomes its parent.
+    With ``chain_from="corners"``, vertices of the simplex (a weight of exactly 1) come first,
+    from zero (parent None); with ``"first"`` only row 0 starts from zero. Then,
+    repeatedly, the untrained row closest to any trained row, which becomes its parent.
     Ties go to the parent with the fewest ancestors, then to lower row indices. Distances are
     rounded to 9 decimals so that rounding in the grid does not decide ties.
     """
     w = np.asarray(weights, dtype=np.float64)
     n = w.shape[0]
-    roots = [i for i in range(n) if np.isclose(w[i].max(), 1.0)] or [0]
+    if chain_from == "first":
+        roots = [0]
+    elif chain_from == "corners":
+        roots = [i for i in range(n) if np.isclose(w[i].max(), 1.0)] or [0]
+    else:
+        raise ValueError(f"chain_from must be 'corners' or 'first', got {chain_from!r}")
     order: list[int] = list(roots)
     parents: list[int | None] = [None] * n
     depth = dict.fromkeys(roots, 0)
@@ -172,7 +180,7 @@ def train_behavior_set(
     out.mkdir(parents=True, exist_ok=True)
     obs_dim, low, high, k = env_spaces(env_id)
     weights = simplex_grid(k, num_policies)
-    order, parents = chain_order(weights)
+    order, parents = chain_order(weights, config.chain_from)
     plan = {
         "format": _SET_FORMAT,
         "version": _SET_VERSION,
