@@ -98,10 +98,12 @@ class ARSConfig:
     """Deterministic episodes (no noise) whose mean return vector is reported per policy."""
     checkpoint_every: int = 1
     """Iterations between resumable checkpoints (1: a kill loses at most one iteration)."""
-    chain_from: Literal["corners", "first"] = "corners"
+    chain_from: Literal["corners", "first"] = "first"
     """Warm-start chain of a policy set: "corners" trains every simplex corner from zero and
     grows inwards from all of them; "first" trains only the first preference (all weight on
-    objective 0) from zero and grows from it, so every policy inherits its gait."""
+    objective 0) from zero and grows from it, so every policy inherits its gait. "first" is
+    the default: on MO-HalfCheetah "corners" left the energy-leaning half of the set standing
+    still (behaviour HV 4.98e6), "first" did not (5.41e6; BENCHMARKS.md)."""
 
     def __post_init__(self) -> None:
         if self.directions < 1 or not 1 <= self.top <= self.directions:
