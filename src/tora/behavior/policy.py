@@ -30,7 +30,13 @@ import torch
 from numpy.typing import ArrayLike
 
 from tora.errors import CheckpointError, ShapeMismatchError
-from tora.train.checkpoint import atomic_write_json, file_sha256, load_tensors, save_tensors
+from tora.train.checkpoint import (
+    atomic_write_json,
+    file_sha256,
+    load_tensors,
+    read_json_object,
+    save_tensors,
+)
 
 __all__ = ["POLICY_FORMAT", "LinearPolicy", "RunningStat", "load_policy", "policy_paths"]
 
@@ -289,16 +295,13 @@ def load_policy(path: str | os.PathLike[str]) -> LinearPolicy:
     not have the shapes its JSON declares.
     """
     tensor_path, json_path = policy_paths(path)
-    if not json_path.is_file():
-        raise CheckpointError(f"{json_path}: no such policy file")
-    try:
-        doc = json.loads(json_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{json_path}: corrupt JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != POLICY_FORMAT:
-        raise CheckpointError(f"{json_path}: not a tora linear policy")
-    if doc.get("version") != _POLICY_VERSION:
-        raise CheckpointError(f"{json_path}: policy format version {doc.get('version')!r} unknown")
+    doc = read_json_object(
+        json_path,
+        missing="no such policy file",
+        format_name=POLICY_FORMAT,
+        version=_POLICY_VERSION,
+        what="linear policy",
+    )
     try:
         obs_dim, act_dim = int(doc["obs_dim"]), int(doc["act_dim"])
         env_id, weights, info = str(doc["env_id"]), list(doc["weights"]), dict(doc["info"])

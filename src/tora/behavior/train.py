@@ -25,7 +25,6 @@ identical to an uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -44,7 +43,7 @@ from tora.behavior.ars import (
 from tora.behavior.policy import LinearPolicy, load_policy
 from tora.errors import CheckpointError
 from tora.preferences import simplex_grid
-from tora.train.checkpoint import atomic_write_json
+from tora.train.checkpoint import atomic_write_json, read_json_object
 
 __all__ = [
     "INDEX_FILE",
@@ -117,17 +116,13 @@ def _settings(config: ARSConfig) -> dict[str, Any]:
 
 
 def _read_index(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file; not a behaviour-policy set") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: corrupt JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != _SET_FORMAT:
-        raise CheckpointError(f"{path}: not a tora behaviour-policy set index")
-    if doc.get("version") != _SET_VERSION:
-        raise CheckpointError(f"{path}: index version {doc.get('version')!r} unknown")
-    return doc
+    return read_json_object(
+        path,
+        missing="no such file; not a behaviour-policy set",
+        format_name=_SET_FORMAT,
+        version=_SET_VERSION,
+        what="behaviour-policy set index",
+    )
 
 
 def _open_index(path: Path, plan: dict[str, Any]) -> dict[str, Any]:

@@ -242,20 +242,44 @@ def save_module(
     atomic_write_json(directory / CONFIG_FILE, dict(config))
 
 
+def read_json_object(
+    path: str | os.PathLike[str],
+    *,
+    missing: str = "no such file",
+    format_name: str | None = None,
+    version: int | None = None,
+    what: str = "file",
+) -> dict[str, Any]:
+    """A JSON object from ``path``, with CheckpointError for every way it can be wrong.
+
+    ``missing`` is the message for an absent file. With ``format_name``, the object's
+    ``format`` key must equal it (else "not a tora <what>"); with ``version``, its ``version``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: {missing}")
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{p}: corrupt JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{p}: expected a JSON object, got {type(obj).__name__}")
+    if format_name is not None and obj.get("format") != format_name:
+        raise CheckpointError(f"{p}: not a tora {what}")
+    if version is not None and obj.get("version") != version:
+        raise CheckpointError(
+            f"{p}: {what} version {obj.get('version')!r} is not supported "
+            f"(this tora reads version {version})"
+        )
+    return obj
+
+
 def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``config.json`` of a model directory as a dict; CheckpointError if missing/corrupt."""
-    path = Path(directory) / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(
-            f"{path}: no such file; {directory} is not a complete checkpoint directory"
-        )
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: corrupt JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, got {type(obj).__name__}")
-    return obj
+    return read_json_object(
+        Path(directory) / CONFIG_FILE,
+        missing=f"no such file; {directory} is not a complete checkpoint directory",
+    )
 
 
 def load_state_into(directory: str | os.PathLike[str], module: nn.Module) -> nn.Module:
@@ -475,18 +499,12 @@ def load_training_state(
     Returns ``{"step": int, "extra_tensors": dict[str, Tensor], "extra_json": dict}``.
     """
     source = _resolve_training_dir(Path(directory))
-    state_path = source / TRAINING_STATE_FILE
-    try:
-        doc = json.loads(state_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{state_path}: corrupt JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != _TRAINING_FORMAT:
-        raise CheckpointError(f"{state_path}: not a tora training state")
-    if doc.get("version") != _TRAINING_VERSION:
-        raise CheckpointError(
-            f"{state_path}: training-state version {doc.get('version')!r} is not supported "
-            f"(this tora reads version {_TRAINING_VERSION})"
-        )
+    doc = read_json_object(
+        source / TRAINING_STATE_FILE,
+        format_name=_TRAINING_FORMAT,
+        version=_TRAINING_VERSION,
+        what="training state",
+    )
     for name, digest in doc["sha256"].items():
         if file_sha256(source / name) != digest:
             raise CheckpointError(f"{source / name}: checksum mismatch, the file is corrupt")
