@@ -1,0 +1,47 @@
+"""Every shipped behaviour-policy set must load and beat a random policy on its own objective."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from tora.behavior import load_shipped_policies
+from tora.behavior.shipped import shipped_policy_envs
+from tora.envs import make_env
+from tora.evaluate.rollout import reward_vector
+
+SHIPPED = shipped_policy_envs()
+
+
+def episode_return(env_id: str, act: Callable[[np.ndarray], np.ndarray], seed: int) -> np.ndarray:
+    env = make_env(env_id)
+    obs, _ = env.reset(seed=seed)
+    total, done = None, False
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(act(obs))
+        r = reward_vector(reward, info)
+        total = r if total is None else total + r
+        done = terminated or truncated
+    env.close()
+    return total
+
+
+def test_halfcheetah_ships() -> None:
+    assert "MO-HalfCheetah-v0" in SHIPPED
+
+
+@pytest.mark.parametrize("folder", SHIPPED)
+def test_corner_policies_beat_random_on_their_objective(folder: str) -> None:
+    env_id = f"tora/{folder}"
+    policies = load_shipped_policies(env_id)
+    assert len(policies) >= 11
+    space = make_env(env_id).action_space
+    space.seed(0)
+    random_return = episode_return(env_id, lambda _obs: space.sample(), seed=0)
+    for k in range(len(random_return)):
+        corner = max(policies, key=lambda p: p.weights[k])  # the policy most devoted to k
+        assert corner.weights[k] == 1.0
+        policy_return = episode_return(env_id, corner.act, seed=0)
+        assert policy_return[k] > random_return[k], (k, policy_return, random_return)
