@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from tora.behavior.ars import ARSConfig, IterationInfo, RolloutRunner, ars_update, train_ars
 from tora.behavior.collect import collect_with_policies
+from tora.behavior.make import make_dataset
 from tora.behavior.policy import LinearPolicy, RunningStat, load_policy
 from tora.behavior.shipped import load_shipped_policies, shipped_policy_dir
 from tora.behavior.train import SetProgress, chain_order, load_behavior_set, train_behavior_set
@@ -27,6 +28,7 @@ __all__ = [
     "load_behavior_set",
     "load_policy",
     "load_shipped_policies",
+    "make_dataset",
     "shipped_policy_dir",
     "train_ars",
     "train_behavior_set",

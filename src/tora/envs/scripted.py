@@ -3,6 +3,10 @@
 Each episode draws a target speed and holds it with a proportional throttle controller plus
 Gaussian action noise. Targets cover [0.05, 1], slow-and-frugal to fast-and-thirsty, and the
 noise and the hills make much of the data dominated: fine-tuning has something to prefer.
+
+Each episode also records the preference its controller stands for, (w_speed, w_energy) with
+w_speed the target's position in the target range, as D4MORL records the preference each of
+its episodes was collected under: preference-conditioned baselines (BC(P), ...) train on it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,14 @@ def cruise_controller(obs: np.ndarray, target_speed: float, rng: np.random.Gener
     return np.clip(np.array([action]), -1.0, 1.0).astype(np.float32)
 
 
+def target_preference(target_speed: float) -> np.ndarray:
+    """(w_speed, w_energy) an episode with ``target_speed`` stands for: the fastest target is
+    all speed, the slowest all energy."""
+    lo, hi = TARGET_SPEED
+    w_speed = float(np.clip((target_speed - lo) / (hi - lo), 0.0, 1.0))
+    return np.array([w_speed, 1.0 - w_speed], dtype=np.float32)
+
+
 def collect_cruise(episodes: int, seed: int = 0, progress: bool = True) -> Trajectories:
     """Roll out ``episodes`` scripted episodes; the same seed gives the same data."""
     rng = np.random.default_rng(seed)
@@ -44,6 +56,7 @@ def collect_cruise(episodes: int, seed: int = 0, progress: bool = True) -> Traje
             obs, done = next_obs, terminated or truncated
         episode = {k: np.asarray(v) for k, v in rows.items()}
         episode["terminals"] = np.zeros(len(episode["actions"]), dtype=bool)
+        episode["preference"] = target_preference(target)
         records.append(episode)
     return Trajectories.from_episodes(
         records,

@@ -1,0 +1,56 @@
+"""One call that makes an offline dataset for any supported env, as ``tora data make`` does.
+
+The built-in Cruise task uses its scripted controllers; every other env rolls out a behaviour
+policy set (the one that ships with tora-rl, or a directory from ``tora behavior train``)
+with D4MORL's per-episode preferences. The benchmark suite and the CLI share this function,
+so a dataset made by either is the same bytes for the same arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tora.data.trajectories import Trajectories
+
+
+def is_scripted(env_id: str, policies_dir: str | Path | None = None) -> bool:
+    """Whether ``env_id`` is made by scripted behaviour (Cruise without a policy set)."""
+    from tora.envs import CRUISE_ID, resolve_env_id
+
+    return resolve_env_id(env_id) == CRUISE_ID and not policies_dir
+
+
+def make_dataset(
+    env_id: str,
+    episodes: int = 1000,
+    quality: str = "expert",
+    prefs: str = "uniform",
+    seed: int = 0,
+    policies_dir: str | Path | None = None,
+    progress: bool = True,
+) -> Trajectories:
+    """Collect ``episodes`` episodes of ``env_id``; the same arguments give the same data.
+
+    ``quality`` and ``prefs`` do not apply to Cruise's scripted behaviour (its controllers
+    already span the trade-off) and are ignored there.
+    """
+    from tora.behavior.collect import collect_with_policies
+    from tora.behavior.shipped import load_shipped_policies, shipped_policy_dir
+    from tora.behavior.train import load_behavior_set
+    from tora.envs import resolve_env_id
+    from tora.envs.scripted import collect_cruise
+
+    resolved = resolve_env_id(env_id)
+    if is_scripted(resolved, policies_dir):
+        return collect_cruise(episodes, seed, progress)
+    if policies_dir:
+        policies = load_behavior_set(policies_dir)
+        source = f"dir:{Path(policies_dir).name}"
+    else:
+        policies = load_shipped_policies(resolved)
+        source = f"shipped:{shipped_policy_dir(resolved).name}"
+    traj = collect_with_policies(resolved, policies, episodes, quality, prefs, seed, progress)
+    # The set's folder name, never its absolute path: the file must not depend on where the
+    # policies happen to live, or identical data would give different bytes.
+    traj.metadata["policy_set"] = source
+    return traj
