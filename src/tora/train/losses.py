@@ -60,3 +60,17 @@ def inverse_dynamics_loss(pred: torch.Tensor, target: torch.Tensor) -> tuple[tor
     """Mean squared action error of the inverse dynamics model. pred, target: (B, A)."""
     loss = F.mse_loss(pred, target)
     return loss, {"loss": float(loss.detach())}
+
+
+def behavior_cloning_loss(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+    """Mean squared action error of a direct policy, over batch and action dims.
+
+    pred, target: (B, A). Deterministic regression (not a Gaussian likelihood): the policy's
+    conditioning inputs already separate the data's modes, and the squared error is what the
+    inverse dynamics model is trained with too. stats: loss and the mean absolute error.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"predicted actions {tuple(pred.shape)} vs targets {tuple(target.shape)}")
+    diff = pred - target
+    loss = diff.pow(2).mean()
+    return loss, {"loss": float(loss.detach()), "abs_error": float(diff.detach().abs().mean())}
