@@ -4,6 +4,11 @@ Both take ``x`` (B, H, D) noisy normalized states and ``t`` (B,) integer diffusi
 return the predicted noise (B, H, D). The MLP flattens the window: cheap, and at the short
 horizons of locomotion planning (H = 4) as good as anything (Lu et al. 2025). The transformer
 treats each state as a token, which scales better with the horizon.
+
+:class:`ConditionedDenoiser` wraps either one into eps(x, t, c): an embedding of a condition
+vector c (e.g. a preference) is added to the time embedding, and a learned null embedding
+stands in for c when it is dropped, as classifier-free guidance needs (Ho & Salimans 2022).
+The wrapped network keeps its own parameters and state-dict keys under ``net.``.
 """
 
 from __future__ import annotations
@@ -63,8 +68,15 @@ class MLPDenoiser(nn.Module):
         self.out = nn.Linear(config.hidden_dim, horizon * state_dim)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.forward_embedded(x, self.time(t))
+
+    def forward_embedded(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """The network after the time embedding: x (B, H, D), emb (B, hidden_dim) -> (B, H, D).
+
+        Split out so that a wrapper can add a condition to ``self.time(t)`` first.
+        """
         b = x.shape[0]
-        h = torch.cat([x.reshape(b, -1), self.time(t)], dim=-1)
+        h = torch.cat([x.reshape(b, -1), emb], dim=-1)
         return self.out(self.body(h)).reshape(b, self.horizon, self.state_dim)
 
 
@@ -101,7 +113,14 @@ class TransformerDenoiser(nn.Module):
         self.out = nn.Linear(d, state_dim)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        time_token = self.time(t)[:, None, :]
+        return self.forward_embedded(x, self.time(t))
+
+    def forward_embedded(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """The network after the time embedding: x (B, H, D), emb (B, hidden_dim) -> (B, H, D).
+
+        ``emb`` becomes the time token; split out so that a wrapper can condition it.
+        """
+        time_token = emb[:, None, :]
         tokens = torch.cat([time_token, self.inp(x)], dim=1) + self.pos
         h = self.norm(self.blocks(tokens))
         return self.out(h[:, 1:])
@@ -114,3 +133,57 @@ def build_denoiser(horizon: int, state_dim: int, config: DenoiserConfig) -> nn.M
     if config.kind == "transformer":
         return TransformerDenoiser(horizon, state_dim, config)
     raise ValueError(f"unknown denoiser kind {config.kind!r}; choose 'mlp' or 'transformer'")
+
+
+class ConditionedDenoiser(nn.Module):
+    """eps(x, t, c): a :func:`build_denoiser` network whose time embedding is shifted by an
+    embedding of a condition vector c, or by a learned null embedding where c is dropped.
+
+    x: (B, H, D), t: (B,), cond: (B, C) or None, drop: (B,) bool or None -> (B, H, D)
+
+    ``cond=None`` is the unconditional prediction eps(x, t, null) for the whole batch; ``drop``
+    replaces c by the null embedding in the rows where it is True (condition dropout in
+    training, and the unconditional half of a guided batch at sampling). Adding to the time
+    embedding rather than widening the input keeps the wrapped network exactly as TORA builds
+    it, so both methods compare at the same architecture plus the small condition encoder.
+    """
+
+    def __init__(self, horizon: int, state_dim: int, cond_dim: int, config: DenoiserConfig) -> None:
+        super().__init__()
+        if cond_dim < 1:
+            raise ValueError(f"condition must have at least one entry, got cond_dim={cond_dim}")
+        self.horizon, self.state_dim, self.cond_dim = horizon, state_dim, cond_dim
+        net = build_denoiser(horizon, state_dim, config)
+        assert isinstance(net, (MLPDenoiser, TransformerDenoiser))
+        self.net: MLPDenoiser | TransformerDenoiser = net
+        d = config.hidden_dim  # both denoisers embed time to hidden_dim
+        self.cond = nn.Sequential(nn.Linear(cond_dim, d), nn.SiLU(), nn.Linear(d, d))
+        # The null token lives in embedding space, not as a reserved condition value that a
+        # real condition could equal; small random init, on the scale of a fresh embedding.
+        self.null = nn.Parameter(torch.randn(d) * 0.02)
+
+    def condition_embedding(
+        self, cond: torch.Tensor | None, drop: torch.Tensor | None, batch: int
+    ) -> torch.Tensor:
+        """(B, hidden_dim): embedded conditions, the null embedding where dropped or absent."""
+        null = self.null.expand(batch, -1)
+        if cond is None:
+            return null
+        if cond.shape != (batch, self.cond_dim):
+            raise ValueError(
+                f"condition has shape {tuple(cond.shape)}; expected ({batch}, {self.cond_dim})"
+            )
+        emb = self.cond(cond.to(null.dtype))
+        if drop is None:
+            return emb
+        return torch.where(drop.to(torch.bool)[:, None], null, emb)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        drop: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        emb = self.net.time(t) + self.condition_embedding(cond, drop, x.shape[0])
+        return self.net.forward_embedded(x, emb)
