@@ -6,6 +6,7 @@ The CLI and the demo are thin layers over these functions; so is any user script
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from tora.data.trajectories import Trajectories
 from tora.diffusion.samplers import SamplerConfig
 from tora.envs import make_env
 from tora.evaluate.report import summarize_sweep, write_sweep_report
-from tora.evaluate.rollout import SweepResult, rollout_sweep
+from tora.evaluate.rollout import SweepResult, rollout_sweep, row_seeds
 from tora.planning.agent import Agent
 from tora.train.dpo import DPOConfig, finetune_objective
 from tora.train.inverse import InverseDynamicsTrainConfig, train_inverse_dynamics
@@ -65,22 +66,32 @@ def evaluate_run(
     sampler: SamplerConfig | None = None,
     device: str = "auto",
     progress: bool = True,
+    workers: int = 0,
 ) -> SweepResult:
-    """Roll out the composed agent for every weight row; all rows advance as one batch."""
+    """Roll out the composed agent for every weight row; all rows advance as one batch.
+
+    Every (preference, episode) row samples from its own noise stream, so a preference's
+    returns are the same whether it is evaluated alone or inside a sweep. ``workers``
+    processes step the environments (0: all in this process).
+    """
     agent = Agent.load(run_dir, objectives, device=device, sampler=sampler, seed=seed)
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    agent.seed_rows(row_seeds(seed, weights.shape[0], episodes))
     probe = make_env(env_id)
     agent.check_spaces(probe.observation_space.shape, probe.action_space.shape)
     reward_names = list(getattr(probe.unwrapped, "reward_names", ()) or [])
     probe.close()
     result = rollout_sweep(
         agent.act,
-        lambda: make_env(env_id),
+        partial(make_env, env_id),
         weights,
         episodes,
         seed,
         env_id=env_id,
         objective_names=reward_names or None,
         progress=progress,
+        workers=workers,
+        pass_rows=True,
     )
     result.meta["models"] = agent.objective_names
     return result

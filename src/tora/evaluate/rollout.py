@@ -2,38 +2,56 @@
 
 One policy call per environment step serves the whole sweep: row b of the observation batch
 comes with row b of the weight batch. Environments that finish drop out of the batch; the
-loop ends when all have finished.
+loop ends when all have finished. The environments live in an
+:class:`~tora.evaluate.vector.EnvPool`, which can step them in worker processes; the results
+are the same for any number of workers.
+
+A stochastic policy that should give each row the same actions whether the row is evaluated
+in a sweep or alone needs one random stream per row, which it can key on the row index
+(``pass_rows=True`` passes ``rows=``): e.g. ``agent.seed_rows(row_seeds(seed, n, episodes))``
+with :meth:`tora.planning.agent.Agent.act`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
 from tora.errors import ShapeMismatchError
+from tora.evaluate.vector import EnvPool, reward_vector
 
 Policy = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(observations (B, obs_dim), weights (B, K)) -> actions (B, act_dim)."""
 
 
-def reward_vector(reward: Any, info: Mapping[str, Any]) -> np.ndarray:
-    """The per-objective reward of one step, whatever the env's convention.
+class RowPolicy(Protocol):
+    """A policy told which sweep rows its batch holds (``rows``: (B,) indices into the sweep's
+    rows, preference-major), so it can keep per-row state such as a random stream."""
 
-    ``info["reward_vector"]`` first (tora-rl's envs), then a vector ``reward``
-    (mo-gymnasium), then a scalar reward with ``info["cost"]`` (safety envs: [reward, cost]),
-    then a plain scalar reward.
+    def __call__(self, obs: np.ndarray, weights: np.ndarray, *, rows: np.ndarray) -> np.ndarray: ...
+
+
+def row_seeds(seed: int, preferences: int | Sequence[int], episodes: int) -> list[int]:
+    """One random-stream seed per sweep row, preference-major (row ``i * episodes + e``).
+
+    The seed of a row depends only on (``seed``, preference index, episode), so evaluating
+    preference ``i`` alone with ``row_seeds(seed, [i], episodes)`` gives its rows the streams
+    they have in the full sweep ``row_seeds(seed, n, episodes)``. ``preferences``: a count n
+    (indices 0..n-1) or explicit indices. Seeds come from NumPy's ``SeedSequence``, so streams
+    of nearby rows are unrelated.
     """
-    if "reward_vector" in info:
-        return np.asarray(info["reward_vector"], dtype=np.float64).reshape(-1)
-    r = np.asarray(reward, dtype=np.float64).reshape(-1)
-    if r.size == 1 and "cost" in info:
-        return np.array([r[0], float(info["cost"])])
-    return r
+    prefs = range(preferences) if isinstance(preferences, (int, np.integer)) else preferences
+    return [
+        int(np.random.SeedSequence([int(seed), int(i), e]).generate_state(1, np.uint64)[0])
+        for i in prefs
+        for e in range(episodes)
+    ]
 
 
 @dataclass
@@ -72,7 +90,7 @@ class SweepResult:
 
 
 def rollout_sweep(
-    policy: Policy,
+    policy: Policy | RowPolicy,
     make_env: Callable[[], gym.Env],
     weights: np.ndarray,
     episodes: int,
@@ -81,53 +99,84 @@ def rollout_sweep(
     objective_names: Sequence[str] | None = None,
     max_steps: int | None = None,
     progress: bool = True,
+    workers: int | None = 0,
+    pass_rows: bool = False,
 ) -> SweepResult:
     """Run ``episodes`` episodes for every weight row; env j is reset with seed ``seed + j``.
 
     Episode e of every preference uses the same start seed, so preferences are compared on
-    the same starting states.
+    the same starting states. Row ``i * episodes + e`` of the sweep is preference i's episode e.
+
+    ``workers``: processes stepping the environments, this one included (0 or 1: all in this
+    process; None: :func:`~tora.evaluate.vector.default_workers`); with more than one,
+    ``make_env`` must be picklable (``functools.partial(tora.make_env, env_id)``). The
+    returns do not depend on it. ``pass_rows``: call ``policy(obs, weights, rows=idx)`` with
+    the sweep-row indices of the batch (see :class:`RowPolicy`).
+
+    ``meta["timing"]`` holds the wall time and its split (seconds): ``startup`` (building and
+    resetting the environments), ``policy`` (policy calls), ``env`` (stepping, including the
+    wait for workers), and ``env_steps`` and ``env_steps_per_second`` over the whole sweep.
     """
+    start = time.perf_counter()
     weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     n = weights.shape[0]
-    envs = [make_env() for _ in range(n * episodes)]
+    total = n * episodes
     w_rows = np.repeat(weights, episodes, axis=0)
-    obs = np.stack([env.reset(seed=seed + (j % episodes))[0] for j, env in enumerate(envs)])
-    obs = obs.astype(np.float32)
-    active = np.ones(len(envs), dtype=bool)
-    totals: np.ndarray | None = None
-    lengths = np.zeros(len(envs), dtype=np.int64)
-    limit = max_steps or getattr(envs[0].spec, "max_episode_steps", None) or 10**9
-    bar = tqdm(
-        desc=f"evaluate {n} preferences x {episodes} episodes",
-        total=None if limit == 10**9 else limit,
-        disable=not progress,
-    )
-    step = 0
-    while active.any() and step < limit:
-        idx = np.flatnonzero(active)
-        actions = np.asarray(policy(obs[idx], w_rows[idx]))
-        if actions.shape[0] != idx.size:
-            raise ShapeMismatchError(
-                f"policy returned {actions.shape[0]} actions for {idx.size} observations"
-            )
-        for row, j in enumerate(idx):
-            next_obs, reward, terminated, truncated, info = envs[j].step(actions[row])
-            r = reward_vector(reward, info)
+    policy_seconds = env_seconds = 0.0
+    with EnvPool(make_env, total, workers) as pool:
+        obs = pool.reset([seed + (j % episodes) for j in range(total)]).astype(np.float32)
+        startup_seconds = time.perf_counter() - start
+        active = np.ones(total, dtype=bool)
+        totals: np.ndarray | None = None
+        lengths = np.zeros(total, dtype=np.int64)
+        limit = max_steps or pool.max_episode_steps or 10**9
+        bar = tqdm(
+            desc=f"evaluate {n} preferences x {episodes} episodes",
+            total=None if limit == 10**9 else limit,
+            disable=not progress,
+        )
+        step = 0
+        while active.any() and step < limit:
+            idx = np.flatnonzero(active)
+            t0 = time.perf_counter()
+            if pass_rows:
+                actions = policy(obs[idx], w_rows[idx], rows=idx)  # type: ignore[call-arg]
+            else:
+                actions = policy(obs[idx], w_rows[idx])  # type: ignore[call-arg]
+            actions = np.asarray(actions)
+            t1 = time.perf_counter()
+            if actions.shape[0] != idx.size:
+                raise ShapeMismatchError(
+                    f"policy returned {actions.shape[0]} actions for {idx.size} observations"
+                )
+            next_obs, rewards, terminated, truncated = pool.step(idx, actions)
+            env_seconds += time.perf_counter() - t1
+            policy_seconds += t1 - t0
             if totals is None:
-                totals = np.zeros((len(envs), r.size))
-            totals[j] += r
-            lengths[j] += 1
-            obs[j] = next_obs
-            if terminated or truncated:
-                active[j] = False
-        step += 1
-        bar.update(1)
-    bar.close()
-    for env in envs:
-        env.close()
+                totals = np.zeros((total, rewards.shape[1]))
+            totals[idx] += rewards
+            lengths[idx] += 1
+            obs[idx] = next_obs
+            active[idx[terminated | truncated]] = False
+            step += 1
+            bar.update(1)
+        bar.close()
+        used_workers = pool.workers
+    wall = time.perf_counter() - start
     assert totals is not None
     k = totals.shape[1]
     names = list(objective_names) if objective_names else [f"objective_{i}" for i in range(k)]
+    env_steps = int(lengths.sum())
+    timing = {
+        "wall_seconds": wall,
+        "startup_seconds": startup_seconds,
+        "policy_seconds": policy_seconds,
+        "env_seconds": env_seconds,
+        "env_steps": env_steps,
+        "env_steps_per_second": env_steps / wall if wall > 0 else float("inf"),
+        "sweep_steps": step,
+        "workers": used_workers,
+    }
     return SweepResult(
         weights=weights,
         returns=totals.reshape(n, episodes, k),
@@ -135,4 +184,8 @@ def rollout_sweep(
         objective_names=names,
         env_id=env_id,
         seed=seed,
+        meta={"timing": timing},
     )
+
+
+__all__ = ["Policy", "RowPolicy", "SweepResult", "reward_vector", "rollout_sweep", "row_seeds"]

@@ -5,6 +5,11 @@ sum_i w_i eps_i, with the current observation inpainted as the window's first st
 returns the inverse-dynamics action towards the first planned state (receding horizon: it
 replans at the next step). Observations and weights may be batched: row b of ``weights`` is
 the preference of environment b, so a whole preference sweep advances as one batch.
+
+Sampling noise comes from one generator shared by the batch (:meth:`Agent.seed`), or from one
+stream per row (:meth:`Agent.seed_rows`): then a row's actions do not depend on which other
+rows share its batch, so a batched sweep gives each preference the actions it would get
+evaluated alone (up to floating-point differences of batched matrix products).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from torch import nn
 
 from tora.device import resolve_device
 from tora.diffusion.compose import ComposedDenoiser, check_weights
-from tora.diffusion.samplers import SamplerConfig, sample
+from tora.diffusion.samplers import NoiseFn, RowNoise, SamplerConfig, sample
 from tora.errors import CheckpointError, ShapeMismatchError
 from tora.nn.inverse_dynamics import InverseDynamics
 from tora.train.planner_io import (
@@ -51,6 +56,7 @@ class Agent:
         self.inverse = inverse.to(self.device).eval()
         self.sampler = sampler or SamplerConfig()
         self.generator = torch.Generator(device=self.device)
+        self._row_noise: RowNoise | None = None
         self.seed(seed)
 
     # ------------------------------------------------------------------ loading
@@ -110,8 +116,29 @@ class Agent:
         return int(self.inverse.action_low.numel())
 
     def seed(self, seed: int) -> None:
-        """Reset the sampling noise: the same seed and inputs give the same actions."""
+        """Reset the sampling noise to one stream shared by the batch (dropping any per-row
+        streams): the same seed and inputs give the same actions."""
         self.generator.manual_seed(int(seed))
+        self._row_noise = None
+
+    def seed_rows(self, seeds: Sequence[int]) -> None:
+        """Give every row its own noise stream: row r draws from a generator seeded with
+        ``seeds[r]`` (e.g. :func:`tora.evaluate.rollout.row_seeds`).
+
+        Until the next :meth:`seed` or :meth:`seed_rows`, :meth:`act` and :meth:`plan` take
+        ``rows``: the indices into ``seeds`` of their batch's rows (default: all, in order),
+        so rows keep their streams when others drop out of the batch. The streams are CPU
+        generators (:class:`~tora.diffusion.samplers.RowNoise`), so a row's noise is also the
+        same on any device.
+        """
+        # Blocks of 64 windows' worth of noise: one generator call per row every 64 draws.
+        window = self.spec.horizon * self.spec.obs_dim
+        self._row_noise = RowNoise(seeds, block=64 * window)
+
+    @property
+    def row_streams(self) -> int:
+        """Number of per-row noise streams (0: one stream shared by the batch)."""
+        return 0 if self._row_noise is None else len(self._row_noise)
 
     def check_spaces(self, obs_shape: tuple[int, ...], act_shape: tuple[int, ...]) -> None:
         """Raise :class:`ShapeMismatchError` if an environment's spaces do not fit the models."""
@@ -142,15 +169,42 @@ class Agent:
             raise ShapeMismatchError(f"{w.shape[0]} weight rows for {o.shape[0]} observations")
         return o, w.to(self.device, torch.float32), single
 
+    def _noise_fn(self, batch: int, rows: Sequence[int] | np.ndarray | None) -> NoiseFn | None:
+        """The per-row noise of a batch's rows, or None for the shared generator."""
+        if self._row_noise is None:
+            if rows is not None:
+                raise ValueError("rows= needs per-row streams: call agent.seed_rows(seeds) first")
+            return None
+        if rows is None and batch != len(self._row_noise):
+            raise ShapeMismatchError(
+                f"a batch of {batch} with {len(self._row_noise)} row streams: pass rows= to say "
+                "which streams the batch's rows use"
+            )
+        if rows is not None and np.size(rows) != batch:
+            raise ShapeMismatchError(f"{np.size(rows)} row indices for a batch of {batch}")
+        return self._row_noise.bind(rows)
+
     @torch.no_grad()
-    def plan(self, obs: np.ndarray, weights: np.ndarray | Sequence[float]) -> np.ndarray:
-        """Planned windows (B, H, obs_dim) in environment units, first row = ``obs``."""
+    def plan(
+        self,
+        obs: np.ndarray,
+        weights: np.ndarray | Sequence[float],
+        rows: Sequence[int] | np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Planned windows (B, H, obs_dim) in environment units, first row = ``obs``.
+        ``rows``: see :meth:`seed_rows`."""
         o, w, single = self._inputs(obs, weights)
-        x = self._sample(self.spec.normalizer.normalize(o), w)
+        noise_fn = self._noise_fn(o.shape[0], rows)
+        x = self._sample(self.spec.normalizer.normalize(o), w, noise_fn)
         out = self.spec.normalizer.unnormalize(x).cpu().numpy()
         return out[0] if single else out
 
-    def _sample(self, first: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def _sample(
+        self,
+        first: torch.Tensor,
+        w: torch.Tensor,
+        noise_fn: NoiseFn | None = None,
+    ) -> torch.Tensor:
         shape = (first.shape[0], self.spec.horizon, self.spec.obs_dim)
         return sample(
             lambda x, t: self.composed(x, t, w, validate=False),
@@ -159,14 +213,23 @@ class Agent:
             first,
             self.sampler,
             self.generator,
+            noise_fn=noise_fn,
         )
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, weights: np.ndarray | Sequence[float]) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        weights: np.ndarray | Sequence[float],
+        rows: Sequence[int] | np.ndarray | None = None,
+    ) -> np.ndarray:
         """Action(s) for observation(s) ``obs`` (obs_dim,) or (B, obs_dim) under ``weights``
-        (K,) shared by the batch or (B, K) one row per observation."""
+        (K,) shared by the batch or (B, K) one row per observation. ``rows`` (B,): which
+        per-row noise streams the batch uses, after :meth:`seed_rows` (default: all, in
+        order); an error without per-row streams."""
         o, w, single = self._inputs(obs, weights)
+        noise_fn = self._noise_fn(o.shape[0], rows)
         first = self.spec.normalizer.normalize(o)
-        plan = self._sample(first, w)
+        plan = self._sample(first, w, noise_fn)
         action = self.inverse(plan[:, 0], plan[:, 1]).cpu().numpy()
         return action[0] if single else action
