@@ -3,6 +3,10 @@
 A plan costs ``sampler steps x K`` denoiser calls, so latency depends on the architecture, the
 horizon, the sampler and K, not on trained weights: the benchmark times randomly initialised
 networks of the requested shape. Timings are medians over repeats after warm-up.
+
+How the K models run (sequential or stacked), the precision and the compilation are options;
+each row reports what actually ran, since unavailable accelerations fall back to eager fp32
+(see :mod:`tora.diffusion.accel`).
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from tora.device import resolve_device
+from tora.diffusion.accel import accelerate
 from tora.diffusion.compose import ComposedDenoiser
 from tora.diffusion.samplers import SamplerConfig, sample
 from tora.diffusion.schedule import NoiseSchedule
@@ -53,6 +59,26 @@ class SpeedConfig:
     """Architecture timed."""
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(steps=20))
     """Sampler timed (DDIM steps)."""
+    compose: Literal["auto", "sequential", "stacked"] = "auto"
+    """How the K models run: "sequential" (one after another), "stacked" (all K in one
+    vmapped call over stacked parameters: fewer kernel launches), "auto" (stacked on CUDA,
+    sequential on the CPU)."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """Denoiser precision: "fp32", or "bf16" autocast (for GPUs; on most CPUs it is slower)."""
+    compile: Literal["none", "compile", "cuda_graph"] = "none"
+    """Compilation of the denoiser call: "none", "compile" (torch.compile) or "cuda_graph"
+    (one captured graph per batch size; CUDA only). Falls back to "none" with a warning."""
+    sweep: bool = False
+    """Also time a whole preference sweep on --sweep-env (one planner per objective, same
+    options), with tora.bench.sweep.time_sweep; skipped with a note if that is unavailable."""
+    sweep_env: str = "MO-HalfCheetah-v2"
+    """Environment of the sweep (its observation and action sizes override the ones above)."""
+    sweep_preferences: int = 501
+    """Preferences in the sweep (501 = D4MORL's two-objective evaluation grid)."""
+    sweep_steps: int = 0
+    """Cut the sweep's episodes at this many steps (0: the environment's time limit)."""
+    sweep_workers: int = 0
+    """Processes stepping the sweep's environments (0: one per core)."""
 
 
 def _sync(device: torch.device) -> None:
@@ -86,9 +112,107 @@ def _device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
+SweepTimer = Callable[..., Any]
+"""``time_sweep(env_id, policy, n_prefs=, steps=, workers=, num_objectives=)`` -> dict or
+seconds: the signature of :func:`tora.bench.sweep.time_sweep`."""
+
+
+def _find_sweep_timer() -> SweepTimer | None:
+    """``tora.bench.sweep.time_sweep`` if that module provides it, else None."""
+    try:
+        from tora.bench import sweep
+    except ModuleNotFoundError as exc:
+        if exc.name != "tora.bench.sweep":  # sweep.py exists but is broken: say so
+            raise
+        return None
+    timer = getattr(sweep, "time_sweep", None)
+    return timer if callable(timer) else None
+
+
+class _PlannerPolicy:
+    """(obs (B, D), weights (B, K)) -> actions (B, A): a plan with K composed random-init
+    denoisers plus inverse dynamics, run as the speed rows run it. Random weights make the
+    actions meaningless but the cost real, which is all a timing needs."""
+
+    def __init__(
+        self,
+        config: SpeedConfig,
+        device: torch.device,
+        obs_dim: int,
+        low: np.ndarray,
+        high: np.ndarray,
+        num_models: int,
+    ) -> None:
+        self.config, self.device, self.obs_dim = config, device, obs_dim
+        self.schedule = NoiseSchedule(100)
+        models = [
+            build_denoiser(config.horizon, obs_dim, config.denoiser).to(device).eval()
+            for _ in range(num_models)
+        ]
+        self.composed = ComposedDenoiser(models, mode=config.compose).to(device).eval()
+        self.fast = accelerate(self.composed, config.precision, config.compile, device)
+        low_t = torch.as_tensor(low, dtype=torch.float32)
+        high_t = torch.as_tensor(high, dtype=torch.float32)
+        self.inverse = (
+            InverseDynamics(obs_dim, low_t.numel(), low_t, high_t, InverseDynamicsConfig())
+            .to(device)
+            .eval()
+        )
+
+    @torch.no_grad()
+    def __call__(self, obs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        first = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        w = torch.as_tensor(np.asarray(weights, dtype=np.float32), device=self.device)
+        shape = (first.shape[0], self.config.horizon, self.obs_dim)
+        plan = sample(
+            lambda x, t: self.fast(x, t, w), self.schedule, shape, first, self.config.sampler
+        )
+        return self.inverse(plan[:, 0], plan[:, 1]).cpu().numpy()
+
+
+def _sweep_figure(
+    config: SpeedConfig, device: torch.device, timer: SweepTimer | None
+) -> dict[str, Any]:
+    """Wall time of one preference sweep on ``config.sweep_env`` with one random-init
+    planner per objective, or a "skipped" note when no sweep timer is available."""
+    timer = timer or _find_sweep_timer()
+    if timer is None:
+        return {"skipped": "tora.bench.sweep.time_sweep is not available"}
+    from tora.envs import make_env, objective_names
+
+    env = make_env(config.sweep_env)
+    try:
+        obs_dim = int(np.prod(env.observation_space.shape))  # type: ignore[arg-type]
+        space = env.action_space
+        low, high = np.asarray(space.low), np.asarray(space.high)  # type: ignore[attr-defined]
+    finally:
+        env.close()
+    k = len(objective_names(config.sweep_env))
+    policy = _PlannerPolicy(config, device, obs_dim, low, high, k)
+    result = timer(
+        config.sweep_env,
+        policy,
+        n_prefs=config.sweep_preferences,
+        steps=config.sweep_steps or None,
+        workers=config.sweep_workers or None,
+        num_objectives=k,
+    )
+    out = dict(result) if isinstance(result, dict) else {"wall_seconds": float(result)}
+    out.update(models=k, compose=policy.composed.execution_mode(device))
+    out.update(precision=policy.fast.precision, compile=policy.fast.compile)
+    return out
+
+
 @torch.no_grad()
-def run_speed_benchmark(config: SpeedConfig) -> dict[str, Any]:
-    """Median milliseconds per action (plan + inverse dynamics) for each (K, batch size)."""
+def run_speed_benchmark(
+    config: SpeedConfig, sweep_timer: SweepTimer | None = None
+) -> dict[str, Any]:
+    """Median milliseconds per action (plan + inverse dynamics) for each (K, batch size).
+
+    With ``config.sweep``, also the wall time of a whole preference sweep (under "sweep"),
+    timed by ``sweep_timer`` (default: :func:`tora.bench.sweep.time_sweep` when it exists,
+    else a "skipped" note).
+    """
     device = resolve_device(config.device)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
@@ -113,7 +237,8 @@ def run_speed_benchmark(config: SpeedConfig) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     rows = []
     for k in config.models:
-        composed = ComposedDenoiser(models[:k]).to(device)
+        composed = ComposedDenoiser(models[:k], mode=config.compose).to(device).eval()
+        fast = accelerate(composed, config.precision, config.compile, device)
         for b in config.batch_sizes:
             weights = torch.as_tensor(
                 rng.dirichlet(np.ones(k), size=b), dtype=torch.float32, device=device
@@ -121,9 +246,9 @@ def run_speed_benchmark(config: SpeedConfig) -> dict[str, Any]:
             first = torch.randn(b, config.obs_dim, device=device)
             shape = (b, config.horizon, config.obs_dim)
 
-            def act(first=first, weights=weights, shape=shape, composed=composed) -> torch.Tensor:
+            def act(first=first, weights=weights, shape=shape, fast=fast) -> torch.Tensor:
                 plan = sample(
-                    lambda x, t: composed(x, t, weights, validate=False),
+                    lambda x, t: fast(x, t, weights),
                     schedule,
                     shape,
                     first,
@@ -138,12 +263,16 @@ def run_speed_benchmark(config: SpeedConfig) -> dict[str, Any]:
                     "batch": b,
                     "ms_per_call": 1e3 * seconds,
                     "ms_per_action": 1e3 * seconds / b,
+                    # What ran, after any fallback (read after timing: compile falls back lazily).
+                    "compose": composed.execution_mode(device),
+                    "precision": fast.precision,
+                    "compile": fast.compile,
                 }
             )
     base = {r["batch"]: r["ms_per_call"] for r in rows if r["models"] == min(config.models)}
     for r in rows:
         r["ratio_to_k1"] = r["ms_per_call"] / base[r["batch"]]
-    return {
+    results: dict[str, Any] = {
         "device": str(device),
         "device_name": _device_name(device),
         "torch_threads": torch.get_num_threads(),
@@ -152,6 +281,9 @@ def run_speed_benchmark(config: SpeedConfig) -> dict[str, Any]:
         "config": asdict(config),
         "rows": rows,
     }
+    if config.sweep:
+        results["sweep"] = _sweep_figure(config, device, sweep_timer)
+    return results
 
 
 def format_speed_table(results: dict[str, Any]) -> str:
@@ -165,11 +297,32 @@ def format_speed_table(results: dict[str, Any]) -> str:
         f"obs_dim {cfg['obs_dim']}, {cfg['sampler']['method']} {cfg['sampler']['steps']} steps",
         "",
         "one planning call = a full DDIM plan + inverse dynamics for the whole batch",
-        f"{'K':>3} {'batch':>6} {'ms/call':>9} {'ms/action':>10} {'call vs K=1':>12}",
+        f"{'K':>3} {'batch':>6} {'ms/call':>9} {'ms/action':>10} {'call vs K=1':>12}  "
+        "compose / precision / compile",
     ]
     for r in results["rows"]:
         lines.append(
             f"{r['models']:>3} {r['batch']:>6} {r['ms_per_call']:>9.2f} "
-            f"{r['ms_per_action']:>10.3f} {r['ratio_to_k1']:>12.2f}"
+            f"{r['ms_per_action']:>10.3f} {r['ratio_to_k1']:>12.2f}  "
+            f"{r['compose']} / {r['precision']} / {r['compile']}"
         )
+    sweep = results.get("sweep")
+    if sweep is not None:
+        lines.append("")
+        if "skipped" in sweep:
+            lines.append(f"preference sweep: skipped ({sweep['skipped']})")
+        else:
+            parts = [
+                f"preference sweep on {results['config']['sweep_env']}: "
+                f"{sweep.get('preferences', results['config']['sweep_preferences'])} "
+                f"preferences, K = {sweep['models']}, {sweep['wall_seconds']:.2f} s wall"
+            ]
+            if "policy_seconds" in sweep and "env_seconds" in sweep:
+                parts.append(
+                    f"planning {sweep['policy_seconds']:.2f} s, environments "
+                    f"{sweep['env_seconds']:.2f} s"
+                )
+            if "sweep_steps" in sweep:
+                parts.append(f"{sweep['sweep_steps']} steps")
+            lines.append(", ".join(parts))
     return "\n".join(lines)
