@@ -9,6 +9,12 @@ import pytest
 import torch
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread from the start: module-scoped fixtures train before any per-test
+    fixture runs, and two threads contending with other work ran them ~10x slower."""
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _single_thread_and_seeded() -> Iterator[None]:
     """Every test starts single-threaded with torch and NumPy's global RNGs seeded at 0."""

@@ -16,6 +16,7 @@ from tora.cli.config_args import config_to_dict, dataclass_from_args
 from tora.errors import ToraError
 
 if TYPE_CHECKING:  # main imports this module, so import its names for types only
+    from tora.bench.suite import SuiteConfig
     from tora.cli.main import RuntimeOptions
 
 
@@ -139,33 +140,23 @@ def data_make(args: argparse.Namespace) -> int:
     if opts.format == "d4morl":
         _warn_unparsable_d4morl_name(env_id, out)
 
-    if scripted:
-        from tora.envs.scripted import collect_cruise
-
-        if (opts.quality, opts.prefs) != ("expert", "uniform"):
-            print(
-                f"warning: --quality and --prefs do not apply to {CRUISE_ID}'s scripted "
-                "behaviour and are ignored (pass --policies DIR to roll out trained policies)",
-                file=sys.stderr,
-            )
-        traj = collect_cruise(opts.episodes, opts.seed, opts.progress)
-    else:
-        from tora.behavior import load_behavior_set
-        from tora.behavior.collect import collect_with_policies
-        from tora.behavior.shipped import load_shipped_policies, shipped_policy_dir
-
-        if opts.policies:
-            policies = load_behavior_set(opts.policies)
-            source = f"dir:{Path(opts.policies).name}"
-        else:
-            policies = load_shipped_policies(env_id)
-            source = f"shipped:{shipped_policy_dir(env_id).name}"
-        traj = collect_with_policies(
-            env_id, policies, opts.episodes, opts.quality, opts.prefs, opts.seed, opts.progress
+    if scripted and (opts.quality, opts.prefs) != ("expert", "uniform"):
+        print(
+            f"warning: --quality and --prefs do not apply to {CRUISE_ID}'s scripted "
+            "behaviour and are ignored (pass --policies DIR to roll out trained policies)",
+            file=sys.stderr,
         )
-        # The set's folder name, never its absolute path: the file must not depend on where
-        # the policies happen to live, or identical data would give different bytes.
-        traj.metadata["policy_set"] = source
+    from tora.behavior.make import make_dataset
+
+    traj = make_dataset(
+        env_id,
+        opts.episodes,
+        opts.quality,
+        opts.prefs,
+        opts.seed,
+        policies_dir=opts.policies or None,
+        progress=opts.progress,
+    )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     save_dataset(traj, out, format=opts.format)
@@ -269,6 +260,9 @@ class EvaluateOptions:
     """Hypervolume reference point, comma-separated, one value per reward objective."""
     out: str = ""
     """Where to write results.json, returns.csv and plots (default: RUN/eval)."""
+    workers: int = 0
+    """Processes stepping the environments, counting this one (0 or 1: all in this process;
+    worth it for large sweeps on machines with spare cores)."""
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -301,6 +295,7 @@ def evaluate(args: argparse.Namespace) -> int:
         sampler,
         runtime.device,
         runtime.progress,
+        workers=opts.workers,
     )
     out = Path(opts.out) if opts.out else run / "eval"
     ref = _floats(opts.ref_point, "--ref-point")
@@ -377,6 +372,43 @@ def bench_speed(args: argparse.Namespace) -> int:
     if config.out:
         _write_config(Path(config.out).with_suffix(".config.json"), speed=config)
         Path(config.out).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _load_suite(args: argparse.Namespace) -> SuiteConfig:
+    from tora.bench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    if args.out:
+        suite.out = args.out
+    return suite
+
+
+def bench_run(args: argparse.Namespace) -> int:
+    from tora.bench.suite import run_suite
+
+    suite = _load_suite(args)
+    print(f"suite {suite.name} ({suite.protocol} protocol) -> {suite.out_dir}")
+    results = run_suite(
+        suite,
+        progress=not args.no_progress,
+        only_envs=args.env,
+        only_methods=args.method,
+        log=lambda line: print(line, flush=True),
+    )
+    print((suite.out_dir / "results.md").read_text())
+    print(f"results: {suite.out_dir / 'results.md'}, {suite.out_dir / 'results.json'}")
+    for env_id, png in results["plots"].items():
+        print(f"front plot ({env_id}): {png}")
+    return 0
+
+
+def bench_table(args: argparse.Namespace) -> int:
+    from tora.bench.table import write_results
+
+    suite = _load_suite(args)
+    write_results(suite)
+    print((suite.out_dir / "results.md").read_text())
     return 0
 
 

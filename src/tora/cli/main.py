@@ -147,12 +147,45 @@ def build_parser() -> argparse.ArgumentParser:
     speed = _add_command(
         bench_sub,
         "speed",
-        "Planning latency at batch 1 and batch N for K composed models.",
+        "Planning latency at batch 1 and batch N for K composed models "
+        "(sequential or stacked, fp32 or bf16, eager, compiled or CUDA-graphed).",
         commands.bench_speed,
     )
     from tora.bench.speed import SpeedConfig
 
     add_dataclass_arguments(speed, SpeedConfig)
+    run = _add_command(
+        bench_sub,
+        "run",
+        "Run a benchmark suite (envs x methods x seeds) from a TOML file and write its results\n"
+        "table (Markdown + JSON) and one Pareto-front plot per env. Resumable: finished cells\n"
+        "are read back, and training resumes inside a cell. Suites ship in benchmarks/suites/.",
+        commands.bench_run,
+    )
+    run.add_argument("suite", help="Suite file (.toml or .json), e.g. benchmarks/suites/x.toml.")
+    run.add_argument(
+        "--env",
+        action="append",
+        default=None,
+        help="Run only this env of the suite (repeatable; tora or D4MORL id).",
+    )
+    run.add_argument(
+        "--method",
+        action="append",
+        default=None,
+        help="Run only this method of the suite (repeatable): tora, bc, bc_p, morvs_p, "
+        "cond_diffusion.",
+    )
+    run.add_argument("--out", default=None, help="Output directory (default: the suite's).")
+    run.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
+    table = _add_command(
+        bench_sub,
+        "table",
+        "Rewrite and print a suite's results table from the cells on disk (no training).",
+        commands.bench_table,
+    )
+    table.add_argument("suite", help="Suite file the results were made with.")
+    table.add_argument("--out", default=None, help="Output directory (default: the suite's).")
     return parser
 
 

@@ -1,0 +1,191 @@
+"""The results of a suite as people compare them: one JSON, one Markdown table, one plot per env.
+
+Everything is rebuilt from the cells on disk (:mod:`tora.bench.suite`), so the table of a
+partly finished suite shows what is done and says how many seeds each number averages. The
+Markdown is rendered from the JSON's rows, never computed separately, so the two cannot
+disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tora.bench.suite import (
+    BEHAVIOUR_FILE,
+    EVAL_FILE,
+    SuiteConfig,
+    cell_dir,
+    env_dirname,
+)
+from tora.envs import resolve_env_id
+from tora.evaluate.plots import plot_pareto_front
+from tora.policies.registry import get_method
+from tora.train.checkpoint import atomic_write_bytes, atomic_write_json, read_json_object
+
+METRICS = ("hypervolume", "sparsity", "expected_utility")
+BEHAVIOUR_LABEL = "Behaviour (dataset episodes)"
+
+
+def _stats(values: list[float]) -> dict[str, float | None]:
+    """Mean and sample standard deviation (None for one seed: no spread to report)."""
+    if not values:
+        return {"mean": None, "std": None}
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else None}
+
+
+def collect_rows(suite: SuiteConfig) -> list[dict[str, Any]]:
+    """One row per (env, behaviour or method) with the mean and spread over finished seeds."""
+    rows: list[dict[str, Any]] = []
+    for entry in suite.envs:
+        env_id = resolve_env_id(entry.id)
+        behaviour_path = suite.out_dir / env_dirname(env_id) / BEHAVIOUR_FILE
+        if behaviour_path.is_file():
+            b = read_json_object(behaviour_path)
+            rows.append(
+                {
+                    "env_id": env_id,
+                    "method": "behaviour",
+                    "label": BEHAVIOUR_LABEL,
+                    "seeds": [],
+                    "seeds_planned": 0,
+                    "hypervolume": {"mean": b["hypervolume"], "std": None},
+                    "sparsity": {"mean": b["sparsity"], "std": None},
+                    "expected_utility": {"mean": None, "std": None},
+                    "train_min": None,
+                    "eval_s": None,
+                }
+            )
+        for name in suite.methods:
+            method = get_method(name)
+            done = []
+            for seed in entry.seeds:
+                path = cell_dir(suite, env_id, name, seed) / EVAL_FILE
+                if path.is_file():
+                    done.append((seed, read_json_object(path)))
+            if not done:
+                continue
+            rows.append(
+                {
+                    "env_id": env_id,
+                    "method": name,
+                    "label": method.label,
+                    "sees_preferences": method.sees_preferences,
+                    "seeds": [seed for seed, _ in done],
+                    "seeds_planned": len(entry.seeds),
+                    **{m: _stats([c["summary"][m] for _, c in done]) for m in METRICS},
+                    "per_seed_hypervolume": [c["summary"]["hypervolume"] for _, c in done],
+                    "train_min": float(np.mean([c["train_s"] for _, c in done])) / 60,
+                    "eval_s": float(np.mean([c["eval_s"] for _, c in done])),
+                }
+            )
+    return rows
+
+
+def _num(x: float | None) -> str:
+    """Compact numbers: 3 significant digits, or whole numbers below 10^4 (5.41e6, 6262,
+    31.2, 0.0123)."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    if 100 <= abs(x) < 1e4:
+        return f"{x:.0f}"
+    if x == 0 or 1e-2 <= abs(x) < 100:
+        return f"{x:.3g}"
+    mantissa, exponent = f"{x:.2e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _cell(stat: dict[str, float | None]) -> str:
+    if stat["mean"] is None:
+        return "-"
+    text = _num(stat["mean"])
+    return f"{text} ± {_num(stat['std'])}" if stat["std"] is not None else text
+
+
+def format_markdown(suite: SuiteConfig, rows: list[dict[str, Any]]) -> str:
+    """The Markdown results table of ``rows`` (from :func:`collect_rows`)."""
+    ev = suite.eval
+    lines = [
+        f"# {suite.name}: results ({suite.protocol} protocol)",
+        "",
+        f"Protocol: **{suite.protocol}**; {ev.preferences} preferences for two objectives "
+        f"({ev.preferences_3obj} for three) x {ev.episodes} episode(s); datasets of "
+        f"{suite.data.episodes} {suite.data.quality}-{suite.data.prefs} episodes (data seed "
+        f"{suite.data.seed}). Hypervolume with the reference point of each env (0 unless "
+        "stated). Mean ± sample standard deviation over the seeds listed; train = wall "
+        "minutes of training per seed.",
+        "",
+        "| env | method | sees prefs | hypervolume | sparsity | expected utility | seeds | "
+        "train min | eval s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    best: dict[str, float] = {}
+    for row in rows:
+        hv = row["hypervolume"]["mean"]
+        if row["method"] != "behaviour" and hv is not None:
+            best[row["env_id"]] = max(best.get(row["env_id"], -math.inf), hv)
+    for row in rows:
+        is_best = row["method"] != "behaviour" and row["hypervolume"]["mean"] == best.get(
+            row["env_id"]
+        )
+        hv = _cell(row["hypervolume"])
+        seeds = (
+            "-" if row["method"] == "behaviour" else f"{len(row['seeds'])}/{row['seeds_planned']}"
+        )
+        prefs = (
+            "-" if row["method"] == "behaviour" else ("yes" if row["sees_preferences"] else "no")
+        )
+        lines.append(
+            f"| {row['env_id']} | {row['label']} | {prefs} | {f'**{hv}**' if is_best else hv} | "
+            f"{_cell(row['sparsity'])} | {_cell(row['expected_utility'])} | {seeds} | "
+            f"{_num(row['train_min'])} | {_num(row['eval_s'])} |"
+        )
+    lines += ["", "Bold: the best hypervolume among the methods of an env."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_env(suite: SuiteConfig, env_id: str, path: Path) -> Path | None:
+    """Every method's sweep (its first finished seed) over the dataset's episodes."""
+    behaviour_path = suite.out_dir / env_dirname(env_id) / BEHAVIOUR_FILE
+    if not behaviour_path.is_file():
+        return None
+    b = read_json_object(behaviour_path)
+    k = len(b["objectives"])
+    if k not in (2, 3):
+        return None
+    series: dict[str, Any] = {BEHAVIOUR_LABEL: np.asarray(b["episode_returns"])}
+    entry = next(e for e in suite.envs if resolve_env_id(e.id) == env_id)
+    for name in suite.methods:
+        for seed in entry.seeds:
+            cell = cell_dir(suite, env_id, name, seed) / EVAL_FILE
+            if cell.is_file():
+                means = read_json_object(cell)["summary"]["mean_returns"]
+                series[f"{get_method(name).label} (seed {seed})"] = np.asarray(means)
+                break
+    return plot_pareto_front(
+        series,
+        path,
+        b["objectives"],
+        title=f"{env_id} ({suite.protocol} protocol)",
+        ref_point=b["ref_point"],
+    )
+
+
+def write_results(suite: SuiteConfig) -> dict[str, Any]:
+    """Write results.json, results.md and one front plot per env into the suite directory."""
+    rows = collect_rows(suite)
+    out = suite.out_dir
+    plots = {}
+    for entry in suite.envs:
+        env_id = resolve_env_id(entry.id)
+        png = plot_env(suite, env_id, out / f"front_{env_dirname(env_id)}.png")
+        if png is not None:
+            plots[env_id] = str(png)
+    results = {"suite": suite.name, "protocol": suite.protocol, "rows": rows, "plots": plots}
+    atomic_write_json(out / "results.json", results)
+    atomic_write_bytes(out / "results.md", format_markdown(suite, rows).encode())
+    return results

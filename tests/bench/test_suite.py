@@ -1,0 +1,132 @@
+"""The benchmark suite: cells resume, settings cannot silently change, the table is its JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tora.bench.suite import (
+    EVAL_FILE,
+    DataSettings,
+    EnvEntry,
+    EvalSettings,
+    SuiteConfig,
+    cell_dir,
+    load_suite,
+    method_config,
+    run_suite,
+    with_seed,
+)
+from tora.bench.table import collect_rows, format_markdown
+from tora.errors import ToraError
+from tora.policies.registry import get_method, method_names
+from tora.policies.tora_planner import ToraConfig
+
+SUITES = Path(__file__).resolve().parents[2] / "benchmarks" / "suites"
+
+TINY = {
+    "tora": {
+        "pretrain": {"steps": 60, "horizon": 4, "optim": {"checkpoint_every": 60}},
+        "inverse": {"steps": 60},
+        "dpo": {"steps": 10, "batch_size": 16, "num_pairs": 200},
+    },
+    "bc": {"steps": 60},
+    "bc_p": {"steps": 60},
+    "morvs_p": {"steps": 60},
+    "cond_diffusion": {"steps": 60, "horizon": 4, "inverse": {"steps": 60}},
+}
+
+
+def tiny_suite(out: Path, methods: list[str] | None = None) -> SuiteConfig:
+    return SuiteConfig(
+        name="tiny",
+        out=str(out),
+        device="cpu",
+        methods=methods or method_names(),
+        data=DataSettings(episodes=30, seed=0),
+        eval=EvalSettings(preferences=3, episodes=1, seed=5),
+        settings={k: v for k, v in TINY.items() if k in (methods or method_names())},
+        envs=[EnvEntry(id="tora/Cruise-v0", seeds=[0])],
+    )
+
+
+def test_with_seed_sets_every_nested_seed() -> None:
+    config = with_seed(ToraConfig(), 7)
+    assert config.pretrain.seed == config.inverse.seed == config.dpo.seed == 7
+
+
+def test_method_config_merges_suite_then_env_then_seed() -> None:
+    suite = SuiteConfig(settings={"tora": {"pretrain": {"steps": 5, "batch_size": 3}}})
+    entry = EnvEntry(id="tora/Cruise-v0", settings={"tora": {"pretrain": {"steps": 9}}})
+    config = method_config(suite, entry, get_method("tora"), 4)
+    assert (config.pretrain.steps, config.pretrain.batch_size, config.pretrain.seed) == (9, 3, 4)
+    assert config.pretrain.horizon == ToraConfig().pretrain.horizon  # untouched defaults stay
+
+
+def test_unknown_method_or_setting_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('methods = ["tora", "nope"]\n[[envs]]\nid = "tora/Cruise-v0"\n')
+    with pytest.raises(ToraError, match="unknown method 'nope'"):
+        load_suite(path)
+    path.write_text('[settings.tora]\npretrain = { stepz = 3 }\n[[envs]]\nid = "tora/Cruise-v0"\n')
+    with pytest.raises(ToraError, match="stepz"):
+        load_suite(path)
+    path.write_text("[[envs]\n")
+    with pytest.raises(ToraError, match="cannot parse"):
+        load_suite(path)
+
+
+def test_shipped_suite_files_load() -> None:
+    files = sorted(SUITES.glob("*.toml"))
+    assert files, "benchmarks/suites/*.toml are missing"
+    for path in files:
+        load_suite(path)
+
+
+def test_suite_runs_resumes_and_table_matches_json(tmp_path: Path) -> None:
+    suite = tiny_suite(tmp_path / "bench")
+    results = run_suite(suite, progress=False, log=lambda _: None)
+    rows = results["rows"]
+    assert [r["method"] for r in rows] == ["behaviour", *method_names()]
+    for row in rows[1:]:
+        assert row["seeds"] == [0] and row["hypervolume"]["mean"] >= 0
+    # The Markdown is rendered from the JSON rows: every hypervolume in the JSON is in it.
+    md = (suite.out_dir / "results.md").read_text()
+    on_disk = json.loads((suite.out_dir / "results.json").read_text())
+    assert on_disk["rows"] == rows
+    assert md == format_markdown(suite, rows)
+    table_lines = [line for line in md.splitlines() if line.startswith("| tora/")]
+    assert len(table_lines) == len(rows)
+    for line, row in zip(table_lines, rows, strict=True):
+        assert row["label"] in line
+        hv = float(re.sub(r"[*]", "", line.split("|")[4]).split("±")[0])
+        assert hv == pytest.approx(row["hypervolume"]["mean"], rel=5e-3)
+    assert (suite.out_dir / "front_Cruise-v0.png").is_file()
+
+    # A second run finds every cell evaluated and changes nothing.
+    evals = {p: p.stat().st_mtime_ns for p in suite.out_dir.rglob(EVAL_FILE)}
+    assert len(evals) == len(method_names())
+    again = run_suite(suite, progress=False, log=lambda _: None)
+    assert again["rows"] == rows
+    assert {p: p.stat().st_mtime_ns for p in suite.out_dir.rglob(EVAL_FILE)} == evals
+
+
+def test_changed_settings_do_not_mix_with_old_cells(tmp_path: Path) -> None:
+    suite = tiny_suite(tmp_path / "bench", ["bc"])
+    run_suite(suite, progress=False, log=lambda _: None)
+    suite.settings["bc"] = {"steps": 61}
+    with pytest.raises(ToraError, match="other settings"):
+        run_suite(suite, progress=False, log=lambda _: None)
+
+
+def test_partial_suite_reports_seeds_done(tmp_path: Path) -> None:
+    suite = tiny_suite(tmp_path / "bench", ["bc"])
+    suite.envs[0].seeds = [0, 1]
+    run_suite(suite, progress=False, log=lambda _: None)
+    (cell_dir(suite, "tora/Cruise-v0", "bc", 1) / EVAL_FILE).unlink()
+    rows = collect_rows(suite)
+    assert rows[1]["seeds"] == [0] and rows[1]["seeds_planned"] == 2
+    assert "| 1/2 |" in format_markdown(suite, rows)
