@@ -403,15 +403,6 @@ def test_speed_sweep_hook_calls_the_timer() -> None:
     assert "1.50 s wall" in format_speed_table(results)
 
 
-def test_speed_sweep_is_skipped_without_a_timer(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tora.bench.speed as speed
-
-    monkeypatch.setattr(speed, "_find_sweep_timer", lambda: None)
-    results = run_speed_benchmark(SpeedConfig(**TINY_SPEED, sweep=True))
-    assert "skipped" in results["sweep"]
-    assert "preference sweep: skipped" in format_speed_table(results)
-
-
 def test_cli_bench_speed_with_acceleration_options(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

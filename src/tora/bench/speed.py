@@ -70,7 +70,7 @@ class SpeedConfig:
     (one captured graph per batch size; CUDA only). Falls back to "none" with a warning."""
     sweep: bool = False
     """Also time a whole preference sweep on --sweep-env (one planner per objective, same
-    options), with tora.bench.sweep.time_sweep; skipped with a note if that is unavailable."""
+    options), with tora.bench.sweep.time_sweep."""
     sweep_env: str = "MO-HalfCheetah-v2"
     """Environment of the sweep (its observation and action sizes override the ones above)."""
     sweep_preferences: int = 501
@@ -115,18 +115,6 @@ def _device_name(device: torch.device) -> str:
 SweepTimer = Callable[..., Any]
 """``time_sweep(env_id, policy, n_prefs=, steps=, workers=, num_objectives=)`` -> dict or
 seconds: the signature of :func:`tora.bench.sweep.time_sweep`."""
-
-
-def _find_sweep_timer() -> SweepTimer | None:
-    """``tora.bench.sweep.time_sweep`` if that module provides it, else None."""
-    try:
-        from tora.bench import sweep
-    except ModuleNotFoundError as exc:
-        if exc.name != "tora.bench.sweep":  # sweep.py exists but is broken: say so
-            raise
-        return None
-    timer = getattr(sweep, "time_sweep", None)
-    return timer if callable(timer) else None
 
 
 class _PlannerPolicy:
@@ -174,10 +162,8 @@ def _sweep_figure(
     config: SpeedConfig, device: torch.device, timer: SweepTimer | None
 ) -> dict[str, Any]:
     """Wall time of one preference sweep on ``config.sweep_env`` with one random-init
-    planner per objective, or a "skipped" note when no sweep timer is available."""
-    timer = timer or _find_sweep_timer()
-    if timer is None:
-        return {"skipped": "tora.bench.sweep.time_sweep is not available"}
+    planner per objective (``timer`` defaults to :func:`tora.bench.sweep.time_sweep`)."""
+    from tora.bench.sweep import time_sweep
     from tora.envs import make_env, objective_names
 
     env = make_env(config.sweep_env)
@@ -189,7 +175,7 @@ def _sweep_figure(
         env.close()
     k = len(objective_names(config.sweep_env))
     policy = _PlannerPolicy(config, device, obs_dim, low, high, k)
-    result = timer(
+    result = (timer or time_sweep)(
         config.sweep_env,
         policy,
         n_prefs=config.sweep_preferences,
@@ -210,8 +196,7 @@ def run_speed_benchmark(
     """Median milliseconds per action (plan + inverse dynamics) for each (K, batch size).
 
     With ``config.sweep``, also the wall time of a whole preference sweep (under "sweep"),
-    timed by ``sweep_timer`` (default: :func:`tora.bench.sweep.time_sweep` when it exists,
-    else a "skipped" note).
+    timed by ``sweep_timer`` (default: :func:`tora.bench.sweep.time_sweep`).
     """
     device = resolve_device(config.device)
     if config.threads > 0:
@@ -308,21 +293,17 @@ def format_speed_table(results: dict[str, Any]) -> str:
         )
     sweep = results.get("sweep")
     if sweep is not None:
-        lines.append("")
-        if "skipped" in sweep:
-            lines.append(f"preference sweep: skipped ({sweep['skipped']})")
-        else:
-            parts = [
-                f"preference sweep on {results['config']['sweep_env']}: "
-                f"{sweep.get('preferences', results['config']['sweep_preferences'])} "
-                f"preferences, K = {sweep['models']}, {sweep['wall_seconds']:.2f} s wall"
-            ]
-            if "policy_seconds" in sweep and "env_seconds" in sweep:
-                parts.append(
-                    f"planning {sweep['policy_seconds']:.2f} s, environments "
-                    f"{sweep['env_seconds']:.2f} s"
-                )
-            if "sweep_steps" in sweep:
-                parts.append(f"{sweep['sweep_steps']} steps")
-            lines.append(", ".join(parts))
+        parts = [
+            f"preference sweep on {results['config']['sweep_env']}: "
+            f"{sweep.get('preferences', results['config']['sweep_preferences'])} "
+            f"preferences, K = {sweep['models']}, {sweep['wall_seconds']:.2f} s wall"
+        ]
+        if "policy_seconds" in sweep and "env_seconds" in sweep:
+            parts.append(
+                f"planning {sweep['policy_seconds']:.2f} s, environments "
+                f"{sweep['env_seconds']:.2f} s"
+            )
+        if "sweep_steps" in sweep:
+            parts.append(f"{sweep['sweep_steps']} steps")
+        lines += ["", ", ".join(parts)]
     return "\n".join(lines)
