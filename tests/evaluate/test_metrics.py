@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tora.errors import InvalidWeightsError, ToraError
+from tora.errors import InvalidWeightsError, ShapeMismatchError, ToraError
 from tora.evaluate import (
     expected_utility,
     front_metrics,
@@ -259,3 +259,26 @@ def test_validate_weights_sum() -> None:
 def test_validate_weights_not_numbers() -> None:
     with pytest.raises(InvalidWeightsError, match="numbers"):
         validate_weights(["a", "b"], 2)
+
+
+def test_steering_correlation_known_answers() -> None:
+    from tora.evaluate import steering_correlation
+
+    w = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    steered = np.array([[3.0, 1.0], [2.0, 2.0], [1.0, 3.0]])
+    assert steering_correlation(w, steered) == pytest.approx(1.0)
+    assert steering_correlation(w, steered[::-1]) == pytest.approx(-1.0)
+    # Ignoring the preference: constant returns steer nothing.
+    assert steering_correlation(w, np.ones((3, 2))) == 0.0
+    # A cost (minimized): less cost with more weight on it is steering the right way ...
+    less_cost = np.array([[3.0, 3.0], [2.0, 2.0], [1.0, 1.0]])
+    assert steering_correlation(w, less_cost, maximize=[True, False]) == pytest.approx(1.0)
+    # ... more cost with more weight on it is the wrong way: (+1 - 1) / 2.
+    more_cost = np.array([[3.0, 1.0], [2.0, 2.0], [1.0, 3.0]])
+    assert steering_correlation(w, more_cost, maximize=[True, False]) == pytest.approx(0.0)
+    # Ties get mean ranks: hand-computed Spearman of (0, 1, 1) against (0, 0.5, 1) is 0.866.
+    w3 = np.array([[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]])
+    tied = np.array([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    assert steering_correlation(w3, tied) == pytest.approx(np.sqrt(3) / 2)
+    with pytest.raises(ShapeMismatchError):
+        steering_correlation(w, steered[:2])

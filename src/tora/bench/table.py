@@ -26,7 +26,7 @@ from tora.evaluate.plots import plot_pareto_front
 from tora.policies.registry import get_method
 from tora.train.checkpoint import atomic_write_bytes, atomic_write_json, read_json_object
 
-METRICS = ("hypervolume", "sparsity", "expected_utility")
+METRICS = ("hypervolume", "sparsity", "expected_utility", "steering_correlation")
 BEHAVIOUR_LABEL = "Behaviour (dataset episodes)"
 
 
@@ -36,6 +36,11 @@ def _stats(values: list[float]) -> dict[str, float | None]:
         return {"mean": None, "std": None}
     arr = np.asarray(values, dtype=np.float64)
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else None}
+
+
+def _values(done: list[tuple[int, dict[str, Any]]], metric: str) -> list[float]:
+    # Cells evaluated before a metric existed lack it: average over those that have it.
+    return [c["summary"][metric] for _, c in done if c["summary"].get(metric) is not None]
 
 
 def collect_rows(suite: SuiteConfig) -> list[dict[str, Any]]:
@@ -56,6 +61,7 @@ def collect_rows(suite: SuiteConfig) -> list[dict[str, Any]]:
                     "hypervolume": {"mean": b["hypervolume"], "std": None},
                     "sparsity": {"mean": b["sparsity"], "std": None},
                     "expected_utility": {"mean": None, "std": None},
+                    "steering_correlation": {"mean": None, "std": None},
                     "train_min": None,
                     "eval_s": None,
                 }
@@ -77,7 +83,7 @@ def collect_rows(suite: SuiteConfig) -> list[dict[str, Any]]:
                     "sees_preferences": method.sees_preferences,
                     "seeds": [seed for seed, _ in done],
                     "seeds_planned": len(entry.seeds),
-                    **{m: _stats([c["summary"][m] for _, c in done]) for m in METRICS},
+                    **{m: _stats(_values(done, m)) for m in METRICS},
                     "per_seed_hypervolume": [c["summary"]["hypervolume"] for _, c in done],
                     "train_min": float(np.mean([c["train_s"] for _, c in done])) / 60,
                     "eval_s": float(np.mean([c["eval_s"] for _, c in done])),
@@ -116,12 +122,13 @@ def format_markdown(suite: SuiteConfig, rows: list[dict[str, Any]]) -> str:
         f"({ev.preferences_3obj} for three) x {ev.episodes} episode(s); datasets of "
         f"{suite.data.episodes} {suite.data.quality}-{suite.data.prefs} episodes (data seed "
         f"{suite.data.seed}). Hypervolume with the reference point of each env (0 unless "
-        "stated). Mean ± sample standard deviation over the seeds listed; train = wall "
-        "minutes of training per seed.",
+        "stated). Steering: Spearman correlation between the weight on an objective and the "
+        "return on it (1: the preference steers; 0: it does not). Mean ± sample standard "
+        "deviation over the seeds listed; train = wall minutes of training per seed.",
         "",
-        "| env | method | sees prefs | hypervolume | sparsity | expected utility | seeds | "
-        "train min | eval s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| env | method | sees prefs | hypervolume | sparsity | expected utility | steering | "
+        "seeds | train min | eval s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     best: dict[str, float] = {}
     for row in rows:
@@ -141,7 +148,8 @@ def format_markdown(suite: SuiteConfig, rows: list[dict[str, Any]]) -> str:
         )
         lines.append(
             f"| {row['env_id']} | {row['label']} | {prefs} | {f'**{hv}**' if is_best else hv} | "
-            f"{_cell(row['sparsity'])} | {_cell(row['expected_utility'])} | {seeds} | "
+            f"{_cell(row['sparsity'])} | {_cell(row['expected_utility'])} | "
+            f"{_cell(row['steering_correlation'])} | {seeds} | "
             f"{_num(row['train_min'])} | {_num(row['eval_s'])} |"
         )
     lines += ["", "Bold: the best hypervolume among the methods of an env."]

@@ -12,6 +12,7 @@ from tora.evaluate.pareto import (
     pareto_front,
     pareto_mask,
     sparsity,
+    steering_correlation,
 )
 from tora.evaluate.plots import plot_pareto_front, plot_training_curves, plot_weight_sweep
 from tora.preferences import lattice_size, simplex_grid, validate_weights
@@ -28,5 +29,6 @@ __all__ = [
     "plot_weight_sweep",
     "simplex_grid",
     "sparsity",
+    "steering_correlation",
     "validate_weights",
 ]

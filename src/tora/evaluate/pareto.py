@@ -17,6 +17,9 @@ Definitions followed:
 * Expected utility (Zintgraf et al., "Quality Assessment of MORL Algorithms: A Utility-Based
   Approach", 2015, in the form of morl-baselines, Felten et al., NeurIPS 2023): the mean over
   a set of weight vectors of the best linear utility ``w . v`` any point achieves.
+* Steering correlation (ours): Spearman's rank correlation between the weight on each
+  objective and the return on it, averaged over objectives: whether the preference given at
+  inference actually moves the behaviour, which the front metrics cannot see.
 
 The D4MORL protocol evaluates 501 preferences for two objectives (325 for three), averages the
 raw return vector per preference and reports the hypervolume with reference point 0 and the
@@ -43,6 +46,7 @@ __all__ = [
     "pareto_front",
     "pareto_mask",
     "sparsity",
+    "steering_correlation",
 ]
 
 Maximize = bool | Sequence[bool] | None
@@ -272,3 +276,36 @@ def front_metrics(
         "num_front_points": int(front.shape[0]),
         "front": front.tolist(),
     }
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1 with ties given their mean rank (what Spearman's coefficient needs)."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(x.size, dtype=np.float64)
+    ranks[order] = np.arange(x.size, dtype=np.float64)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    return (sums / counts)[inverse]
+
+
+def steering_correlation(weights: ArrayLike, points: ArrayLike, maximize: Maximize = None) -> float:
+    """How well the preference steers the returns: Spearman's rank correlation between the
+    weight on objective k and the (signed) return on objective k, averaged over objectives.
+
+    1 when more weight on an objective always gives more of it, about 0 when the weights do
+    not matter, negative when they steer the wrong way. Hypervolume cannot tell these apart:
+    an agent whose returns ignore the preference can still scatter points along the front.
+    An objective whose weight or return never varies contributes 0 (nothing is steered).
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    arr = _as_points(points)
+    if w.shape != arr.shape:
+        raise ShapeMismatchError(f"weights {w.shape} and points {arr.shape} must match")
+    signed = arr * _signs(maximize, arr.shape[1])
+    values = []
+    for k in range(arr.shape[1]):
+        a, b = _ranks(w[:, k]), _ranks(signed[:, k])
+        a, b = a - a.mean(), b - b.mean()
+        denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
+        values.append(float((a * b).sum()) / denom if denom > 0 else 0.0)
+    return float(np.mean(values))

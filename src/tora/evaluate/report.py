@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tora.evaluate.pareto import front_metrics
+from tora.evaluate.pareto import front_metrics, steering_correlation
 from tora.evaluate.plots import plot_pareto_front, plot_weight_sweep
 from tora.evaluate.rollout import SweepResult
 from tora.train.checkpoint import atomic_write_bytes, atomic_write_json
@@ -33,6 +33,12 @@ def summarize_sweep(
         "num_preferences": int(result.weights.shape[0]),
         "episodes_per_preference": int(result.returns.shape[1]),
         **metrics,
+        # Only defined when weight k is the weight of reward objective k.
+        "steering_correlation": (
+            steering_correlation(result.weights, means, maximize)
+            if result.weights.shape == means.shape
+            else None
+        ),
         "first_weight": result.weights[0].tolist(),
         "first_weight_return": means[0].tolist(),
         "last_weight": result.weights[-1].tolist(),
