@@ -22,10 +22,11 @@ import torch
 from torch import nn
 
 from tora.device import resolve_device
-from tora.diffusion.compose import ComposedDenoiser, check_weights
+from tora.diffusion.compose import ComposedDenoiser
 from tora.diffusion.samplers import NoiseFn, RowNoise, SamplerConfig, sample
 from tora.errors import CheckpointError, ShapeMismatchError
 from tora.nn.inverse_dynamics import InverseDynamics
+from tora.planning.inputs import batch_inputs, check_spaces
 from tora.train.planner_io import (
     INVERSE_DIR,
     PlannerSpec,
@@ -142,32 +143,18 @@ class Agent:
 
     def check_spaces(self, obs_shape: tuple[int, ...], act_shape: tuple[int, ...]) -> None:
         """Raise :class:`ShapeMismatchError` if an environment's spaces do not fit the models."""
-        if tuple(obs_shape) != (self.obs_dim,) or tuple(act_shape) != (self.act_dim,):
-            raise ShapeMismatchError(
-                f"environment has observations {tuple(obs_shape)} and actions "
-                f"{tuple(act_shape)}, but the models expect ({self.obs_dim},) and "
-                f"({self.act_dim},): were they trained on this environment?"
-            )
+        check_spaces(obs_shape, act_shape, self.obs_dim, self.act_dim)
 
     # ------------------------------------------------------------------ acting
     def _inputs(
         self, obs: np.ndarray, weights: np.ndarray | Sequence[float]
     ) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
-        single = o.dim() == 1
-        o = o[None] if single else o
-        if o.dim() != 2 or o.shape[1] != self.obs_dim:
-            raise ShapeMismatchError(
-                f"observation batch has shape {tuple(o.shape)}; expected (B, {self.obs_dim})"
-            )
-        if not torch.isfinite(o).all():
-            raise ValueError("observations contain NaN or inf")
-        w = check_weights(weights, len(self.objective_names), self.objective_names)
-        if w.shape[0] == 1:
-            w = w.expand(o.shape[0], -1)
-        elif w.shape[0] != o.shape[0]:
-            raise ShapeMismatchError(f"{w.shape[0]} weight rows for {o.shape[0]} observations")
-        return o, w.to(self.device, torch.float32), single
+        o, w, single = batch_inputs(obs, weights, self.obs_dim, self.objective_names)
+        return (
+            torch.as_tensor(o, device=self.device),
+            torch.as_tensor(w, device=self.device, dtype=torch.float32),
+            single,
+        )
 
     def _noise_fn(self, batch: int, rows: Sequence[int] | np.ndarray | None) -> NoiseFn | None:
         """The per-row noise of a batch's rows, or None for the shared generator."""

@@ -39,11 +39,11 @@ from tora.data.windows import WindowSpec
 from tora.device import resolve_device
 from tora.diffusion.samplers import EpsFn, SamplerConfig, sample
 from tora.diffusion.schedule import NoiseSchedule
-from tora.errors import CheckpointError, DataError, ShapeMismatchError
+from tora.errors import CheckpointError, DataError
 from tora.nn.denoisers import ConditionedDenoiser, DenoiserConfig
 from tora.nn.inverse_dynamics import InverseDynamics
+from tora.planning.inputs import batch_inputs, check_spaces
 from tora.policies.base import Method
-from tora.preferences import validate_weights
 from tora.train.checkpoint import load_state_into, read_config
 from tora.train.inverse import InverseDynamicsTrainConfig, train_inverse_dynamics
 from tora.train.loop import OptimConfig, train_and_save
@@ -324,13 +324,10 @@ class CondDiffusionPolicy:
         self.generator.manual_seed(int(seed))
 
     def check_spaces(self, obs_shape: tuple[int, ...], act_shape: tuple[int, ...]) -> None:
-        """Raise :class:`ShapeMismatchError` if an environment's spaces do not fit the models."""
-        if tuple(obs_shape) != (self.obs_dim,) or tuple(act_shape) != (self.act_dim,):
-            raise ShapeMismatchError(
-                f"environment has observations {tuple(obs_shape)} and actions "
-                f"{tuple(act_shape)}, but the models expect ({self.obs_dim},) and "
-                f"({self.act_dim},): were they trained on this environment?"
-            )
+        """Raise :class:`ShapeMismatchError` if an environment's spaces do not fit the model."""
+        check_spaces(
+            obs_shape, act_shape, self.obs_dim, self.act_dim, "the planner and inverse dynamics"
+        )
 
     def eps_fn(self, weights: torch.Tensor) -> EpsFn:
         """The guided (x, t) -> eps for validated (B, K) ``weights`` on the policy's device."""
@@ -340,23 +337,12 @@ class CondDiffusionPolicy:
     def _inputs(
         self, obs: np.ndarray, weights: np.ndarray | Sequence[float]
     ) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
-        single = o.dim() == 1
-        o = o[None] if single else o
-        if o.dim() != 2 or o.shape[1] != self.obs_dim:
-            raise ShapeMismatchError(
-                f"observation batch has shape {tuple(o.shape)}; expected (B, {self.obs_dim})"
-            )
-        if not torch.isfinite(o).all():
-            raise ValueError("observations contain NaN or inf")
-        w = torch.from_numpy(
-            validate_weights(weights, len(self.objective_names), self.objective_names)
+        o, w, single = batch_inputs(obs, weights, self.obs_dim, self.objective_names)
+        return (
+            torch.as_tensor(o, device=self.device),
+            torch.as_tensor(w, device=self.device, dtype=torch.float32),
+            single,
         )
-        if w.shape[0] == 1:
-            w = w.expand(o.shape[0], -1)
-        elif w.shape[0] != o.shape[0]:
-            raise ShapeMismatchError(f"{w.shape[0]} weight rows for {o.shape[0]} observations")
-        return o, w.to(self.device, torch.float32), single
 
     def _sample(self, first: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         shape = (first.shape[0], self.spec.horizon, self.spec.obs_dim)

@@ -54,10 +54,10 @@ from tora.configs import config_to_dict
 from tora.data.normalize import Normalizer
 from tora.data.trajectories import Objective, Trajectories
 from tora.device import resolve_device
-from tora.errors import CheckpointError, DataError, ShapeMismatchError, ToraError
+from tora.errors import CheckpointError, DataError, ToraError
 from tora.nn.policies import MLPPolicy
+from tora.planning.inputs import batch_inputs, check_spaces
 from tora.policies.base import Method
-from tora.preferences import validate_weights
 from tora.train.checkpoint import (
     CONFIG_FILE,
     load_state_into,
@@ -276,12 +276,7 @@ class SupervisedPolicy:
 
     def check_spaces(self, obs_shape: tuple[int, ...], act_shape: tuple[int, ...]) -> None:
         """Raise :class:`ShapeMismatchError` if an environment's spaces do not fit the model."""
-        if tuple(obs_shape) != (self.obs_dim,) or tuple(act_shape) != (self.act_dim,):
-            raise ShapeMismatchError(
-                f"environment has observations {tuple(obs_shape)} and actions "
-                f"{tuple(act_shape)}, but the {self._spec.label} policy expects "
-                f"({self.obs_dim},) and ({self.act_dim},): was it trained on this environment?"
-            )
+        check_spaces(obs_shape, act_shape, self.obs_dim, self.act_dim, f"the {self.label} policy")
 
     def _conditioning(self, w: np.ndarray) -> torch.Tensor | None:
         parts = []
@@ -299,25 +294,7 @@ class SupervisedPolicy:
     @torch.no_grad()
     def act(self, obs: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Action(s) for ``obs`` under ``weights``; see the class docstring for shapes."""
-        o = np.asarray(obs, dtype=np.float32)
-        single = o.ndim == 1
-        o = o[None] if single else o
-        if o.ndim != 2 or o.shape[1] != self.obs_dim:
-            raise ShapeMismatchError(
-                f"observation batch has shape {np.shape(obs)}; expected ({self.obs_dim},) "
-                f"or (B, {self.obs_dim})"
-            )
-        if not np.isfinite(o).all():
-            row = int(np.argwhere(~np.isfinite(o))[0, 0])
-            raise DataError(f"observations contain NaN or inf (row {row}): {o[row].tolist()}")
-        w = validate_weights(weights, len(self.objectives), self.objective_names)
-        if w.shape[0] == 1:
-            w = np.repeat(w, o.shape[0], axis=0)
-        elif w.shape[0] != o.shape[0]:
-            raise ShapeMismatchError(
-                f"{w.shape[0]} weight rows for {o.shape[0]} observations; give one row per "
-                "observation or a single (K,) preference for the whole batch"
-            )
+        o, w, single = batch_inputs(obs, weights, self.obs_dim, self.objective_names)
         x = self.normalizer.normalize(torch.as_tensor(o, device=self.device))
         action = self.model(x, self._conditioning(w)).cpu().numpy()
         return action[0] if single else action
