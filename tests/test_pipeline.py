@@ -176,6 +176,19 @@ def test_objective_from_another_reference_is_refused(tiny_run: Path, tmp_path: P
         tora.Agent.load(copy, device="cpu")
 
 
+def test_inverse_dynamics_of_another_stride_is_refused(tiny_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    config_path = copy / "inverse_dynamics" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["stride"] += 1
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="does not match the planner"):
+        tora.Agent.load(copy, device="cpu")
+
+
 def test_finetune_rejects_unknown_objective_and_wrong_dims(
     tiny_run: Path, small_data: tora.Trajectories
 ) -> None:

@@ -94,13 +94,7 @@ class Agent:
             models.append(model)
             spec = spec or model_spec
         assert spec is not None
-        inverse, inv_config = load_inverse_dynamics(run_dir / INVERSE_DIR, dev)
-        if inv_config.get("obs_dim") != spec.obs_dim or inv_config.get("stride") != spec.stride:
-            raise CheckpointError(
-                f"inverse dynamics (obs_dim {inv_config.get('obs_dim')}, stride "
-                f"{inv_config.get('stride')}) does not match the planners (obs_dim "
-                f"{spec.obs_dim}, stride {spec.stride})"
-            )
+        inverse = load_inverse_dynamics(run_dir / INVERSE_DIR, spec, dev)
         return cls(models, names, spec, inverse, sampler, dev, seed)
 
     # --------------------------------------------------------------- properties

@@ -397,13 +397,7 @@ def load_cond_diffusion(
         raise CheckpointError(f"{out_dir / PLANNER_DIR}/config.json is malformed: {exc!r}") from exc
     model = ConditionedDenoiser(spec.horizon, spec.obs_dim, cond_dim, spec.denoiser)
     load_state_into(out_dir / PLANNER_DIR, model)
-    inverse, inv_config = load_inverse_dynamics(out_dir / INVERSE_DIR, dev)
-    if inv_config.get("obs_dim") != spec.obs_dim or inv_config.get("stride") != spec.stride:
-        raise CheckpointError(
-            f"inverse dynamics (obs_dim {inv_config.get('obs_dim')}, stride "
-            f"{inv_config.get('stride')}) does not match the planner (obs_dim "
-            f"{spec.obs_dim}, stride {spec.stride})"
-        )
+    inverse = load_inverse_dynamics(out_dir / INVERSE_DIR, spec, dev)
     scale = saved_guidance if guidance is None else guidance
     if sampler is None and isinstance(config.get("sampler"), dict):
         sampler = config_from_dict(SamplerConfig, config["sampler"])

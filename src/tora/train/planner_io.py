@@ -86,9 +86,17 @@ def load_planner(
 
 
 def load_inverse_dynamics(
-    directory: Path, device: torch.device | str = "cpu"
-) -> tuple[InverseDynamics, dict]:
+    directory: Path, spec: PlannerSpec, device: torch.device | str = "cpu"
+) -> InverseDynamics:
+    """The inverse dynamics model in ``directory``, checked against the planner it serves:
+    it must map states of the planner's size, ``spec.stride`` steps apart."""
     config = read_config(directory)
+    if config.get("obs_dim") != spec.obs_dim or config.get("stride") != spec.stride:
+        raise CheckpointError(
+            f"inverse dynamics in {directory} (obs_dim {config.get('obs_dim')}, stride "
+            f"{config.get('stride')}) does not match the planner (obs_dim {spec.obs_dim}, "
+            f"stride {spec.stride})"
+        )
     try:
         model = InverseDynamics(
             int(config["obs_dim"]),
@@ -102,7 +110,7 @@ def load_inverse_dynamics(
             f"{directory}/config.json is not an inverse dynamics config: {exc!r}"
         ) from exc
     load_state_into(directory, model)
-    return model.to(device).eval().requires_grad_(False), config
+    return model.to(device).eval().requires_grad_(False)
 
 
 def reference_hash(run_dir: Path) -> str:
