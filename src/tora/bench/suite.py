@@ -216,16 +216,13 @@ def suite_dataset(
 
 
 # ----------------------------------------------------------------------------- cells
-@dataclass
-class CellResult:
-    """One (env, method, seed) cell: its sweep summary and costs."""
+def cell_dir(suite: SuiteConfig, env_id: str, method: str, seed: int) -> Path:
+    return suite.out_dir / env_dirname(env_id) / method / f"seed{seed}"
 
-    env_id: str
-    method: str
-    seed: int
-    summary: dict[str, Any]
-    train_s: float
-    eval_s: float
+
+def ref_point(entry: EnvEntry, num_objectives: int) -> list[float]:
+    """The env's hypervolume reference point: its own, else 0 in every objective (D4MORL)."""
+    return list(entry.ref_point) if entry.ref_point is not None else [0.0] * num_objectives
 
 
 def _check_cell_settings(cell: Path, settings: dict[str, Any]) -> None:
@@ -251,8 +248,9 @@ def run_cell(
     data_path: Path,
     progress: bool = True,
     log: Callable[[str], None] = print,
-) -> CellResult:
-    """Train (or resume) and evaluate one cell; returns at once if it is already evaluated."""
+) -> Path:
+    """Train (or resume) and evaluate one cell; returns its evaluation file, at once if the
+    cell is already evaluated."""
     from tora.device import resolve_device
 
     env_id = resolve_env_id(entry.id)
@@ -268,10 +266,7 @@ def run_cell(
     _check_cell_settings(cell, settings)
     eval_path = cell / EVAL_FILE
     if eval_path.is_file():
-        saved = read_json_object(eval_path)
-        return CellResult(
-            env_id, method.name, seed, saved["summary"], saved["train_s"], saved["eval_s"]
-        )
+        return eval_path
 
     device = resolve_device(suite.device)
     train_mark = cell / "train.json"
@@ -308,20 +303,15 @@ def run_cell(
         pass_rows=per_row,
     )
     eval_s = time.perf_counter() - start
-    ref = entry.ref_point if entry.ref_point is not None else [0.0] * len(names)
-    summary = summarize_sweep(result, ref)
+    summary = summarize_sweep(result, ref_point(entry, len(names)))
     atomic_write_json(
         eval_path,
         {"summary": summary, "train_s": train_s, "eval_s": eval_s, "sweep": result.to_dict()},
     )
-    return CellResult(env_id, method.name, seed, summary, train_s, eval_s)
+    return eval_path
 
 
 # ----------------------------------------------------------------------------- suite
-def cell_dir(suite: SuiteConfig, env_id: str, method: str, seed: int) -> Path:
-    return suite.out_dir / env_dirname(env_id) / method / f"seed{seed}"
-
-
 def behaviour_summary(traj: Trajectories, data_path: Path, ref: list[float]) -> dict[str, Any]:
     """The reference row of an env: the dataset's own episode front."""
     card = dataset_card(traj, ref)
@@ -359,10 +349,9 @@ def run_suite(
         if wanted_envs is not None and env_id not in wanted_envs:
             continue
         traj, data_path = suite_dataset(suite, entry, progress)
-        ref = entry.ref_point if entry.ref_point is not None else [0.0] * traj.num_objectives
         atomic_write_json(
             suite.out_dir / env_dirname(env_id) / BEHAVIOUR_FILE,
-            behaviour_summary(traj, data_path, ref),
+            behaviour_summary(traj, data_path, ref_point(entry, traj.num_objectives)),
         )
         for name in suite.methods:
             if only_methods and name not in only_methods:
