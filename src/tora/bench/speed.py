@@ -17,10 +17,12 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import nn
 
 from tora.device import resolve_device
 from tora.diffusion.accel import accelerate
@@ -117,45 +119,62 @@ SweepTimer = Callable[..., Any]
 seconds: the signature of :func:`tora.bench.sweep.time_sweep`."""
 
 
+def _random_planners(
+    config: SpeedConfig, device: torch.device, obs_dim: int, num_models: int
+) -> list[nn.Module]:
+    return [
+        build_denoiser(config.horizon, obs_dim, config.denoiser).to(device).eval()
+        for _ in range(num_models)
+    ]
+
+
+def _random_inverse(low: torch.Tensor, high: torch.Tensor, obs_dim: int) -> InverseDynamics:
+    return InverseDynamics(obs_dim, low.numel(), low, high, InverseDynamicsConfig()).eval()
+
+
 class _PlannerPolicy:
-    """(obs (B, D), weights (B, K)) -> actions (B, A): a plan with K composed random-init
-    denoisers plus inverse dynamics, run as the speed rows run it. Random weights make the
-    actions meaningless but the cost real, which is all a timing needs."""
+    """A plan with K composed random-init denoisers plus inverse dynamics, composed,
+    accelerated and sampled exactly as the speed options say. Random weights make the actions
+    meaningless but the cost real, which is all a timing needs.
+
+    :meth:`act` works on device tensors (what the speed rows time); calling the object takes
+    and returns NumPy arrays, as a sweep's policy does.
+    """
 
     def __init__(
         self,
         config: SpeedConfig,
         device: torch.device,
-        obs_dim: int,
-        low: np.ndarray,
-        high: np.ndarray,
-        num_models: int,
+        models: list[nn.Module],
+        inverse: InverseDynamics,
     ) -> None:
-        self.config, self.device, self.obs_dim = config, device, obs_dim
+        self.config, self.device = config, device
         self.schedule = NoiseSchedule(100)
-        models = [
-            build_denoiser(config.horizon, obs_dim, config.denoiser).to(device).eval()
-            for _ in range(num_models)
-        ]
         self.composed = ComposedDenoiser(models, mode=config.compose).to(device).eval()
         self.fast = accelerate(self.composed, config.precision, config.compile, device)
-        low_t = torch.as_tensor(low, dtype=torch.float32)
-        high_t = torch.as_tensor(high, dtype=torch.float32)
-        self.inverse = (
-            InverseDynamics(obs_dim, low_t.numel(), low_t, high_t, InverseDynamicsConfig())
-            .to(device)
-            .eval()
+        self.inverse = inverse.to(device)
+
+    def act(self, first: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """(B, D) current states, (B, K) weights -> (B, A) actions."""
+        shape = (first.shape[0], self.config.horizon, first.shape[1])
+        plan = sample(
+            lambda x, t: self.fast(x, t, weights), self.schedule, shape, first, self.config.sampler
         )
+        return self.inverse(plan[:, 0], plan[:, 1])
 
     @torch.no_grad()
     def __call__(self, obs: np.ndarray, weights: np.ndarray) -> np.ndarray:
         first = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
         w = torch.as_tensor(np.asarray(weights, dtype=np.float32), device=self.device)
-        shape = (first.shape[0], self.config.horizon, self.obs_dim)
-        plan = sample(
-            lambda x, t: self.fast(x, t, w), self.schedule, shape, first, self.config.sampler
-        )
-        return self.inverse(plan[:, 0], plan[:, 1]).cpu().numpy()
+        return self.act(first, w).cpu().numpy()
+
+    def modes(self) -> dict[str, str]:
+        """What ran, after any fallback (read after timing: compile falls back lazily)."""
+        return {
+            "compose": self.composed.execution_mode(self.device),
+            "precision": self.fast.precision,
+            "compile": self.fast.compile,
+        }
 
 
 def _sweep_figure(
@@ -174,7 +193,9 @@ def _sweep_figure(
     finally:
         env.close()
     k = len(objective_names(config.sweep_env))
-    policy = _PlannerPolicy(config, device, obs_dim, low, high, k)
+    low_t = torch.as_tensor(low, dtype=torch.float32)
+    inverse = _random_inverse(low_t, torch.as_tensor(high, dtype=torch.float32), obs_dim)
+    policy = _PlannerPolicy(config, device, _random_planners(config, device, obs_dim, k), inverse)
     result = (timer or time_sweep)(
         config.sweep_env,
         policy,
@@ -184,8 +205,7 @@ def _sweep_figure(
         num_objectives=k,
     )
     out = dict(result) if isinstance(result, dict) else {"wall_seconds": float(result)}
-    out.update(models=k, compose=policy.composed.execution_mode(device))
-    out.update(precision=policy.fast.precision, compile=policy.fast.compile)
+    out.update(models=k, **policy.modes())
     return out
 
 
@@ -202,45 +222,20 @@ def run_speed_benchmark(
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(0)
-    schedule = NoiseSchedule(100)
-    models = [
-        build_denoiser(config.horizon, config.obs_dim, config.denoiser).to(device).eval()
-        for _ in range(max(config.models))
-    ]
+    models = _random_planners(config, device, config.obs_dim, max(config.models))
     params = sum(p.numel() for p in models[0].parameters())
-    inverse = (
-        InverseDynamics(
-            config.obs_dim,
-            config.act_dim,
-            -torch.ones(config.act_dim),
-            torch.ones(config.act_dim),
-            InverseDynamicsConfig(),
-        )
-        .to(device)
-        .eval()
-    )
+    bound = torch.ones(config.act_dim)
+    inverse = _random_inverse(-bound, bound, config.obs_dim)
     rng = np.random.default_rng(0)
     rows = []
     for k in config.models:
-        composed = ComposedDenoiser(models[:k], mode=config.compose).to(device).eval()
-        fast = accelerate(composed, config.precision, config.compile, device)
+        policy = _PlannerPolicy(config, device, models[:k], inverse)
         for b in config.batch_sizes:
             weights = torch.as_tensor(
                 rng.dirichlet(np.ones(k), size=b), dtype=torch.float32, device=device
             )
             first = torch.randn(b, config.obs_dim, device=device)
-            shape = (b, config.horizon, config.obs_dim)
-
-            def act(first=first, weights=weights, shape=shape, fast=fast) -> torch.Tensor:
-                plan = sample(
-                    lambda x, t: fast(x, t, weights),
-                    schedule,
-                    shape,
-                    first,
-                    config.sampler,
-                )
-                return inverse(plan[:, 0], plan[:, 1])
-
+            act = partial(policy.act, first, weights)
             seconds = _time(act, config.repeats, config.warmup, device)
             rows.append(
                 {
@@ -248,10 +243,7 @@ def run_speed_benchmark(
                     "batch": b,
                     "ms_per_call": 1e3 * seconds,
                     "ms_per_action": 1e3 * seconds / b,
-                    # What ran, after any fallback (read after timing: compile falls back lazily).
-                    "compose": composed.execution_mode(device),
-                    "precision": fast.precision,
-                    "compile": fast.compile,
+                    **policy.modes(),
                 }
             )
     base = {r["batch"]: r["ms_per_call"] for r in rows if r["models"] == min(config.models)}
