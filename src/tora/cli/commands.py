@@ -121,6 +121,7 @@ def _warn_unparsable_d4morl_name(env_id: str, out: Path) -> None:
 
 
 def data_make(args: argparse.Namespace) -> int:
+    from tora.behavior.make import is_scripted, make_dataset
     from tora.data.card import dataset_card, format_card, plot_card
     from tora.data.formats import save_dataset
     from tora.envs import CRUISE_ID, objective_names, resolve_env_id
@@ -129,7 +130,7 @@ def data_make(args: argparse.Namespace) -> int:
     if opts.episodes < 1 or opts.seed < 0:
         raise ToraError("--episodes must be at least 1 and --seed non-negative")
     env_id = resolve_env_id(opts.env)
-    scripted = env_id == CRUISE_ID and not opts.policies
+    scripted = is_scripted(env_id, opts.policies)
     if opts.format == "dsrl" and not {"reward", "cost"} <= set(objective_names(env_id)):
         # Checked before collecting: the DSRL writer would refuse the data only at the end.
         raise ToraError(
@@ -146,8 +147,6 @@ def data_make(args: argparse.Namespace) -> int:
             "behaviour and are ignored (pass --policies DIR to roll out trained policies)",
             file=sys.stderr,
         )
-    from tora.behavior.make import make_dataset
-
     traj = make_dataset(
         env_id,
         opts.episodes,
