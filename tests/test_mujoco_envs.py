@@ -233,6 +233,23 @@ def test_ant_objectives_by_hand() -> None:
     assert info["y_velocity"] == pytest.approx(vy)
 
 
+def test_ant_curriculum_variant_only_lowers_the_control_cost() -> None:
+    # The warm-up variant must be the same robot and motion: only c in v + 1 - c |a|^2 moves.
+    from tora.envs import curriculum_kwargs
+
+    kwargs = curriculum_kwargs(ANT_ID)
+    assert kwargs == {"ctrl_cost_weight": 0.05}
+    action = np.array([1.2, -0.4, 0.9, -1.7, 0.3, 0.0, -0.8, 0.6])
+    _, _, after, reward, _ = _hand_step(ANT_ID, action)
+    _, _, after_easy, reward_easy, _ = _hand_step(ANT_ID, action, **kwargs)
+    np.testing.assert_array_equal(after, after_easy)
+    lowered = (0.5 - 0.05) * np.sum(np.clip(action, -1, 1) ** 2)
+    np.testing.assert_allclose(np.asarray(reward_easy) - reward, [lowered, lowered], **TOL)
+    with pytest.raises(ToraError, match="ctrl_cost_weight"):
+        _reset(ANT_ID, ctrl_cost_weight=float("nan"))
+    assert curriculum_kwargs(HALF_CHEETAH_ID) == {}
+
+
 # ------------------------------------------------------------------------------ termination
 @pytest.mark.parametrize("degrees", [80.0, -80.0, 20.0])
 def test_half_cheetah_terminates_past_50_degrees(degrees: float) -> None:

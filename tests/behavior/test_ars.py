@@ -26,7 +26,7 @@ from tora.behavior import (
     train_behavior_set,
 )
 from tora.behavior.ars import ARSState, RolloutRunner, evaluate_policy, save_state
-from tora.errors import CheckpointError, ShapeMismatchError
+from tora.errors import CheckpointError, ShapeMismatchError, ToraError
 from tora.preferences import simplex_grid
 from tora.train.checkpoint import atomic_write_json, file_sha256, save_tensors
 
@@ -370,3 +370,54 @@ def test_chain_from_first_grows_from_one_corner_only() -> None:
     assert order[:2] == [0, 4] and parents[0] is None and parents[4] is None
     with pytest.raises(ValueError, match="chain_from"):
         chain_order(simplex_grid(2, 5), "middle")
+
+
+# --------------------------------------------------------------------------- roots
+
+
+ANT = "tora/MO-Ant-v0"
+TINY = ARSConfig(directions=1, top=1, iterations=1, episode_steps=5, eval_episodes=1)
+
+
+def test_roots_get_their_own_iterations_and_warm_up_on_the_easier_task(tmp_path: Path) -> None:
+    config = replace(TINY, root_iterations=3, warmup_iterations=2)
+    policies = train_behavior_set(ANT, tmp_path, 2, config, progress=False)
+    root, child = policies
+    assert root.info["parent"] is None and child.info["parent"] == 0
+    assert (root.info["iterations"], child.info["iterations"]) == (3, 1)
+    assert root.info["warmup"]["iterations"] == 2
+    assert root.info["warmup"]["env_kwargs"] == {"ctrl_cost_weight": 0.05}
+    assert "warmup" not in child.info
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert index["config"]["warmup_iterations"] == 2
+    assert index["policies"][0]["warmup"]["iterations"] == 2
+    assert (tmp_path / "policy_000.warmup.json").is_file()
+    assert not list(tmp_path.glob("*.state.safetensors"))
+
+    # The warm-up stage resumes like the others: a kill inside it changes nothing.
+    again = tmp_path / "again"
+
+    def stop_in_warm_up(p: SetProgress) -> None:
+        if (p.position, p.info.event, p.info.iteration) == (0, "iteration", 1):
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_behavior_set(ANT, again, 2, config, False, stop_in_warm_up)
+    assert (again / "policy_000.warmup.state.safetensors").is_file()
+    for a, b in zip(policies, train_behavior_set(ANT, again, 2, config, False), strict=True):
+        _same_policy(a, b)
+
+
+def test_warm_up_needs_an_env_with_an_easier_variant(tmp_path: Path) -> None:
+    with pytest.raises(ToraError, match="no easier variant"):
+        train_behavior_set(CRUISE, tmp_path, 2, replace(TINY, warmup_iterations=1), False)
+
+
+def test_sets_without_the_later_settings_keep_their_recorded_plan(
+    cruise_set: tuple[Path, list, list[SetProgress]],
+) -> None:
+    # Sets shipped before root/warm-up iterations existed record neither; defaults must not
+    # change their plan, or resuming them would be refused.
+    out, _, _ = cruise_set
+    recorded = json.loads((out / "index.json").read_text())["config"]
+    assert "root_iterations" not in recorded and "warmup_iterations" not in recorded

@@ -88,6 +88,12 @@ class ARSConfig:
     """Exploration noise nu: rollouts use M +- nu delta."""
     iterations: int = 100
     """ARS iterations per policy."""
+    root_iterations: int = 0
+    """Iterations of the policies a set trains from zero (its chain roots); 0: ``iterations``.
+    A root starts from nothing while the others inherit a gait, so it may need more."""
+    warmup_iterations: int = 0
+    """Iterations a root first spends on the env's easier variant (its ``curriculum_kwargs``,
+    e.g. MO-Ant with a tenth of the control cost) before training on the true task; 0: none."""
     episode_steps: int = 500
     """Steps per rollout at most (D4MORL episodes are 500 steps); the env may end it sooner."""
     workers: int = 1
@@ -112,8 +118,12 @@ class ARSConfig:
             )
         if self.step_size <= 0 or self.noise <= 0:
             raise ValueError("step_size and noise must be positive")
-        if min(self.iterations, self.eval_episodes) < 0 or self.episode_steps < 1:
-            raise ValueError("iterations, eval_episodes >= 0 and episode_steps >= 1 required")
+        counts = (self.iterations, self.root_iterations, self.warmup_iterations)
+        if min(*counts, self.eval_episodes) < 0 or self.episode_steps < 1:
+            raise ValueError(
+                "iterations, root_iterations, warmup_iterations, eval_episodes >= 0 and "
+                "episode_steps >= 1 required"
+            )
         if self.workers < 1 or self.checkpoint_every < 1:
             raise ValueError("workers and checkpoint_every must be at least 1")
 

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,9 @@ from tora.behavior.ars import (
     env_spaces,
     train_ars,
 )
-from tora.behavior.policy import LinearPolicy, load_policy
-from tora.errors import CheckpointError
+from tora.behavior.policy import LinearPolicy, load_policy, policy_paths
+from tora.envs import curriculum_kwargs, make_env
+from tora.errors import CheckpointError, ToraError
 from tora.preferences import simplex_grid
 from tora.train.checkpoint import atomic_write_json, read_json_object
 
@@ -58,6 +60,9 @@ _SET_FORMAT = "tora-behavior-set"
 _SET_VERSION = 1
 # Settings that do not change the trained policies; a resume may use other values.
 _FREE_SETTINGS = ("workers", "checkpoint_every")
+_LATER_SETTINGS = ("root_iterations", "warmup_iterations")
+# Seed-key tag of a root's warm-up stage, so its streams differ from the true-task stage's.
+_WARMUP_KEY = 1
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,13 @@ def _stem(i: int) -> str:
 
 
 def _settings(config: ARSConfig) -> dict[str, Any]:
-    return {k: v for k, v in asdict(config).items() if k not in _FREE_SETTINGS}
+    settings = {k: v for k, v in asdict(config).items() if k not in _FREE_SETTINGS}
+    # Sets written before these settings existed did not record them: leaving them out while
+    # they are 0 keeps such a set resumable.
+    for name in _LATER_SETTINGS:
+        if not settings[name]:
+            del settings[name]
+    return settings
 
 
 def _read_index(path: Path) -> dict[str, Any]:
@@ -200,32 +211,40 @@ def train_behavior_set(
                 policies[i] = load_policy(out / _index_entry(index, i)["file"])
                 continue
             parent = parents[i]
-            init = (
-                policies[parent]
-                if parent is not None
-                else LinearPolicy.zeros(obs_dim, low, high, env_id)
-            )
-            if runner is None:
-                runner = RolloutRunner(env_id, config.workers)
 
             def relay(info: IterationInfo, i: int = i, pos: int = position) -> None:
                 if callback is not None:
                     callback(SetProgress(i, pos, parents[i], info))
 
             label = ", ".join(f"{x:.2f}" for x in weights[i])
+            desc = f"policy {position + 1}/{len(order)} w=({label})"
+            warmup: LinearPolicy | None = None
+            if parent is not None:
+                init, stage = policies[parent], config
+            else:
+                init = LinearPolicy.zeros(obs_dim, low, high, env_id)
+                stage = replace(config, iterations=config.root_iterations or config.iterations)
+                if config.warmup_iterations:
+                    warmup = init = _warm_up(
+                        env_id, weights[i], config, out, i, relay, progress, desc
+                    )
+            if runner is None:
+                runner = RolloutRunner(env_id, config.workers)
             policy = train_ars(
                 env_id,
                 weights[i],
-                config,
+                stage,
                 init=init,
                 state_path=out / f"{_stem(i)}.state.safetensors",
                 key=(config.seed, i),
                 runner=runner,
                 callback=relay,
                 progress=progress,
-                desc=f"policy {position + 1}/{len(order)} w=({label})",
+                desc=desc,
             )
             policy.info.update(index=i, parent=parent, chain_position=position)
+            if warmup is not None:
+                policy.info["warmup"] = _stage_record(warmup)
             _, json_path = policy.save(out / _stem(i))
             index["policies"].append(_entry(i, parent, json_path.name, policy))
             index["policies"].sort(key=lambda e: e["index"])
@@ -241,6 +260,58 @@ def train_behavior_set(
     return [policies[i] for i in range(len(order))]
 
 
+def _warm_up(
+    env_id: str,
+    weights: np.ndarray,
+    config: ARSConfig,
+    out: Path,
+    i: int,
+    callback: Callable[[IterationInfo], None],
+    progress: bool,
+    desc: str,
+) -> LinearPolicy:
+    """Train root ``i`` from zero on the env's easier variant (resumable; kept on disk).
+
+    The finished warm-up is saved as ``policy_<i>.warmup`` so a resume after it does not
+    repeat it; its state file follows the same rules as the true-task stage's.
+    """
+    stem = out / f"{_stem(i)}.warmup"
+    if policy_paths(stem)[1].is_file():
+        return load_policy(stem)
+    kwargs = curriculum_kwargs(env_id)
+    if not kwargs:
+        raise ToraError(
+            f"{env_id} declares no easier variant to warm up on (curriculum_kwargs); "
+            "set warmup_iterations to 0"
+        )
+    factory = partial(make_env, env_id, **kwargs)
+    stage = replace(config, iterations=config.warmup_iterations, eval_episodes=0)
+    obs_dim, low, high, _ = env_spaces(env_id)
+    with RolloutRunner(factory, config.workers) as runner:
+        policy = train_ars(
+            factory,
+            weights,
+            stage,
+            init=LinearPolicy.zeros(obs_dim, low, high, env_id),
+            state_path=out / f"{_stem(i)}.warmup.state.safetensors",
+            key=(config.seed, i, _WARMUP_KEY),
+            runner=runner,
+            callback=callback,
+            progress=progress,
+            desc=f"{desc} warm-up {kwargs}",
+        )
+    policy.env_id = env_id
+    policy.info["env_kwargs"] = kwargs
+    policy.save(stem)
+    (out / f"{_stem(i)}.warmup.state.safetensors").unlink(missing_ok=True)
+    return policy
+
+
+def _stage_record(policy: LinearPolicy) -> dict[str, Any]:
+    keep = ("iterations", "env_steps", "seconds", "env_kwargs")
+    return {k: policy.info[k] for k in keep if k in policy.info}
+
+
 def _entry(i: int, parent: int | None, file: str, policy: LinearPolicy) -> dict[str, Any]:
     info = policy.info
     return {
@@ -254,6 +325,7 @@ def _entry(i: int, parent: int | None, file: str, policy: LinearPolicy) -> dict[
         "env_steps": info["env_steps"],
         "eval_steps": info["eval_steps"],
         "seconds": info["seconds"],
+        **({"warmup": info["warmup"]} if "warmup" in info else {}),
     }
 
 

@@ -164,6 +164,17 @@ def objective_names(env_id: str) -> tuple[str, ...]:
         env.close()
 
 
+def curriculum_kwargs(env_id: str) -> dict[str, object]:
+    """Constructor arguments of an easier variant of ``env_id`` for warm-up training ({}: none).
+
+    tora-rl's envs declare them as ``curriculum_kwargs`` (e.g. MO-Ant with a tenth of the
+    control cost); other envs have none.
+    """
+    entry_point = gym.spec(resolve_env_id(env_id)).entry_point
+    cls = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    return dict(getattr(cls, "curriculum_kwargs", None) or {})
+
+
 __all__ = [
     "ANT_ID",
     "CRUISE_ID",
@@ -175,6 +186,7 @@ __all__ = [
     "MUJOCO_ENV_IDS",
     "SWIMMER_ID",
     "WALKER2D_ID",
+    "curriculum_kwargs",
     "CruiseEnv",
     "make_env",
     "objective_names",

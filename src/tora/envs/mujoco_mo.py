@@ -30,6 +30,7 @@ in PEDA. The registry adds the 500-step time limit (``TimeLimit``), as PEDA's di
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,6 +94,9 @@ class _D4MORLMixin:
     # How the reset perturbs qvel ("normal" or "uniform") and whether it keeps the height.
     qvel_noise: ClassVar[str] = "normal"
     keep_initial_height: ClassVar[bool] = False
+    # Constructor arguments of an easier variant that behaviour policies trained from zero may
+    # warm up on (ARSConfig.warmup_iterations); empty: the env has none.
+    curriculum_kwargs: ClassVar[dict[str, Any]] = {}
 
     # Provided by Gymnasium's MujocoEnv; declared here for type checkers.
     action_space: spaces.Box
@@ -315,10 +319,21 @@ class MOAntEnv(_D4MORLMixin, AntEnv):
 
     reward_names = ("x_speed", "y_speed")
     qvel_noise = "normal"
-    ctrl_cost_weight = 0.5
+    # An easier version of the task for behaviour policies trained from zero: with D4MORL's
+    # control cost (0.5 |a|^2 on 8 motors, gear 100) standing still is a local optimum that
+    # linear ARS does not leave (BENCHMARKS.md, section 4); at a tenth of it the ant learns a
+    # gait, which the true task then refines.
+    curriculum_kwargs: ClassVar[dict[str, Any]] = {"ctrl_cost_weight": 0.05}
 
-    def __init__(self, model: str = "pgmorl", **kwargs: Any) -> None:
-        """``model``: "pgmorl" (D4MORL's, the default) or "gymnasium" (the v5 file as is)."""
+    def __init__(self, model: str = "pgmorl", ctrl_cost_weight: float = 0.5, **kwargs: Any) -> None:
+        """``model``: "pgmorl" (D4MORL's, the default) or "gymnasium" (the v5 file as is).
+
+        ``ctrl_cost_weight``: c in ``v + 1 - c |a|^2``; D4MORL's is 0.5 (other values make a
+        different task, used only as a training curriculum).
+        """
+        if not (math.isfinite(ctrl_cost_weight) and ctrl_cost_weight >= 0):
+            raise ToraError(f"ctrl_cost_weight must be finite and >= 0, got {ctrl_cost_weight}")
+        self.ctrl_cost_weight = float(ctrl_cost_weight)
         self.model_variant = model
         params: dict[str, Any] = {
             "xml_file": str(model_path("ant", model)),
@@ -326,7 +341,7 @@ class MOAntEnv(_D4MORLMixin, AntEnv):
             "include_cfrc_ext_in_observation": False,
         }
         AntEnv.__init__(self, **{**params, **kwargs})
-        utils.EzPickle.__init__(self, model=model, **kwargs)
+        utils.EzPickle.__init__(self, model=model, ctrl_cost_weight=ctrl_cost_weight, **kwargs)
         self._set_reward_space([-_INF, -_INF], [_INF, _INF])
 
     def _objectives(self, qpos_before: np.ndarray, action: np.ndarray) -> list[float]:
