@@ -166,6 +166,13 @@ def _from_json_value(tp: Any, value: Any, path: str) -> Any:
         if not isinstance(value, Mapping):
             raise ToraError(f"config key {path} must be a mapping, got {value!r}")
         return _config_from_dict(inner, value, f"{path}.")
+    if typing.get_origin(inner) is dict:
+        # dict[str, SomeConfig] holds named sub-configs (e.g. a suite's method variants).
+        args = typing.get_args(inner)
+        element_type = args[1] if len(args) == 2 else Any
+        if not isinstance(value, Mapping):
+            raise ToraError(f"config key {path} must be a mapping, got {value!r}")
+        return {str(k): _from_json_value(element_type, v, f"{path}.{k}") for k, v in value.items()}
     seq, element, nargs = _sequence_info(inner)
     if seq is not None:
         if not isinstance(value, (list, tuple)):

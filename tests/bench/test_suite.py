@@ -18,6 +18,7 @@ from tora.bench.suite import (
     load_suite,
     method_config,
     run_suite,
+    suite_method,
     with_seed,
 )
 from tora.bench.table import collect_rows, format_markdown
@@ -130,3 +131,51 @@ def test_partial_suite_reports_seeds_done(tmp_path: Path) -> None:
     rows = collect_rows(suite)
     assert rows[1]["seeds"] == [0] and rows[1]["seeds_planned"] == 2
     assert "| 1/2 |" in format_markdown(suite, rows)
+
+
+def test_variants_run_as_methods_of_their_own(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'methods = ["bc", "bc_short"]\n'
+        "[settings.bc]\nsteps = 60\nhidden_dim = 32\n"
+        '[variants.bc_short]\nmethod = "bc"\nlabel = "BC (30 steps)"\n'
+        "settings = { steps = 30 }\n"
+        '[[envs]]\nid = "tora/Cruise-v0"\n'
+    )
+    suite = load_suite(path)
+    entry = suite.envs[0]
+    variant = suite_method(suite, "bc_short")
+    assert (variant.name, variant.label, variant.train) == (
+        "bc_short",
+        "BC (30 steps)",
+        get_method("bc").train,
+    )
+    # The base method's suite settings apply, then the variant's own.
+    config = method_config(suite, entry, variant, 0)
+    assert (config.steps, config.hidden_dim) == (30, 32)
+    assert method_config(suite, entry, suite_method(suite, "bc"), 0).steps == 60
+
+    suite.out = str(tmp_path / "bench")
+    suite.data, suite.eval = DataSettings(episodes=30), EvalSettings(preferences=3, seed=5)
+    rows = run_suite(suite, progress=False, log=lambda _: None)["rows"]
+    assert [(r["method"], r["label"]) for r in rows[1:]] == [
+        ("bc", "BC"),
+        ("bc_short", "BC (30 steps)"),
+    ]
+    assert cell_dir(suite, "tora/Cruise-v0", "bc_short", 0).is_dir()
+
+
+@pytest.mark.parametrize(
+    ("variant", "error"),
+    [
+        ('[variants.bc]\nmethod = "bc_p"\n', "would hide"),
+        ('[variants.x]\nmethod = "nope"\n', "unknown method 'nope'"),
+        ('[variants.x]\nmethod = "bc"\nsettings = { stepz = 1 }\n', "stepz"),
+    ],
+)
+def test_bad_variants_are_errors(tmp_path: Path, variant: str, error: str) -> None:
+    path = tmp_path / "s.toml"
+    name = variant.split("]")[0].split(".")[1]
+    path.write_text(f'methods = ["{name}"]\n{variant}[[envs]]\nid = "tora/Cruise-v0"\n')
+    with pytest.raises(ToraError, match=error):
+        load_suite(path)

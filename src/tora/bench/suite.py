@@ -88,6 +88,20 @@ class EnvEntry:
 
 
 @dataclass
+class VariantSpec:
+    """A registry method run under a name of its own with its own settings, so one suite can
+    compare configurations of a method (e.g. TORA with a 10-step sampler next to the default).
+    """
+
+    method: str
+    """Name of the method in the registry (e.g. "tora")."""
+    label: str = ""
+    """Name in tables and legends (default: the method's label and the variant's name)."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Settings merged over the suite's settings of ``method`` (then the env's of the variant)."""
+
+
+@dataclass
 class SuiteConfig:
     """A benchmark suite: which environments, methods, seeds, data and evaluation."""
 
@@ -101,7 +115,9 @@ class SuiteConfig:
     device: str = "auto"
     """Torch device for training and evaluation."""
     methods: list[str] = field(default_factory=lambda: list(method_names()))
-    """Methods to run, by name."""
+    """Methods to run, by name: registry names and the names of ``variants``."""
+    variants: dict[str, VariantSpec] = field(default_factory=dict)
+    """Named variants of registry methods, usable in ``methods`` and ``settings``."""
     data: DataSettings = field(default_factory=DataSettings)
     """Dataset settings."""
     eval: EvalSettings = field(default_factory=EvalSettings)
@@ -135,7 +151,16 @@ def check_suite(suite: SuiteConfig) -> None:
     """Raise :class:`ToraError` for a suite that cannot run, before anything is trained."""
     if not suite.envs:
         raise ToraError("the suite lists no environments ([[envs]] entries)")
-    known = method_names()
+    registry = method_names()
+    for name, variant in suite.variants.items():
+        if name in registry:
+            raise ToraError(f"variant {name!r} would hide the registry method of that name")
+        if variant.method not in registry:
+            raise ToraError(
+                f"variant {name!r}: unknown method {variant.method!r}; known methods: "
+                f"{', '.join(registry)}"
+            )
+    known = [*registry, *suite.variants]
     for name in [*suite.methods, *suite.settings]:
         if name not in known:
             raise ToraError(f"unknown method {name!r}; known methods: {', '.join(known)}")
@@ -147,7 +172,7 @@ def check_suite(suite: SuiteConfig) -> None:
             if name not in known:
                 raise ToraError(f"env {entry.id}: unknown method {name!r} in settings")
         for name in suite.methods:  # builds every config once, so a typo fails now
-            method_config(suite, entry, get_method(name), 0)
+            method_config(suite, entry, suite_method(suite, name), 0)
     if suite.eval.preferences < 2 or suite.eval.episodes < 1:
         raise ToraError("eval.preferences must be at least 2 and eval.episodes at least 1")
 
@@ -176,10 +201,26 @@ def with_seed(config: Any, seed: int) -> Any:
     return dataclasses.replace(config, **changes)
 
 
+def suite_method(suite: SuiteConfig, name: str) -> Method:
+    """The method a suite runs under ``name``: a registry method, or a variant of one renamed
+    (its cells, rows and legend entries are its own)."""
+    variant = suite.variants.get(name)
+    if variant is None:
+        return get_method(name)
+    base = get_method(variant.method)
+    label = variant.label or f"{base.label} [{name}]"
+    return dataclasses.replace(base, name=name, label=label)
+
+
 def method_config(suite: SuiteConfig, entry: EnvEntry, method: Method, seed: int) -> Any:
-    """The config a method trains with in one cell: defaults, then suite settings, then the
-    env's settings, then the seed."""
+    """The config a method trains with in one cell: defaults, then suite settings (for a
+    variant: its base method's, then the variant's own), then the env's settings, then the
+    seed."""
     base = config_to_dict(method.config_cls())
+    variant = suite.variants.get(method.name)
+    if variant is not None:
+        base = _merge(base, suite.settings.get(variant.method, {}))
+        base = _merge(base, variant.settings)
     merged = _merge(base, suite.settings.get(method.name, {}))
     merged = _merge(merged, entry.settings.get(method.name, {}))
     return with_seed(config_from_dict(method.config_cls, merged), seed)
@@ -357,5 +398,7 @@ def run_suite(
             if only_methods and name not in only_methods:
                 continue
             for seed in entry.seeds:
-                run_cell(suite, entry, get_method(name), seed, traj, data_path, progress, log)
+                run_cell(
+                    suite, entry, suite_method(suite, name), seed, traj, data_path, progress, log
+                )
     return write_results(suite)

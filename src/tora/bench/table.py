@@ -20,10 +20,10 @@ from tora.bench.suite import (
     SuiteConfig,
     cell_dir,
     env_dirname,
+    suite_method,
 )
 from tora.envs import resolve_env_id
 from tora.evaluate.plots import plot_pareto_front
-from tora.policies.registry import get_method
 from tora.train.checkpoint import atomic_write_bytes, atomic_write_json, read_json_object
 
 METRICS = ("hypervolume", "sparsity", "expected_utility", "steering_correlation")
@@ -67,7 +67,7 @@ def collect_rows(suite: SuiteConfig) -> list[dict[str, Any]]:
                 }
             )
         for name in suite.methods:
-            method = get_method(name)
+            method = suite_method(suite, name)
             done = []
             for seed in entry.seeds:
                 path = cell_dir(suite, env_id, name, seed) / EVAL_FILE
@@ -172,7 +172,7 @@ def plot_env(suite: SuiteConfig, env_id: str, path: Path) -> Path | None:
             cell = cell_dir(suite, env_id, name, seed) / EVAL_FILE
             if cell.is_file():
                 means = read_json_object(cell)["summary"]["mean_returns"]
-                series[f"{get_method(name).label} (seed {seed})"] = np.asarray(means)
+                series[f"{suite_method(suite, name).label} (seed {seed})"] = np.asarray(means)
                 break
     return plot_pareto_front(
         series,
