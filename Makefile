@@ -11,11 +11,14 @@ STAMP := $(VENV)/.tora-installed
 
 install: $(STAMP)
 
+# bullet-safety-gym (the safe-RL tasks) pins gymnasium~=0.28.1 but works on gymnasium 1.x, so it
+# is installed last and without its dependencies; pybullet comes with the "safe" extra.
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,safe]"
+	$(BIN)/python -m pip install --quiet --no-deps bullet-safety-gym==1.4.0
 	touch $(STAMP)
 
 demo: $(STAMP)

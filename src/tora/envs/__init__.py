@@ -1,12 +1,17 @@
-"""Environments: the built-in Cruise task, D4MORL's MuJoCo tasks and the ids tora-rl accepts.
+"""Environments: the built-in Cruise task, D4MORL's MuJoCo tasks, Bullet-Safety-Gym's safe-RL
+tasks and the ids tora-rl accepts.
 
-Three kinds of id reach :func:`make_env`:
+Four kinds of id reach :func:`make_env`:
 
 - tora-rl's own ids (:data:`ENV_IDS`): ``tora/Cruise-v0`` and the six MuJoCo tasks with the
   objectives and termination rules of D4MORL (Zhu, Dang & Grover 2023), built on PGMORL's
   (Xu et al. 2020) environments: see :mod:`tora.envs.mujoco_mo`;
 - the env names inside D4MORL's file names (``MO-HalfCheetah-v2``, ...; :data:`D4MORL_ALIASES`),
   which resolve to the tora ids;
+- the six Bullet-Safety-Gym tasks of DSRL (Liu et al. 2023) with the reward vector
+  ``[reward, cost]`` (:data:`SAFETY_ENV_IDS`, e.g. ``tora/SafetyCarRun-v0``; also by the
+  package's and DSRL's names, :data:`SAFETY_ALIASES`): see :mod:`tora.envs.safety`. The optional
+  package is imported only when one of them is built;
 - anything else Gymnasium knows, including mo-gymnasium's ids (``mo-halfcheetah-v5``, ...) when
   the optional ``mo_gymnasium`` package is installed. Those are imported only on demand; note
   that mo-gymnasium's tasks are *not* D4MORL's (1000-step episodes, other reward vectors).
@@ -16,11 +21,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from typing import Any
 
 import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
 
+from tora.data.trajectories import Direction
 from tora.envs.cruise import CruiseEnv
+from tora.envs.safety import SAFETY_ALIASES, SAFETY_ENV_IDS, SAFETY_TASKS
 from tora.errors import ToraError
 
 CRUISE_ID = "tora/Cruise-v0"
@@ -44,7 +52,8 @@ _MUJOCO_ENTRY_POINTS = {
 MUJOCO_ENV_IDS: tuple[str, ...] = tuple(_MUJOCO_ENTRY_POINTS)
 """The D4MORL MuJoCo tasks, 500-step episodes."""
 ENV_IDS: tuple[str, ...] = (CRUISE_ID, *MUJOCO_ENV_IDS)
-"""Every id tora-rl registers."""
+"""The ids of tora-rl's built-in tasks (the safe-RL tasks, which need an optional package, are
+:data:`SAFETY_ENV_IDS`)."""
 
 D4MORL_ALIASES: dict[str, str] = {
     "MO-HalfCheetah-v2": HALF_CHEETAH_ID,
@@ -74,6 +83,14 @@ def register_envs() -> None:
                 entry_point=f"tora.envs.mujoco_mo:{cls}",
                 max_episode_steps=EPISODE_STEPS,
             )
+    for task in SAFETY_TASKS.values():
+        if task.tora_id not in gym.registry:
+            gym.register(
+                task.tora_id,
+                entry_point="tora.envs.safety:BulletSafetyEnv",
+                max_episode_steps=task.episode_steps,
+                kwargs={"task": task.name},
+            )
 
 
 def _looks_like_mo_gymnasium(env_id: str) -> bool:
@@ -102,21 +119,26 @@ def _unknown(env_id: str) -> ToraError:
     aliases = ", ".join(f"{a} -> {t}" for a, t in D4MORL_ALIASES.items())
     return ToraError(
         f"unknown environment id {env_id!r}. tora-rl's ids: {', '.join(ENV_IDS)}. "
-        f"D4MORL names: {aliases}. Any other Gymnasium id works too; mo-gymnasium's "
-        f"(e.g. 'mo-hopper-v5') need `{MO_GYMNASIUM_INSTALL}`."
+        f"D4MORL names: {aliases}. Bullet-Safety-Gym tasks: {', '.join(SAFETY_ENV_IDS)} "
+        "(also as 'SafetyCarRun-v0' or 'OfflineCarRun-v0'). Any other Gymnasium id works too; "
+        f"mo-gymnasium's (e.g. 'mo-hopper-v5') need `{MO_GYMNASIUM_INSTALL}`."
     )
 
 
 def resolve_env_id(env_id: str) -> str:
     """The Gymnasium id that ``env_id`` stands for; raises ToraError if there is none.
 
-    D4MORL names map to tora ids; tora ids, any id already in Gymnasium's registry and
-    Gymnasium's ``"module:Name-v0"`` form map to themselves; mo-gymnasium's ids map to
-    themselves once the package is imported (lazily).
+    D4MORL names and Bullet-Safety-Gym's or DSRL's names map to tora ids; tora ids, any id
+    already in Gymnasium's registry and Gymnasium's ``"module:Name-v0"`` form map to
+    themselves; mo-gymnasium's ids map to themselves once the package is imported (lazily).
     """
     register_envs()
     if env_id in D4MORL_ALIASES:
         return D4MORL_ALIASES[env_id]
+    if env_id in SAFETY_ALIASES:
+        # Checked before the registry: importing bullet_safety_gym registers these names too,
+        # for the package's own env, which returns a scalar reward.
+        return SAFETY_ALIASES[env_id]
     if env_id in gym.registry or ":" in env_id:
         # "module:Name-v0" asks gymnasium.make to import the module that registers the env.
         return env_id
@@ -140,6 +162,14 @@ def make_env(env_id: str, **kwargs: object) -> gym.Env:
     return gym.make(resolve_env_id(env_id), disable_env_checker=True, **kwargs)
 
 
+def _declared(env_id: str, attribute: str) -> Any:
+    """A class attribute (``reward_names``, ``reward_directions``) of the env ``env_id``
+    resolves to, read without building the env; None when it declares none."""
+    entry_point = gym.spec(env_id).entry_point
+    creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    return getattr(creator, attribute, None)
+
+
 def objective_names(env_id: str) -> tuple[str, ...]:
     """Names of the reward vector's components of ``env_id`` (any id :func:`make_env` takes).
 
@@ -147,11 +177,7 @@ def objective_names(env_id: str) -> tuple[str, ...]:
     to read the length of its ``reward_space`` and the names are ``objective_<i>``.
     """
     resolved = resolve_env_id(env_id)
-    entry_point = gym.spec(resolved).entry_point
-    if isinstance(entry_point, str):
-        names = getattr(load_env_creator(entry_point), "reward_names", None)
-    else:
-        names = getattr(entry_point, "reward_names", None)
+    names = _declared(resolved, "reward_names")
     if names:
         return tuple(names)
     env = make_env(resolved)
@@ -162,6 +188,26 @@ def objective_names(env_id: str) -> tuple[str, ...]:
         return tuple(f"objective_{i}" for i in range(space.shape[0]))
     finally:
         env.close()
+
+
+def objective_directions(env_id: str) -> tuple[Direction, ...]:
+    """Whether each component of ``env_id``'s reward vector is to be maximized or minimized,
+    in the order of :func:`objective_names`.
+
+    Envs with an objective to minimize (the cost of the safe-RL tasks) declare
+    ``reward_directions``; every component of any other env is maximized.
+    """
+    names = objective_names(env_id)
+    declared = _declared(resolve_env_id(env_id), "reward_directions")
+    if declared is None:
+        return (Direction.MAXIMIZE,) * len(names)
+    directions = tuple(Direction(d) for d in declared)
+    if len(directions) != len(names):
+        raise ToraError(
+            f"environment {env_id!r} declares {len(directions)} reward directions for "
+            f"{len(names)} objectives {list(names)}"
+        )
+    return directions
 
 
 def curriculum_kwargs(env_id: str) -> dict[str, object]:
@@ -184,11 +230,14 @@ __all__ = [
     "HOPPER_3OBJ_ID",
     "HOPPER_ID",
     "MUJOCO_ENV_IDS",
+    "SAFETY_ALIASES",
+    "SAFETY_ENV_IDS",
     "SWIMMER_ID",
     "WALKER2D_ID",
-    "curriculum_kwargs",
     "CruiseEnv",
+    "curriculum_kwargs",
     "make_env",
+    "objective_directions",
     "objective_names",
     "register_envs",
     "resolve_env_id",
