@@ -115,6 +115,25 @@ def test_dpo_gradient_signs_favour_lowering_winner_error() -> None:
     assert torch.allclose(ref_win.grad, -win.grad)
 
 
+def test_dpo_sft_term_adds_the_winners_mean_error() -> None:
+    a, b, c, d, beta = (0.5, 0.2), (0.3, 0.4), (0.1, 0.6), (0.4, 0.1), 3.0
+    plain, _ = diffusion_dpo_loss(_t(*a), _t(*b), _t(*c), _t(*d), beta)
+    loss, stats = diffusion_dpo_loss(_t(*a), _t(*b), _t(*c), _t(*d), beta, sft_weight=0.5)
+    assert float(loss) == pytest.approx(float(plain) + 0.5 * (0.5 + 0.2) / 2, rel=1e-12)
+    assert stats["dpo_loss"] == pytest.approx(float(plain), rel=1e-12)
+    assert stats["sft_loss"] == pytest.approx(0.35, rel=1e-12)
+    # The extra gradient on each winner error is sft_weight / B; the loser's is unchanged.
+    win, lose = _t(*a, grad=True), _t(*c, grad=True)
+    diffusion_dpo_loss(win, _t(*b), lose, _t(*d), beta)[0].backward()
+    g_win, g_lose = win.grad.clone(), lose.grad.clone()
+    win.grad, lose.grad = None, None
+    diffusion_dpo_loss(win, _t(*b), lose, _t(*d), beta, sft_weight=0.5)[0].backward()
+    assert (win.grad - g_win).tolist() == pytest.approx([0.25, 0.25], rel=1e-10)
+    assert torch.equal(lose.grad, g_lose)
+    with pytest.raises(ValueError, match="sft_weight"):
+        diffusion_dpo_loss(win, _t(*b), lose, _t(*d), beta, sft_weight=-1.0)
+
+
 def test_dpo_larger_beta_sharpens_loss() -> None:
     args = (_t(0.1), _t(0.3), _t(0.5), _t(0.2))  # winner already preferred: d = -0.5
     small, _ = diffusion_dpo_loss(*args, beta=1.0)

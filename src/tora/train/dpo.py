@@ -36,6 +36,9 @@ class DPOConfig:
     beta: float = 2000.0
     """KL strength. Errors are means over window elements, so beta is large (image models used
     2500-5000 with per-pixel means); larger keeps the model closer to the reference."""
+    sft_weight: float = 0.0
+    """Weight of a supervised denoising term on the winners added to the DPO loss (0: plain
+    Diffusion-DPO). It keeps DPO from lowering the winners' likelihood along with the losers'."""
     num_pairs: int = 20000
     """Preference pairs drawn from the data (ties on this objective are dropped)."""
     segment_length: int = 20
@@ -107,7 +110,7 @@ def finetune_objective(
             err_ref = window_errors(reference(xt, tt), noise2)
         b = config.batch_size
         return diffusion_dpo_loss(
-            err_theta[:b], err_ref[:b], err_theta[b:], err_ref[b:], config.beta
+            err_theta[:b], err_ref[:b], err_theta[b:], err_ref[b:], config.beta, config.sft_weight
         )
 
     out_dir.mkdir(parents=True, exist_ok=True)
