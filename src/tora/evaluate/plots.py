@@ -29,7 +29,7 @@ __all__ = ["plot_pareto_front", "plot_training_curves", "plot_weight_sweep"]
 _DPI = 120
 
 
-def _new_figure(figsize: tuple[float, float]) -> Figure:
+def new_figure(figsize: tuple[float, float]) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -38,7 +38,7 @@ def _new_figure(figsize: tuple[float, float]) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: str | PathLike[str]) -> Path:
+def save_figure(fig: Figure, path: str | PathLike[str]) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     # The format is fixed so that a path without (or with another) suffix still gets a PNG.
@@ -102,8 +102,8 @@ def plot_pareto_front(
     if ref_point is not None:
         ref = np.broadcast_to(np.asarray(ref_point, dtype=np.float64), (k,))
 
-    fig = _new_figure((6.4, 4.8) if k == 2 else (7.0, 6.0))
-    colors = [c["color"] for c in _color_cycle(len(arrays))]
+    fig = new_figure((6.4, 4.8) if k == 2 else (7.0, 6.0))
+    colors = [c["color"] for c in color_cycle(len(arrays))]
     if k == 2:
         ax = fig.add_subplot()
         for color, (name, pts) in zip(colors, arrays.items(), strict=True):
@@ -153,10 +153,10 @@ def plot_pareto_front(
     ax.legend(fontsize="small")
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _color_cycle(n: int) -> list[dict[str, str]]:
+def color_cycle(n: int) -> list[dict[str, str]]:
     """``n`` colours from matplotlib's default property cycle (wrapping around)."""
     import matplotlib as mpl
 
@@ -214,7 +214,7 @@ def plot_weight_sweep(
     # Lines need increasing x; a stable sort keeps the given order of equal weights.
     order = np.argsort(x, kind="stable")
 
-    fig = _new_figure((6.4, 4.4))
+    fig = new_figure((6.4, 4.4))
     ax = fig.add_subplot()
     for j, name in enumerate(names):
         (line,) = ax.plot(x[order], ret[order, j], marker=".", ms=3, lw=1.5, label=name)
@@ -233,7 +233,7 @@ def plot_weight_sweep(
     ax.legend(fontsize="small")
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_training_curves(
@@ -270,7 +270,7 @@ def plot_training_curves(
 
     ncols = min(3, len(curves))
     nrows = math.ceil(len(curves) / ncols)
-    fig = _new_figure((4.0 * ncols, 3.0 * nrows))
+    fig = new_figure((4.0 * ncols, 3.0 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, (name, arr) in zip(axes.flat, curves.items(), strict=False):
         x = np.asarray(steps[name]) if steps and name in steps else np.arange(arr.shape[0])
@@ -282,4 +282,4 @@ def plot_training_curves(
         ax.set_visible(False)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
