@@ -1,7 +1,7 @@
 """Environments: the built-in Cruise task, D4MORL's MuJoCo tasks, Bullet-Safety-Gym's safe-RL
 tasks and the ids tora-rl accepts.
 
-Four kinds of id reach :func:`make_env`:
+Five kinds of id reach :func:`make_env`:
 
 - tora-rl's own ids (:data:`ENV_IDS`): ``tora/Cruise-v0`` and the six MuJoCo tasks with the
   objectives and termination rules of D4MORL (Zhu, Dang & Grover 2023), built on PGMORL's
@@ -12,6 +12,8 @@ Four kinds of id reach :func:`make_env`:
   ``[reward, cost]`` (:data:`SAFETY_ENV_IDS`, e.g. ``tora/SafetyCarRun-v0``; also by the
   package's and DSRL's names, :data:`SAFETY_ALIASES`): see :mod:`tora.envs.safety`. The optional
   package is imported only when one of them is built;
+- the text games shipped with tora-rl as ``tora/Text-<game_id>-v0``, and ``tora/Text-v0`` for
+  any game file given as ``game=...``: see :mod:`tora.text.env`;
 - anything else Gymnasium knows, including mo-gymnasium's ids (``mo-halfcheetah-v5``, ...) when
   the optional ``mo_gymnasium`` package is installed. Those are imported only on demand; note
   that mo-gymnasium's tasks are *not* D4MORL's (1000-step episodes, other reward vectors).
@@ -30,6 +32,7 @@ from tora.data.trajectories import Direction
 from tora.envs.cruise import CruiseEnv
 from tora.envs.safety import SAFETY_ALIASES, SAFETY_ENV_IDS, SAFETY_TASKS
 from tora.errors import ToraError
+from tora.text.env import register_text_envs
 
 CRUISE_ID = "tora/Cruise-v0"
 HALF_CHEETAH_ID = "tora/MO-HalfCheetah-v0"
@@ -91,6 +94,7 @@ def register_envs() -> None:
                 max_episode_steps=task.episode_steps,
                 kwargs={"task": task.name},
             )
+    register_text_envs()
 
 
 def _looks_like_mo_gymnasium(env_id: str) -> bool:
@@ -120,7 +124,9 @@ def _unknown(env_id: str) -> ToraError:
     return ToraError(
         f"unknown environment id {env_id!r}. tora-rl's ids: {', '.join(ENV_IDS)}. "
         f"D4MORL names: {aliases}. Bullet-Safety-Gym tasks: {', '.join(SAFETY_ENV_IDS)} "
-        "(also as 'SafetyCarRun-v0' or 'OfflineCarRun-v0'). Any other Gymnasium id works too; "
+        "(also as 'SafetyCarRun-v0' or 'OfflineCarRun-v0'). Text games: tora/Text-<game>-v0 "
+        "for a shipped game (tora.text.list_games()), tora/Text-v0 with game='file.json'. "
+        "Any other Gymnasium id works too; "
         f"mo-gymnasium's (e.g. 'mo-hopper-v5') need `{MO_GYMNASIUM_INSTALL}`."
     )
 
