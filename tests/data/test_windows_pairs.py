@@ -161,6 +161,29 @@ def test_make_pairs_same_seed_same_pairs_other_seed_differs() -> None:
     assert not (np.array_equal(a.first, c.first) and np.array_equal(a.second, c.second))
 
 
+def test_nearest_matching_pairs_windows_that_start_alike() -> None:
+    # Episode e's states are (10 e + j, -j): episodes 0 and 2 are each 10 away from episode 1
+    # in the first coordinate and 20 from each other, so a matched partner of an episode-0 or
+    # episode-2 start is always in episode 1 (256 candidates cover every start).
+    traj = _traj()
+    pairs = make_pairs(traj, 200, 1, 1.0, seed=0, matching="nearest")
+    assert np.all(EPISODE_OF[pairs.first] != EPISODE_OF[pairs.second])
+    outer = EPISODE_OF[pairs.first] != 1
+    assert outer.any() and np.all(EPISODE_OF[pairs.second[outer]] == 1)
+    scale = traj.observations.std(axis=0)
+
+    def gap(p: PreferencePairs) -> float:
+        diff = (traj.observations[p.first] - traj.observations[p.second]) / scale
+        return float(np.square(diff).sum(axis=1).mean())
+
+    random = make_pairs(traj, 200, 1, 1.0, seed=0, matching="random")
+    assert gap(pairs) < 0.5 * gap(random)
+    again = make_pairs(traj, 200, 1, 1.0, seed=0, matching="nearest")
+    assert np.array_equal(pairs.second, again.second)
+    with pytest.raises(DataError, match="pair matching"):
+        make_pairs(traj, 10, 1, 1.0, seed=0, matching="closest")
+
+
 def test_make_pairs_errors() -> None:
     with pytest.raises(DataError, match="exceeds every episode"):
         make_pairs(_traj(), 10, segment_length=6, discount=1.0, seed=0)

@@ -91,24 +91,74 @@ class PreferencePairs:
         return winners, losers, stats
 
 
+PAIR_MATCHING = ("random", "nearest")
+
+
 def make_pairs(
-    traj: Trajectories, num_pairs: int, segment_length: int, discount: float, seed: int
+    traj: Trajectories,
+    num_pairs: int,
+    segment_length: int,
+    discount: float,
+    seed: int,
+    matching: str = "random",
+    candidates: int = 256,
 ) -> PreferencePairs:
-    """Draw ``num_pairs`` pairs of window starts from different episodes (seeded)."""
+    """Draw ``num_pairs`` pairs of window starts from different episodes (seeded).
+
+    ``matching="random"`` draws both starts independently. ``"nearest"`` gives each first
+    start the partner, among ``candidates`` random starts of other episodes, whose first
+    state is closest (Euclidean distance after scaling each state dimension by its standard
+    deviation). The planner is given its first state and only generates what follows, so a
+    label that compares two windows from very different states mostly says which *state* is
+    better, something the planner cannot choose; pairs that start alike make the label about
+    the continuation, which it can.
+    """
     if traj.num_episodes < 2:
         raise DataError("preference pairs need at least two episodes")
     if num_pairs < 1:
         raise DataError(f"num_pairs must be >= 1, got {num_pairs}")
+    if matching not in PAIR_MATCHING:
+        raise DataError(f"unknown pair matching {matching!r}; choose one of {PAIR_MATCHING}")
+    if candidates < 1:
+        raise DataError(f"candidates must be >= 1, got {candidates}")
     rng = np.random.default_rng(seed)
     starts = valid_segment_starts(traj, segment_length)
     episode_of = np.repeat(np.arange(traj.num_episodes), traj.episode_lengths)
     if np.unique(episode_of[starts]).size < 2:
         raise DataError("only one episode is long enough for the segment length; lower it")
     first = rng.choice(starts, size=num_pairs)
-    second = rng.choice(starts, size=num_pairs)
+    if matching == "nearest":
+        second = _nearest_partners(traj, first, starts, episode_of, candidates, rng)
+    else:
+        second = rng.choice(starts, size=num_pairs)
     same = episode_of[first] == episode_of[second]
     while same.any():  # redraw partners from the same episode; terminates with >= 2 episodes
         second[same] = rng.choice(starts, size=int(same.sum()))
         same = episode_of[first] == episode_of[second]
     seg = segment_returns(traj, segment_length, discount)
     return PreferencePairs(first, second, np.stack([seg[first], seg[second]], axis=1))
+
+
+def _nearest_partners(
+    traj: Trajectories,
+    first: np.ndarray,
+    starts: np.ndarray,
+    episode_of: np.ndarray,
+    candidates: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """For each start in ``first``, the closest-state start of another episode among
+    ``candidates`` random ones (same-episode candidates are never chosen unless all are)."""
+    obs = traj.observations.astype(np.float64)
+    scale = obs.std(axis=0)
+    scale[scale < 1e-8] = 1.0
+    z = obs / scale
+    out = np.empty_like(first)
+    chunk = max(1, 2**20 // max(1, candidates * z.shape[1]))  # bounds memory per block
+    for lo in range(0, first.size, chunk):
+        a = first[lo : lo + chunk]
+        cand = rng.choice(starts, size=(a.size, candidates))
+        dist = np.square(z[cand] - z[a, None, :]).sum(axis=-1)
+        dist[episode_of[cand] == episode_of[a, None]] = np.inf
+        out[lo : lo + chunk] = cand[np.arange(a.size), dist.argmin(axis=1)]
+    return out

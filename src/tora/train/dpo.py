@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -39,6 +40,10 @@ class DPOConfig:
     sft_weight: float = 0.0
     """Weight of a supervised denoising term on the winners added to the DPO loss (0: plain
     Diffusion-DPO). It keeps DPO from lowering the winners' likelihood along with the losers'."""
+    pair_matching: Literal["random", "nearest"] = "random"
+    """How a pair's two windows are drawn: "random" (independently) or "nearest" (the partner
+    of each window is, among 256 random windows of other episodes, the one whose first state
+    is closest), so the label compares continuations rather than start states."""
     num_pairs: int = 20000
     """Preference pairs drawn from the data (ties on this objective are dropped)."""
     segment_length: int = 20
@@ -80,7 +85,14 @@ def finetune_objective(
         )
     out_dir = run_dir / OBJECTIVES_DIR / objective
     minimize = traj.objectives[k].direction is Direction.MINIMIZE
-    pairs = make_pairs(traj, config.num_pairs, config.segment_length, config.discount, config.seed)
+    pairs = make_pairs(
+        traj,
+        config.num_pairs,
+        config.segment_length,
+        config.discount,
+        config.seed,
+        matching=config.pair_matching,
+    )
     winners, losers, pair_stats = pairs.labelled(k, minimize=minimize)
     states, rows = window_tensors(
         traj, WindowSpec(spec.horizon, spec.stride), spec.normalizer, device
