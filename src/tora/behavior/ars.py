@@ -1,9 +1,12 @@
 """Augmented Random Search (Mania, Guy & Recht, NeurIPS 2018), V2-t, on a scalarized return.
 
 Each iteration samples N directions delta ~ N(0, I) of M's shape, rolls out M + nu delta and
-M - nu delta from the same start state, scores each episode by ``w . R`` (R: the episode's
-per-objective return vector, :func:`tora.evaluate.rollout.reward_vector` per step), keeps the
-b directions with the largest ``max(r+, r-)`` and steps
+M - nu delta from the same start state, scores each episode by ``w . (sign * R)`` (R: the
+episode's per-objective return vector, :func:`tora.evaluate.rollout.reward_vector` per step;
+sign: +1 for an objective to maximize, -1 for one to minimize, from
+:func:`tora.envs.objective_directions`, so a preference (w_r, w_c) on a safe-RL task scores
+``w_r R - w_c C``; :func:`scalarize`), keeps the b directions with the largest
+``max(r+, r-)`` and steps
 
     M += alpha / (b sigma_R) * sum_top (r+ - r-) delta,
 
@@ -29,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,7 +44,7 @@ from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from tora.behavior.policy import LinearPolicy, RunningStat, linear_action
-from tora.errors import CheckpointError, ShapeMismatchError
+from tora.errors import CheckpointError, ShapeMismatchError, ToraError
 from tora.evaluate.rollout import reward_vector
 from tora.train.checkpoint import load_tensors, save_tensors
 
@@ -60,8 +63,11 @@ __all__ = [
     "env_spaces",
     "evaluate_policy",
     "load_state",
+    "objective_signs",
+    "resolve_config",
     "sample_directions",
     "save_state",
+    "scalarize",
     "train_ars",
 ]
 
@@ -76,26 +82,37 @@ _STATE_FORMAT = "tora-ars-state"
 
 @dataclass
 class ARSConfig:
-    """Settings of ARS V2-t (defaults: the MO-HalfCheetah run in the project's reference notes)."""
+    """Settings of ARS V2-t. Fields left at None take the env's defaults
+    (:func:`resolve_config`): on the MuJoCo tasks (and any other env) those of the
+    MO-HalfCheetah run in the project's reference notes, on the safe-RL tasks a smaller
+    budget that fits their 100-300-step episodes into an hour of one core per set."""
 
-    directions: int = 16
-    """Random directions N sampled per iteration (2N rollouts)."""
-    top: int = 8
-    """Directions b with the best max(r+, r-) that enter the update."""
+    directions: int | None = None
+    """Random directions N sampled per iteration (2N rollouts); none: 16 (safe-RL tasks: 8)."""
+    top: int | None = None
+    """Directions b with the best max(r+, r-) that enter the update; none: half of N."""
     step_size: float = 0.02
     """Step size alpha."""
     noise: float = 0.03
     """Exploration noise nu: rollouts use M +- nu delta."""
-    iterations: int = 100
-    """ARS iterations per policy."""
-    root_iterations: int = 0
+    iterations: int | None = None
+    """ARS iterations per policy; none: 100 (safe-RL tasks: 30, each warm-started from its
+    neighbour on the cost-penalty chain)."""
+    root_iterations: int | None = None
     """Iterations of the policies a set trains from zero (its chain roots); 0: ``iterations``.
-    A root starts from nothing while the others inherit a gait, so it may need more."""
+    A root starts from nothing while the others inherit a gait, so it may need more. None: 0
+    (safe-RL tasks: 60)."""
     warmup_iterations: int = 0
     """Iterations a root first spends on the env's easier variant (its ``curriculum_kwargs``,
     e.g. MO-Ant with a tenth of the control cost) before training on the true task; 0: none."""
-    episode_steps: int = 500
-    """Steps per rollout at most (D4MORL episodes are 500 steps); the env may end it sooner."""
+    episode_steps: int | None = None
+    """Steps per rollout at most; none: the env's time limit (500 on the MuJoCo tasks, as
+    D4MORL's episodes; 100 to 300 on the safe-RL tasks). The env may end it sooner."""
+    bias: bool | None = None
+    """Give the linear policies a bias (a constant action offset, trained like M); none: only
+    on the safe-RL tasks, where a ball, car or drone must push constantly from a start that is
+    symmetric about the observation mean, which a policy without a bias cannot learn
+    (tora.behavior.policy). The MuJoCo sets were trained without one."""
     workers: int = 1
     """Rollout processes; results are identical for any number."""
     seed: int = 0
@@ -104,33 +121,140 @@ class ARSConfig:
     """Deterministic episodes (no noise) whose mean return vector is reported per policy."""
     checkpoint_every: int = 1
     """Iterations between resumable checkpoints (1: a kill loses at most one iteration)."""
-    chain_from: Literal["corners", "first"] = "first"
+    chain_from: Literal["corners", "first", "ends"] | None = None
     """Warm-start chain of a policy set: "corners" trains every simplex corner from zero and
     grows inwards from all of them; "first" trains only the first preference (all weight on
-    objective 0) from zero and grows from it, so every policy inherits its gait. "first" is
-    the default: on MO-HalfCheetah "corners" left the energy-leaning half of the set standing
-    still (behaviour HV 4.98e6), "first" did not (5.41e6; BENCHMARKS.md)."""
+    objective 0) from zero and grows from it, so every policy inherits its gait; "ends" trains
+    the first and the last row of the grid from zero and grows inwards from both. None:
+    "first" (safe-RL tasks: "ends", see tora.behavior.safe). "first" is the MuJoCo default: on
+    MO-HalfCheetah "corners" left the energy-leaning half of the set standing still
+    (behaviour HV 4.98e6), "first" did not (5.41e6; BENCHMARKS.md)."""
 
     def __post_init__(self) -> None:
-        if self.directions < 1 or not 1 <= self.top <= self.directions:
+        directions = self.directions if self.directions is not None else self.top or 1
+        top = self.top if self.top is not None else 1
+        if directions < 1 or not 1 <= top <= directions:
             raise ValueError(
                 f"need 1 <= top <= directions, got top={self.top}, directions={self.directions}"
             )
         if self.step_size <= 0 or self.noise <= 0:
             raise ValueError("step_size and noise must be positive")
         counts = (self.iterations, self.root_iterations, self.warmup_iterations)
-        if min(*counts, self.eval_episodes) < 0 or self.episode_steps < 1:
+        if min(*(c or 0 for c in counts), self.eval_episodes) < 0:
             raise ValueError(
-                "iterations, root_iterations, warmup_iterations, eval_episodes >= 0 and "
-                "episode_steps >= 1 required"
+                "iterations, root_iterations, warmup_iterations, eval_episodes >= 0 required"
             )
+        if self.episode_steps is not None and self.episode_steps < 1:
+            raise ValueError(f"episode_steps must be at least 1, got {self.episode_steps}")
         if self.workers < 1 or self.checkpoint_every < 1:
             raise ValueError("workers and checkpoint_every must be at least 1")
 
     def fingerprint(self) -> dict[str, Any]:
         """The fields that decide the result of an iteration (a resume must keep them)."""
         keep = ("directions", "top", "step_size", "noise", "episode_steps", "seed")
-        return {k: v for k, v in asdict(self).items() if k in keep}
+        found = {k: v for k, v in asdict(self).items() if k in keep}
+        if self.bias:  # only when set, so states written before the option existed still load
+            found["bias"] = True
+        return found
+
+
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    # D4MORL-style MuJoCo locomotion: the MO-HalfCheetah run in the reference notes; the
+    # shipped MuJoCo sets were trained with these.
+    "default": {
+        "directions": 16,
+        "iterations": 100,
+        "root_iterations": 0,
+        "bias": False,
+        "chain_from": "first",
+    },
+    # Bullet-Safety-Gym: 16 to 38 policy weights and short episodes; measured on SafetyBallRun,
+    # the reward-only root reaches its plateau in about 30 iterations of 16 directions.
+    "safe": {
+        "directions": 8,
+        "iterations": 30,
+        "root_iterations": 60,
+        "bias": True,
+        "chain_from": "ends",
+    },
+}
+
+
+def resolve_config(config: ARSConfig, env: EnvSource) -> ARSConfig:
+    """``config`` with every field left at None set to the env's default: ``episode_steps``
+    the env's time limit, ``top`` half of ``directions``, the others from the safe-RL table
+    on those tasks and from the MuJoCo table elsewhere (see the fields' docs). Explicit values
+    are kept, so resolving twice changes nothing.
+
+    Raises ToraError if ``episode_steps`` is None and the env has no time limit.
+    """
+    table = _DEFAULTS["safe" if _is_safety_task(env) else "default"]
+    filled = {k: v for k, v in table.items() if getattr(config, k) is None}
+    directions = filled.get("directions", config.directions)
+    if config.top is None:
+        filled["top"] = max(1, directions // 2)
+    if config.episode_steps is None:
+        filled["episode_steps"] = _time_limit(env)
+    return replace(config, **filled) if filled else config
+
+
+def _time_limit(env: EnvSource) -> int:
+    if isinstance(env, str):
+        from tora.envs import resolve_env_id
+
+        limit = gym.spec(resolve_env_id(env)).max_episode_steps
+    else:
+        e = env()
+        limit = e.spec.max_episode_steps if e.spec is not None else None
+        e.close()
+    if not limit:
+        raise ToraError(
+            f"{env!r} has no time limit; set ARSConfig.episode_steps (--ars-episode-steps)"
+        )
+    return int(limit)
+
+
+def _is_safety_task(env: EnvSource) -> bool:
+    if not isinstance(env, str):
+        return False
+    from tora.envs import SAFETY_ENV_IDS, resolve_env_id
+
+    return resolve_env_id(env) in SAFETY_ENV_IDS
+
+
+def objective_signs(env: EnvSource) -> np.ndarray | None:
+    """+1 for each objective of ``env`` to maximize, -1 for each to minimize (a cost); None
+    when every objective is maximized (then scores are plain ``w . R``).
+
+    An env id is asked through :func:`tora.envs.objective_directions`; a factory's env is
+    built and its ``reward_directions`` read, the attribute that function reads. Envs that
+    declare no directions (or no vector reward at all) maximize everything.
+    """
+    from tora.data.trajectories import Direction
+
+    if isinstance(env, str):
+        from tora.envs import objective_directions
+
+        try:
+            directions: Sequence[Any] = objective_directions(env)
+        except ToraError:  # no declared names and no vector reward space: a scalar reward
+            return None
+    else:
+        e = env()
+        directions = getattr(e.unwrapped, "reward_directions", None) or ()
+        e.close()
+    signs = np.array([-1.0 if Direction(d) is Direction.MINIMIZE else 1.0 for d in directions])
+    return signs if (signs < 0).any() else None
+
+
+def scalarize(returns: ArrayLike, weights: ArrayLike, signs: ArrayLike | None = None) -> np.ndarray:
+    """Scores ``w . (sign * R)`` of return vectors ``returns`` (..., K): with ``signs`` (K,)
+    of -1 for an objective to minimize, a preference (w_r, w_c) scores ``w_r R - w_c C``.
+    ``signs`` None: all +1, ``w . R`` (computed without the product, so exactly as before)."""
+    r = np.asarray(returns, dtype=np.float64)
+    if signs is not None:
+        r = r * np.asarray(signs, dtype=np.float64)
+    return r @ np.asarray(weights, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- randomness
@@ -353,6 +477,9 @@ class ARSState:
     seconds: float = 0.0
     history: list[float] = field(default_factory=list)
     """Mean scalarized return of each iteration's 2N rollouts."""
+    signs: np.ndarray | None = None
+    """Direction of each objective in the score (:func:`scalarize`); None: all maximized. Not
+    saved: it is a property of the env, read again on resume."""
 
 
 def save_state(
@@ -396,7 +523,7 @@ def load_state(
             f"{path}: saved with other settings ({', '.join(changed)}); use a new directory "
             "or the original settings"
         )
-    policy = LinearPolicy.from_tensors(tensors, like.obs_dim, like.act_dim, str(path))
+    policy = LinearPolicy.from_tensors(tensors, like.obs_dim, like.act_dim, str(path), like.bias)
     try:
         same_weights = np.array_equal(tensors["weights"].numpy(), like.weights)
         same_run = same_weights and tensors["key"].tolist() == list(key)
@@ -455,7 +582,7 @@ def ars_iteration(
             f"the env returns {returns.shape[1]} objectives but the weights have "
             f"{policy.weights.size}"
         )
-    scores = returns @ policy.weights
+    scores = scalarize(returns, policy.weights, state.signs)
     policy.M, _ = ars_update(
         policy.M, deltas, scores[0::2], scores[1::2], config.step_size, config.top
     )
@@ -515,8 +642,9 @@ def train_ars(
 
     Args:
         env: env id or factory; rewards may be vectors or scalars (a 1-objective vector).
-        weights: (K,) preference; the rollout score is ``weights . R``.
-        config: ARS settings.
+        weights: (K,) preference; the rollout score is ``weights . (sign * R)``, sign -1 for
+            objectives the env minimizes (:func:`scalarize`).
+        config: ARS settings (env-dependent defaults filled by :func:`resolve_config`).
         init: starting policy (a warm start: its M and normalization are copied); default
             zeros with identity normalization.
         state_path: resumable state file: loaded if it exists, rewritten every
@@ -535,6 +663,7 @@ def train_ars(
         scalarized_return and history.
     """
     key = tuple(int(k) for k in (key if key is not None else (config.seed,)))
+    config = resolve_config(config, env)
     own_runner = runner is None
     if runner is None:
         runner = RolloutRunner(env, config.workers)
@@ -561,13 +690,23 @@ def _train(
     env_id = env if isinstance(env, str) else getattr(env, "__name__", "")
     if init is None:
         obs_dim, low, high, _ = env_spaces(env)
-        init = LinearPolicy.zeros(obs_dim, low, high)
+        init = LinearPolicy.zeros(obs_dim, low, high, bias=bool(config.bias))
+    if init.bias != bool(config.bias):
+        raise ToraError(
+            f"the starting policy {'has' if init.bias else 'has no'} bias but the config asks "
+            f"bias={config.bias}"
+        )
     start = init.copy()
     start.env_id, start.weights, start.info = env_id, w, {}
     if state_path is not None and Path(state_path).is_file():
         state = load_state(state_path, start, config, key)
     else:
         state = ARSState(start)
+    state.signs = objective_signs(env)
+    if state.signs is not None and state.signs.size != w.size:
+        raise ShapeMismatchError(
+            f"the env has {state.signs.size} objectives but the weights have {w.size}"
+        )
 
     def notify(event: Literal["start", "iteration"], mean_return: float) -> None:
         if callback is not None:
@@ -607,8 +746,12 @@ def _train(
         "eval_episodes": config.eval_episodes,
         "eval_steps": eval_steps,
         "return_vector": None if mean_vec is None else mean_vec.tolist(),
-        "scalarized_return": None if mean_vec is None else float(mean_vec @ w),
+        "scalarized_return": None
+        if mean_vec is None
+        else float(scalarize(mean_vec, w, state.signs)),
         "history": list(state.history),
         "config": asdict(config),
     }
+    if state.signs is not None:
+        policy.info["objective_signs"] = state.signs.tolist()
     return policy

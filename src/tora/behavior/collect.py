@@ -29,7 +29,7 @@ besides ``env.step``; the noise is drawn in blocks per episode rather than per s
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -44,7 +44,7 @@ from tora.behavior.preferences import (
     normalize_returns,
     sample_preferences,
 )
-from tora.data.trajectories import Trajectories, objectives_from_names
+from tora.data.trajectories import Direction, Objective, Trajectories, objectives_from_names
 from tora.errors import ShapeMismatchError, ToraError
 from tora.evaluate.rollout import reward_vector
 
@@ -55,6 +55,7 @@ __all__ = [
     "QUALITIES",
     "Quality",
     "collect_with_policies",
+    "env_objectives",
     "policy_return_vectors",
 ]
 
@@ -98,6 +99,25 @@ def _episode_seed(seed: int, stream: int, episode: int) -> np.random.SeedSequenc
     return np.random.SeedSequence([seed, stream, episode])
 
 
+def env_objectives(env_id: str) -> tuple[Objective, ...]:
+    """The objectives of ``env_id`` with their directions (a safe-RL task's cost is marked
+    "minimize"), as collected data records them."""
+    from tora.envs import objective_directions, objective_names
+
+    names = objective_names(env_id)
+    directions = objective_directions(env_id)
+    minimize = [n for n, d in zip(names, directions, strict=True) if d is Direction.MINIMIZE]
+    return objectives_from_names(names, minimize)
+
+
+def check_options(episodes: int, seed: int) -> None:
+    """Refuse episode counts below 1 and negative seeds (ToraError)."""
+    if episodes < 1:
+        raise ToraError(f"episodes must be at least 1, got {episodes}")
+    if seed < 0:
+        raise ToraError(f"seed must be non-negative, got {seed}")
+
+
 class _AmateurNoise:
     """D4MORL's amateur perturbation for one episode, with its random numbers drawn in blocks."""
 
@@ -134,7 +154,7 @@ class _AmateurNoise:
         return np.minimum(np.maximum(action * self.scale[i], self.low), self.high)
 
 
-def _check_policies(
+def check_policies(
     policies: Sequence[LinearPolicy], env: gym.Env, env_id: str, k: int
 ) -> np.ndarray:
     """(P, K) return vectors after checking the policies fit the env's spaces."""
@@ -194,31 +214,45 @@ def collect_with_policies(
         source_format "tora", quality, prefs, seed, behavior, policy_index (one int per
         episode) and the policies' weights, return vectors and normalized returns.
     """
-    from tora.envs import make_env, objective_names, resolve_env_id
+    from tora.envs import make_env, resolve_env_id
 
     if quality not in QUALITIES:
         raise ToraError(f"unknown quality {quality!r}; choose from {QUALITIES}")
     if prefs not in PREFERENCE_KINDS:
         raise ToraError(f"unknown preference distribution {prefs!r}; choose {PREFERENCE_KINDS}")
-    if episodes < 1:
-        raise ToraError(f"episodes must be at least 1, got {episodes}")
-    if seed < 0:
-        raise ToraError(f"seed must be non-negative, got {seed}")
+    check_options(episodes, seed)
     if max_steps is not None and max_steps < 1:
         raise ToraError(f"max_steps must be at least 1, got {max_steps}")
 
     resolved = resolve_env_id(env_id)
-    names = objective_names(resolved)
+    objectives = env_objectives(resolved)
     env = make_env(resolved)
     try:
-        returns = _check_policies(policies, env, resolved, len(names))
+        returns = check_policies(policies, env, resolved, len(objectives))
         normalized = normalize_returns(returns)
         preferences = sample_preferences(
             prefs, episodes, normalized, np.random.default_rng([seed, _PREFS])
         )
         chosen = closest_policy(preferences, normalized)
-        records = _rollouts(
-            env, resolved, policies, chosen, preferences, quality, seed, progress, max_steps
+        # D4MORL's Swimmer amateurs act at random instead of scaling (REFERENCE.md section 1).
+        random_actions = "swimmer" in resolved.lower()
+
+        def amateur(e: int, low: np.ndarray, high: np.ndarray, limit: int | None) -> Noise:
+            if quality != "amateur":
+                return None
+            rng = np.random.default_rng(_episode_seed(seed, _NOISE, e))
+            return _AmateurNoise(rng, low, high, random_actions, limit or _NOISE_BLOCK)
+
+        records = rollouts(
+            env,
+            policies,
+            chosen,
+            amateur,
+            seed,
+            desc=f"collect {resolved} ({quality})",
+            progress=progress,
+            max_steps=max_steps,
+            preferences=preferences,
         )
     finally:
         env.close()
@@ -235,46 +269,57 @@ def collect_with_policies(
         "policy_returns": returns.tolist(),
         "policy_normalized_returns": normalized.tolist(),
     }
-    return Trajectories.from_episodes(records, objectives_from_names(names), metadata)
+    return Trajectories.from_episodes(records, objectives, metadata)
 
 
-def _rollouts(
+Noise = Callable[[np.ndarray], np.ndarray] | None
+"""Perturbs one step's action (None: the policy's action as it is)."""
+NoiseFactory = Callable[[int, np.ndarray, np.ndarray, int | None], Noise]
+"""``(episode, action low, action high, episode limit) -> that episode's noise``."""
+
+
+def _split_bias(p: LinearPolicy) -> tuple[np.ndarray, np.ndarray | None]:
+    """(weights on the normalized observation, bias or None) of a policy."""
+    if not p.bias:
+        return p.M, None
+    return p.M[:, : p.obs_dim], p.M[:, p.obs_dim]
+
+
+def rollouts(
     env: gym.Env,
-    env_id: str,
     policies: Sequence[LinearPolicy],
     chosen: np.ndarray,
-    preferences: np.ndarray,
-    quality: str,
+    noise_for: NoiseFactory,
     seed: int,
-    progress: bool,
-    max_steps: int | None,
+    *,
+    desc: str,
+    progress: bool = True,
+    max_steps: int | None = None,
+    preferences: np.ndarray | None = None,
 ) -> list[dict[str, np.ndarray]]:
+    """One episode per entry of ``chosen`` (a policy index), as record dicts for
+    :meth:`Trajectories.from_episodes`.
+
+    Episode ``e`` resets with a seed derived from ``(seed, 1, e)`` and perturbs its actions
+    with ``noise_for(e, low, high, limit)``; it ends at a termination, a truncation or
+    ``max_steps``. ``preferences`` (one row per episode) are stored with the episodes.
+    """
     spec_limit = env.spec.max_episode_steps if env.spec is not None else None
     limits = [x for x in (spec_limit, max_steps) if x is not None]
     limit = min(limits) if limits else None
     act_space = env.action_space
-    assert isinstance(act_space, gym.spaces.Box)  # checked by _check_policies
+    assert isinstance(act_space, gym.spaces.Box)  # checked by check_policies
     low = np.asarray(act_space.low, dtype=np.float64).reshape(-1)
     high = np.asarray(act_space.high, dtype=np.float64).reshape(-1)
-    # D4MORL's Swimmer amateurs act at random instead of scaling (REFERENCE.md section 1).
-    random_actions = "swimmer" in env_id.lower()
     # The normalization is fixed during collection: read it once per policy, not per step.
-    params = [(p.M, p.mean, p.std, p.low, p.high) for p in policies]
+    params = [(*_split_bias(p), p.mean, p.std, p.low, p.high) for p in policies]
 
     records: list[dict[str, np.ndarray]] = []
-    bar = tqdm(
-        range(len(chosen)),
-        desc=f"collect {env_id} ({quality})",
-        unit="ep",
-        disable=not progress,
-    )
+    bar = tqdm(range(len(chosen)), desc=desc, unit="ep", disable=not progress)
     for e in bar:
-        M, mean, std, p_low, p_high = params[int(chosen[e])]
+        M, b, mean, std, p_low, p_high = params[int(chosen[e])]
         reset_seed = int(_episode_seed(seed, _RESETS, e).generate_state(1)[0])
-        noise = None
-        if quality == "amateur":
-            rng = np.random.default_rng(_episode_seed(seed, _NOISE, e))
-            noise = _AmateurNoise(rng, low, high, random_actions, limit or _NOISE_BLOCK)
+        noise = noise_for(e, low, high, limit)
         obs, _ = env.reset(seed=reset_seed)
         obs_rows, act_rows, rew_rows, next_rows = [], [], [], []
         terminals: list[bool] = []
@@ -282,7 +327,10 @@ def _rollouts(
         while True:
             s = np.asarray(obs, dtype=np.float64).reshape(-1)
             # The same operations, in the same order, as LinearPolicy.act: identical actions.
-            action = np.clip(M @ ((s - mean) / std), p_low, p_high)
+            if b is None:
+                action = np.clip(M @ ((s - mean) / std), p_low, p_high)
+            else:
+                action = np.clip(M @ ((s - mean) / std) + b, p_low, p_high)
             if noise is not None:
                 action = noise(action)
             next_obs, reward, terminated, truncated, info = env.step(action)
@@ -299,20 +347,20 @@ def _rollouts(
             if terminated or truncated or cut:
                 break
             obs = next_obs
-        records.append(
-            {
-                # float32 right away: the container stores float32, and 50,000 episodes of
-                # float64 rows would double the peak memory.
-                "observations": np.asarray(obs_rows, dtype=np.float32),
-                "actions": np.asarray(act_rows, dtype=np.float32),
-                "rewards": np.asarray(rew_rows, dtype=np.float32),
-                "next_observations": np.asarray(next_rows, dtype=np.float32).reshape(
-                    len(next_rows), -1
-                ),
-                "terminals": np.asarray(terminals, dtype=bool),
-                "timeouts": np.asarray(timeouts, dtype=bool),
-                "preference": preferences[e].astype(np.float32),
-            }
-        )
+        record = {
+            # float32 right away: the container stores float32, and 50,000 episodes of
+            # float64 rows would double the peak memory.
+            "observations": np.asarray(obs_rows, dtype=np.float32),
+            "actions": np.asarray(act_rows, dtype=np.float32),
+            "rewards": np.asarray(rew_rows, dtype=np.float32),
+            "next_observations": np.asarray(next_rows, dtype=np.float32).reshape(
+                len(next_rows), -1
+            ),
+            "terminals": np.asarray(terminals, dtype=bool),
+            "timeouts": np.asarray(timeouts, dtype=bool),
+        }
+        if preferences is not None:
+            record["preference"] = preferences[e].astype(np.float32)
+        records.append(record)
     bar.close()
     return records

@@ -1,9 +1,11 @@
 """One call that makes an offline dataset for any supported env, as ``tora data make`` does.
 
 The built-in Cruise task uses its scripted controllers; every other env rolls out a behaviour
-policy set (the one that ships with tora-rl, or a directory from ``tora behavior train``)
-with D4MORL's per-episode preferences. The benchmark suite and the CLI share this function,
-so a dataset made by either is the same bytes for the same arguments.
+policy set (the one that ships with tora-rl, or a directory from ``tora behavior train``):
+the safe-RL tasks DSRL's way, spread over the cost-penalty grid and action-noise levels
+(:func:`tora.behavior.safe.collect_safe`), the others with D4MORL's per-episode preferences
+(:func:`tora.behavior.collect.collect_with_policies`). The benchmark suite and the CLI share
+this function, so a dataset made by either is the same bytes for the same arguments.
 """
 
 from __future__ import annotations
@@ -20,6 +22,16 @@ def is_scripted(env_id: str, policies_dir: str | Path | None = None) -> bool:
     return resolve_env_id(env_id) == CRUISE_ID and not policies_dir
 
 
+def collection_kind(env_id: str, policies_dir: str | Path | None = None) -> str:
+    """How data of ``env_id`` is made: ``"scripted"`` (Cruise without a policy set),
+    ``"dsrl"`` (the safe-RL tasks) or ``"d4morl"`` (every other env)."""
+    from tora.behavior.safe import is_safety_task
+
+    if is_scripted(env_id, policies_dir):
+        return "scripted"
+    return "dsrl" if is_safety_task(env_id) else "d4morl"
+
+
 def make_dataset(
     env_id: str,
     episodes: int = 1000,
@@ -32,16 +44,19 @@ def make_dataset(
     """Collect ``episodes`` episodes of ``env_id``; the same arguments give the same data.
 
     ``quality`` and ``prefs`` do not apply to Cruise's scripted behaviour (its controllers
-    already span the trade-off) and are ignored there.
+    already span the trade-off) nor to the safe-RL tasks (their cost-penalty grid and noise
+    levels do), and are ignored there.
     """
     from tora.behavior.collect import collect_with_policies
+    from tora.behavior.safe import collect_safe
     from tora.behavior.shipped import load_shipped_policies, shipped_policy_dir
     from tora.behavior.train import load_behavior_set
     from tora.envs import resolve_env_id
     from tora.envs.scripted import collect_cruise
 
     resolved = resolve_env_id(env_id)
-    if is_scripted(resolved, policies_dir):
+    kind = collection_kind(resolved, policies_dir)
+    if kind == "scripted":
         return collect_cruise(episodes, seed, progress)
     if policies_dir:
         policies = load_behavior_set(policies_dir)
@@ -49,7 +64,10 @@ def make_dataset(
     else:
         policies = load_shipped_policies(resolved)
         source = f"shipped:{shipped_policy_dir(resolved).name}"
-    traj = collect_with_policies(resolved, policies, episodes, quality, prefs, seed, progress)
+    if kind == "dsrl":
+        traj = collect_safe(resolved, policies, episodes, seed, progress)
+    else:
+        traj = collect_with_policies(resolved, policies, episodes, quality, prefs, seed, progress)
     # The set's folder name, never its absolute path: the file must not depend on where the
     # policies happen to live, or identical data would give different bytes.
     traj.metadata["policy_set"] = source

@@ -4,16 +4,23 @@ Mania, Guy & Recht, "Simple random search of static linear policies is competiti
 reinforcement learning" (NeurIPS 2018) showed that a deterministic linear map of whitened
 observations, ``a = M ((s - mean) / std)``, is enough for MuJoCo locomotion when ``mean`` and
 ``std`` track the states the policy visits. :class:`LinearPolicy` is that map, clipped to the
-action box; :class:`RunningStat` keeps the normalization as Welford/Chan statistics
+action box, optionally with a bias ``b`` (``a = M z + b``). The bias matters where the task
+needs a constant action and starts from states symmetric about the mean: a ball that must roll
+along +x from a start at x ~ U(-0.01, 0.01) at rest. Without ``b``, every M there gives the
+mirror image of each rollout from the mirrored start, so the expected progress is 0 for every
+M and ARS has nothing to climb (measured on SafetyBallRun: mean return 0 after 60
+iterations). The bias is stored as one extra last column of ``M``, so ARS perturbs and updates
+it like any other weight; :class:`RunningStat` keeps the normalization as Welford/Chan statistics
 (count, mean, sum of squared deviations), which merge exactly and in a fixed order so runs are
 reproducible.
 
 File format (no pickle): ``<stem>.safetensors`` holds float64 tensors ``M`` (act, obs),
 ``mean``, ``std`` (obs), ``count`` (scalar, int64), ``m2`` (obs, so that training can continue
 from the file), ``low`` and ``high`` (act); ``<stem>.json`` holds the env id, the preference
-weights, the dimensions, free-form training statistics and the SHA-256 of the tensor file. The
-JSON is written last and names the tensor file's digest, so a pair written by two different
-saves (a crash between the two writes) is detected instead of loaded.
+weights, the dimensions, free-form training statistics and the SHA-256 of the tensor file. With
+a bias ``M`` is (act, obs + 1) and the JSON says ``"bias": true`` (files without the key have
+none). The JSON is written last and names the tensor file's digest, so a pair written by two
+different saves (a crash between the two writes) is detected instead of loaded.
 """
 
 from __future__ import annotations
@@ -108,15 +115,23 @@ def linear_action(
     high: np.ndarray,
     obs: ArrayLike,
 ) -> np.ndarray:
-    """``clip(M (s - mean) / std, low, high)`` for one observation (obs,) or a batch (B, obs)."""
+    """``clip(M (s - mean) / std, low, high)`` for one observation (obs,) or a batch (B, obs).
+
+    If ``M`` has one column more than the observation, that column is a bias added after the
+    product (:class:`LinearPolicy`)."""
     s = np.asarray(obs, dtype=np.float64)
-    if s.shape[-1:] != (M.shape[1],) or s.ndim > 2:
+    dim = mean.shape[0]
+    if s.shape[-1:] != (dim,) or s.ndim > 2:
         raise ShapeMismatchError(
-            f"the policy takes observations of size {M.shape[1]} (or a batch (B, {M.shape[1]})), "
+            f"the policy takes observations of size {dim} (or a batch (B, {dim})), "
             f"got shape {s.shape}"
         )
     z = (s - mean) / std
-    a = M @ z if z.ndim == 1 else z @ M.T
+    if M.shape[1] == dim:
+        a = M @ z if z.ndim == 1 else z @ M.T
+    else:
+        W, b = M[:, :dim], M[:, dim]
+        a = (W @ z if z.ndim == 1 else z @ W.T) + b
     return np.clip(a, low, high)
 
 
@@ -132,11 +147,12 @@ class LinearPolicy:
     """``a = clip(M ((s - mean) / std), low, high)``: deterministic, ARS V2's policy.
 
     ``obs_stat`` holds the normalization; it only changes when a trainer merges new states
-    into it, so the policy is a fixed function between updates.
+    into it, so the policy is a fixed function between updates. With a bias, ``M``'s last
+    column is added to the product (module docstring).
     """
 
     M: np.ndarray
-    """(act_dim, obs_dim) float64 weights."""
+    """(act_dim, obs_dim) float64 weights, or (act_dim, obs_dim + 1) with a bias column."""
     obs_stat: RunningStat
     """Running statistics of the observations the policy was trained on."""
     low: np.ndarray
@@ -155,10 +171,14 @@ class LinearPolicy:
         self.low = np.broadcast_to(np.asarray(self.low, dtype=np.float64), (self.act_dim,)).copy()
         self.high = np.broadcast_to(np.asarray(self.high, dtype=np.float64), (self.act_dim,)).copy()
         self.weights = np.asarray(self.weights, dtype=np.float64).reshape(-1)
-        if self.M.ndim != 2 or self.obs_stat.mean.shape != (self.obs_dim,):
+        if (
+            self.M.ndim != 2
+            or self.obs_stat.mean.ndim != 1
+            or self.M.shape[1] - self.obs_dim not in (0, 1)
+        ):
             raise ShapeMismatchError(
-                f"M must be (act_dim, obs_dim) and the statistics (obs_dim,); got M "
-                f"{self.M.shape}, mean {self.obs_stat.mean.shape}"
+                f"M must be (act_dim, obs_dim) or (act_dim, obs_dim + 1) and the statistics "
+                f"(obs_dim,); got M {self.M.shape}, mean {self.obs_stat.mean.shape}"
             )
 
     @classmethod
@@ -169,11 +189,13 @@ class LinearPolicy:
         high: ArrayLike,
         env_id: str = "",
         weights: ArrayLike = (),
+        bias: bool = False,
     ) -> LinearPolicy:
-        """The ARS starting point: M = 0 (action 0 everywhere), identity normalization."""
+        """The ARS starting point: M = 0 (action 0 everywhere), identity normalization;
+        ``bias`` adds the bias column (also 0)."""
         act_dim = np.asarray(low).reshape(-1).size
         return cls(
-            np.zeros((act_dim, obs_dim)),
+            np.zeros((act_dim, obs_dim + int(bias))),
             RunningStat.zeros(obs_dim),
             np.asarray(low),
             np.asarray(high),
@@ -183,7 +205,12 @@ class LinearPolicy:
 
     @property
     def obs_dim(self) -> int:
-        return int(self.M.shape[1])
+        return int(self.obs_stat.mean.shape[0])
+
+    @property
+    def bias(self) -> bool:
+        """Whether ``M``'s last column is a bias."""
+        return int(self.M.shape[1]) == self.obs_dim + 1
 
     @property
     def act_dim(self) -> int:
@@ -236,14 +263,16 @@ class LinearPolicy:
         obs_dim: int,
         act_dim: int,
         source: str = "policy tensors",
+        bias: bool = False,
     ) -> LinearPolicy:
-        """Rebuild from :meth:`to_tensors`, checking every name, shape and value.
+        """Rebuild from :meth:`to_tensors`, checking every name, shape and value (``M`` has
+        one more column with ``bias``).
 
         Raises CheckpointError naming each problem (missing tensor, wrong shape, non-finite
         weights, std inconsistent with the statistics).
         """
         expected = {
-            "M": (act_dim, obs_dim),
+            "M": (act_dim, obs_dim + int(bias)),
             "mean": (obs_dim,),
             "std": (obs_dim,),
             "count": (),
@@ -280,6 +309,8 @@ class LinearPolicy:
             "weights": self.weights.tolist(),
             "obs_dim": self.obs_dim,
             "act_dim": self.act_dim,
+            # Written only when true, so policies without a bias keep their old JSON.
+            **({"bias": True} if self.bias else {}),
             "tensors": tensor_path.name,
             "sha256": file_sha256(tensor_path),
             "info": self.info,
@@ -304,6 +335,7 @@ def load_policy(path: str | os.PathLike[str]) -> LinearPolicy:
     )
     try:
         obs_dim, act_dim = int(doc["obs_dim"]), int(doc["act_dim"])
+        bias = bool(doc.get("bias", False))
         env_id, weights, info = str(doc["env_id"]), list(doc["weights"]), dict(doc["info"])
         digest = str(doc["sha256"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -313,7 +345,7 @@ def load_policy(path: str | os.PathLike[str]) -> LinearPolicy:
             f"{tensor_path}: checksum differs from {json_path.name} (corrupt, or from another save)"
         )
     policy = LinearPolicy.from_tensors(
-        load_tensors(tensor_path), obs_dim, act_dim, str(tensor_path)
+        load_tensors(tensor_path), obs_dim, act_dim, str(tensor_path), bias
     )
     policy.env_id, policy.weights, policy.info = env_id, np.asarray(weights, np.float64), info
     return policy

@@ -39,12 +39,12 @@ from tora.behavior.ars import (
     IterationInfo,
     RolloutRunner,
     env_spaces,
+    resolve_config,
     train_ars,
 )
 from tora.behavior.policy import LinearPolicy, load_policy, policy_paths
 from tora.envs import curriculum_kwargs, make_env
 from tora.errors import CheckpointError, ToraError
-from tora.preferences import simplex_grid
 from tora.train.checkpoint import atomic_write_json, read_json_object
 
 __all__ = [
@@ -60,7 +60,7 @@ _SET_FORMAT = "tora-behavior-set"
 _SET_VERSION = 1
 # Settings that do not change the trained policies; a resume may use other values.
 _FREE_SETTINGS = ("workers", "checkpoint_every")
-_LATER_SETTINGS = ("root_iterations", "warmup_iterations")
+_LATER_SETTINGS = ("root_iterations", "warmup_iterations", "bias")
 # Seed-key tag of a root's warm-up stage, so its streams differ from the true-task stage's.
 _WARMUP_KEY = 1
 
@@ -85,7 +85,8 @@ def chain_order(
     """Training order of the grid rows and each row's warm-start parent.
 
     With ``chain_from="corners"``, vertices of the simplex (a weight of exactly 1) come first,
-    from zero (parent None); with ``"first"`` only row 0 starts from zero. Then,
+    from zero (parent None); with ``"first"`` only row 0 starts from zero, with ``"ends"``
+    rows 0 and n - 1. Then,
     repeatedly, the untrained row closest to any trained row, which becomes its parent.
     Ties go to the parent with the fewest ancestors, then to lower row indices. Distances are
     rounded to 9 decimals so that rounding in the grid does not decide ties.
@@ -94,10 +95,12 @@ def chain_order(
     n = w.shape[0]
     if chain_from == "first":
         roots = [0]
+    elif chain_from == "ends":
+        roots = sorted({0, n - 1})
     elif chain_from == "corners":
         roots = [i for i in range(n) if np.isclose(w[i].max(), 1.0)] or [0]
     else:
-        raise ValueError(f"chain_from must be 'corners' or 'first', got {chain_from!r}")
+        raise ValueError(f"chain_from must be 'corners', 'first' or 'ends', got {chain_from!r}")
     order: list[int] = list(roots)
     parents: list[int | None] = [None] * n
     depth = dict.fromkeys(roots, 0)
@@ -160,14 +163,19 @@ def train_behavior_set(
     progress: bool = True,
     callback: Callable[[SetProgress], None] | None = None,
 ) -> list[LinearPolicy]:
-    """Train (or resume) one ARS policy per row of ``simplex_grid(K, num_policies)``.
+    """Train (or resume) one ARS policy per row of the env's preference grid.
+
+    The grid is ``simplex_grid(K, num_policies)``, except on the safe-RL tasks, whose rows
+    are cost-penalty weights (:func:`tora.behavior.safe.penalty_grid`); either way row 0 puts
+    all weight on objective 0 (the reward), where the default chain starts.
 
     Args:
         env_id: a Gymnasium/tora env id; K is the length of its reward vector (a scalar reward
             is one objective, giving a single policy).
         out_dir: where policies, their training states and ``index.json`` go.
         num_policies: grid size (e.g. 11 for two objectives, 21 for three).
-        config: ARS settings, shared by all policies; policy i's streams are keyed
+        config: ARS settings, shared by all policies (fields left at None take the env's
+            defaults, :func:`tora.behavior.ars.resolve_config`); policy i's streams are keyed
             ``(config.seed, i)``, evaluation starts by ``config.seed`` (the same for all).
         progress: one progress bar per policy with its mean scalarized return.
         callback: called with a :class:`SetProgress` at the start of each policy trained by
@@ -182,11 +190,14 @@ def train_behavior_set(
         CheckpointError: ``out_dir`` holds a set trained with other arguments, or a corrupt
             file.
     """
+    from tora.behavior.safe import preference_grid  # deferred: safe imports this module
+
+    config = resolve_config(config, env_id)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     obs_dim, low, high, k = env_spaces(env_id)
-    weights = simplex_grid(k, num_policies)
-    order, parents = chain_order(weights, config.chain_from)
+    weights, positions = preference_grid(env_id, k, num_policies)
+    order, parents = chain_order(positions, config.chain_from)
     plan = {
         "format": _SET_FORMAT,
         "version": _SET_VERSION,
@@ -222,7 +233,7 @@ def train_behavior_set(
             if parent is not None:
                 init, stage = policies[parent], config
             else:
-                init = LinearPolicy.zeros(obs_dim, low, high, env_id)
+                init = LinearPolicy.zeros(obs_dim, low, high, env_id, bias=bool(config.bias))
                 stage = replace(config, iterations=config.root_iterations or config.iterations)
                 if config.warmup_iterations:
                     warmup = init = _warm_up(
@@ -292,7 +303,7 @@ def _warm_up(
             factory,
             weights,
             stage,
-            init=LinearPolicy.zeros(obs_dim, low, high, env_id),
+            init=LinearPolicy.zeros(obs_dim, low, high, env_id, bias=bool(config.bias)),
             state_path=out / f"{_stem(i)}.warmup.state.safetensors",
             key=(config.seed, i, _WARMUP_KEY),
             runner=runner,

@@ -63,13 +63,16 @@ class DataMakeOptions:
     """Options of ``tora data make``."""
 
     env: str = "tora/Cruise-v0"
-    """Environment id: tora/Cruise-v0 (scripted behaviour), a tora MuJoCo task or its D4MORL
-    name (e.g. MO-HalfCheetah-v2), or any env with a --policies set."""
+    """Environment id (also accepted as the first positional argument): tora/Cruise-v0
+    (scripted behaviour), a tora MuJoCo task or its D4MORL name (e.g. MO-HalfCheetah-v2), a
+    safe-RL task (e.g. SafetyBallRun-v0: DSRL-like data over the cost-penalty grid and
+    action-noise levels), or any env with a --policies set."""
     quality: Literal["expert", "amateur"] = "expert"
     """expert: the behaviour policy's action; amateur: 65% of steps scale it by U(0.35, 1.65)
-    (MO-Swimmer: a random action), as in D4MORL."""
+    (MO-Swimmer: a random action), as in D4MORL. Not for Cruise or the safe-RL tasks."""
     prefs: Literal["uniform", "wide", "narrow"] = "uniform"
-    """D4MORL preference distribution of the per-episode preferences."""
+    """D4MORL preference distribution of the per-episode preferences. Not for Cruise or the
+    safe-RL tasks."""
     episodes: int = 1000
     """Number of episodes (D4MORL's datasets have 50000)."""
     seed: int = 0
@@ -77,8 +80,8 @@ class DataMakeOptions:
     out: str = ""
     """Output path (default: data/<env>_<episodes>_<quality>_<prefs> with the format's suffix,
     D4MORL's file naming)."""
-    format: Literal["tora", "d4morl", "dsrl", "minari"] = "tora"
-    """File format to write."""
+    format: Literal["tora", "native", "d4morl", "dsrl", "minari"] = "tora"
+    """File format to write (native is another name for tora's own format)."""
     policies: str = ""
     """Directory of a behaviour policy set from `tora behavior train` (default: the set that
     ships with tora-rl for ENV)."""
@@ -92,7 +95,7 @@ class DataMakeOptions:
 _FORMAT_SUFFIXES = {"tora": ".h5", "d4morl": ".pkl", "dsrl": ".hdf5", "minari": ""}
 
 
-def _default_data_path(env_id: str, opts: DataMakeOptions, scripted: bool) -> Path:
+def _default_data_path(env_id: str, opts: DataMakeOptions, kind: str) -> Path:
     from tora.envs import D4MORL_ALIASES
 
     # D4MORL's names for its envs (MO-HalfCheetah-v2, ...) let the D4MORL loader recognise
@@ -100,7 +103,7 @@ def _default_data_path(env_id: str, opts: DataMakeOptions, scripted: bool) -> Pa
     d4morl_names = {tora_id: name for name, tora_id in D4MORL_ALIASES.items()}
     name = d4morl_names.get(env_id, env_id.split("/")[-1].replace(":", "_"))
     parts = [name, str(opts.episodes)]
-    if not scripted:  # quality and preferences mean nothing for the scripted behaviour
+    if kind == "d4morl":  # quality and preferences mean nothing for the other kinds
         parts += [opts.quality, opts.prefs]
     return Path("data") / ("_".join(parts) + _FORMAT_SUFFIXES[opts.format])
 
@@ -120,33 +123,52 @@ def _warn_unparsable_d4morl_name(env_id: str, out: Path) -> None:
         )
 
 
-def data_make(args: argparse.Namespace) -> int:
-    from tora.behavior.make import is_scripted, make_dataset
-    from tora.data.card import dataset_card, format_card, plot_card
-    from tora.data.formats import save_dataset
-    from tora.envs import CRUISE_ID, objective_names, resolve_env_id
-
+def _data_make_options(args: argparse.Namespace) -> DataMakeOptions:
     opts = dataclass_from_args(DataMakeOptions, args)
+    task = getattr(args, "task", None)
+    if task:
+        if opts.env not in (task, DataMakeOptions.env):
+            raise ToraError(f"two environments given: {task!r} and --env {opts.env!r}")
+        opts.env = task
+    if opts.format == "native":
+        opts.format = "tora"
     if opts.episodes < 1 or opts.seed < 0:
         raise ToraError("--episodes must be at least 1 and --seed non-negative")
+    return opts
+
+
+def data_make(args: argparse.Namespace) -> int:
+    import time
+
+    from tora.behavior.make import collection_kind, make_dataset
+    from tora.data.card import dataset_card, format_card, plot_card
+    from tora.data.formats import save_dataset
+    from tora.envs import objective_names, resolve_env_id
+
+    opts = _data_make_options(args)
     env_id = resolve_env_id(opts.env)
-    scripted = is_scripted(env_id, opts.policies)
+    kind = collection_kind(env_id, opts.policies)
     if opts.format == "dsrl" and not {"reward", "cost"} <= set(objective_names(env_id)):
         # Checked before collecting: the DSRL writer would refuse the data only at the end.
         raise ToraError(
             f"--format dsrl holds one reward and one cost; {env_id} has objectives "
             f"{list(objective_names(env_id))}: use tora, d4morl or minari"
         )
-    out = Path(opts.out) if opts.out else _default_data_path(env_id, opts, scripted)
+    out = Path(opts.out) if opts.out else _default_data_path(env_id, opts, kind)
     if opts.format == "d4morl":
         _warn_unparsable_d4morl_name(env_id, out)
 
-    if scripted and (opts.quality, opts.prefs) != ("expert", "uniform"):
+    if kind != "d4morl" and (opts.quality, opts.prefs) != ("expert", "uniform"):
+        why = {
+            "scripted": f"{env_id}'s scripted behaviour (pass --policies DIR to roll out "
+            "trained policies)",
+            "dsrl": f"{env_id}, whose data spreads over cost penalties and action noise",
+        }[kind]
         print(
-            f"warning: --quality and --prefs do not apply to {CRUISE_ID}'s scripted "
-            "behaviour and are ignored (pass --policies DIR to roll out trained policies)",
+            f"warning: --quality and --prefs do not apply to {why} and are ignored",
             file=sys.stderr,
         )
+    start = time.perf_counter()
     traj = make_dataset(
         env_id,
         opts.episodes,
@@ -157,10 +179,14 @@ def data_make(args: argparse.Namespace) -> int:
         progress=opts.progress,
     )
 
+    seconds = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
     save_dataset(traj, out, format=opts.format)
     card = dataset_card(traj)
-    print(f"wrote {traj.num_episodes} episodes ({traj.num_transitions} transitions) to {out}")
+    print(
+        f"wrote {traj.num_episodes} episodes ({traj.num_transitions} transitions) to {out}, "
+        f"collected in {seconds:.1f} s"
+    )
     print(format_card(card, traj.num_episodes))
     if opts.plot:
         png = plot_card(traj, f"{out}.card.png")
@@ -335,7 +361,8 @@ class BehaviorTrainOptions:
     """Options of ``tora behavior train``."""
 
     env: str = "tora/MO-HalfCheetah-v0"
-    """Environment id (tora, D4MORL or Gymnasium id)."""
+    """Environment id (tora, D4MORL or Gymnasium id). On the safe-RL tasks (e.g.
+    SafetyBallRun-v0) the policies are one per cost-penalty weight, see tora.behavior.safe."""
     out: str = ""
     """Directory of the policy set (default: runs/behavior/<env name>). Rerunning resumes."""
     policies: int = 0
@@ -344,11 +371,13 @@ class BehaviorTrainOptions:
 
 def behavior_train(args: argparse.Namespace) -> int:
     from tora.behavior import ARSConfig, train_behavior_set
+    from tora.behavior.ars import resolve_config
     from tora.envs import objective_names, resolve_env_id
 
     opts = dataclass_from_args(BehaviorTrainOptions, args)
-    config = dataclass_from_args(ARSConfig, args, prefix="ars")
     env_id = resolve_env_id(opts.env)
+    # The env's defaults filled in, so command.json records what was actually run.
+    config = resolve_config(dataclass_from_args(ARSConfig, args, prefix="ars"), env_id)
     k = len(objective_names(env_id))
     count = opts.policies or (11 if k <= 2 else 21)
     out = Path(opts.out or Path("runs/behavior") / env_id.split("/")[-1])
@@ -427,3 +456,342 @@ def _floats(text: str, flag: str) -> list[float]:
         return [float(s) for s in _csv_list(text)]
     except ValueError as exc:
         raise ToraError(f"{flag} must be comma-separated numbers, got {text!r}") from exc
+
+
+# ----------------------------------------------------------------------------- DiME
+@dataclass
+class DimeBanditOptions:
+    """Options of ``tora dime bandit``."""
+
+    problem: Literal["schaffer", "fonseca_fleming", "all"] = "all"
+    """Bandit to solve: schaffer (convex front), fonseca_fleming (concave front) or all."""
+    methods: tuple[Literal["ls", "dime"], ...] = ("ls", "dime")
+    """Methods to sweep: ls (linear scalarization) and/or dime."""
+    alphas: int = 21
+    """Number of trade-offs (the weight on r1), evenly spaced in [0, 1], both ends included."""
+    seeds: tuple[int, ...] = (0,)
+    """Seeds of the action noise; the table reports the mean and std over them."""
+    out: str = "runs/dime/bandit"
+    """Output directory for results.json, config.json and front_<problem>.png."""
+
+
+def dime_bandit(args: argparse.Namespace) -> int:
+    from tora.dime import BanditSolverConfig, plot_bandit_sweeps, run_bandit_sweep
+
+    opts = dataclass_from_args(DimeBanditOptions, args)
+    solver = dataclass_from_args(BanditSolverConfig, args)
+    if opts.alphas < 1 or not opts.seeds or not opts.methods:
+        raise ToraError("--alphas must be at least 1 and --seeds, --methods non-empty")
+    problems = ["schaffer", "fonseca_fleming"] if opts.problem == "all" else [opts.problem]
+    methods = list(dict.fromkeys(opts.methods))  # drop repeats, keep the order given
+    alphas = np.linspace(0.0, 1.0, opts.alphas)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sweeps = []
+    for problem in problems:
+        for method in methods:
+            for seed in opts.seeds:
+                sweep = run_bandit_sweep(problem, method, alphas, seed=seed, config=solver)
+                print(
+                    f"{problem} {method} seed {seed}: hypervolume {sweep.hypervolume:.4g} "
+                    f"in {sweep.seconds:.1f} s",
+                    flush=True,
+                )
+                sweeps.append(sweep)
+    summary = dime_bandit_summary(sweeps)
+    plots = {}
+    for problem in problems:
+        first = [s for s in sweeps if s.problem == problem and s.seed == opts.seeds[0]]
+        plots[problem] = str(plot_bandit_sweeps(first, out / f"front_{problem}.png"))
+    from tora.train.checkpoint import atomic_write_json
+
+    atomic_write_json(
+        out / "results.json",
+        {"summary": summary, "plots": plots, "sweeps": [s.to_dict() for s in sweeps]},
+    )
+    _write_config(out / "config.json", options=opts, solver=solver)
+    print(format_dime_bandit_table(summary))
+    print(f"results in {out}")
+    return 0
+
+
+def dime_bandit_summary(sweeps: list) -> list[dict[str, object]]:
+    """One row per (problem, method): hypervolume mean and std over seeds, the true front's
+    hypervolume, and the mean seconds per sweep."""
+    rows = []
+    keys = list(dict.fromkeys((s.problem, s.method) for s in sweeps))
+    for problem, method in keys:
+        group = [s for s in sweeps if (s.problem, s.method) == (problem, method)]
+        hv = np.array([s.hypervolume for s in group])
+        rows.append(
+            {
+                "problem": problem,
+                "method": method,
+                "seeds": [s.seed for s in group],
+                "hypervolume_mean": float(hv.mean()),
+                "hypervolume_std": float(hv.std()),
+                "front_hypervolume": float(group[0].front_hypervolume),
+                "seconds_per_sweep": float(np.mean([s.seconds for s in group])),
+            }
+        )
+    return rows
+
+
+def format_dime_bandit_table(rows: list[dict[str, object]]) -> str:
+    """Aligned text table of :func:`dime_bandit_summary`."""
+    head = ["problem", "method", "hypervolume", "true front", "s/sweep"]
+    body = [
+        [
+            str(r["problem"]),
+            str(r["method"]).upper(),
+            f"{r['hypervolume_mean']:.4f} ± {r['hypervolume_std']:.4f}",
+            f"{r['front_hypervolume']:.4f}",
+            f"{r['seconds_per_sweep']:.1f}",
+        ]
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)) for b in body]
+    return "\n".join(lines)
+
+
+@dataclass
+class DimeTrainOptions:
+    """Inputs and outputs of ``tora dime train``."""
+
+    data: str = ""
+    """Dataset file or Minari directory (any supported format). Required."""
+    out: str = "runs/dime/run"
+    """Run directory: critic/ (shared by all policies of the run) and one directory per
+    policy. Rerunning resumes."""
+    alpha: tuple[float, ...] = (0.5,)
+    """Trade-off(s) alpha in [0, 1], the weight on staying close to the data (1: behaviour
+    cloning): one policy per value. Ignored with --multi."""
+
+
+def dime_train(args: argparse.Namespace) -> int:
+    from tora.data.formats import load_dataset
+    from tora.dime.critic import CriticConfig
+    from tora.dime.offline import PolicyConfig, train_offline
+    from tora.train.checkpoint import read_config
+    from tora.train.loop import read_history
+
+    opts = dataclass_from_args(DimeTrainOptions, args)
+    runtime = _runtime(args)
+    policy = dataclass_from_args(PolicyConfig, args)
+    critic = dataclass_from_args(CriticConfig, args, prefix="critic")
+    traj = load_dataset(_required(opts.data, "--data"))
+    out = Path(opts.out)
+    name = policy.variant + ("_multi" if policy.multi else "")
+    _write_config(out / f"command_{name}.json", options=opts, policy=policy, critic=critic)
+    paths = train_offline(
+        traj, out, policy, critic, opts.alpha, runtime.device, progress=runtime.progress
+    )
+    saved = read_config(out / "critic")
+    print(
+        f"task critic in {out / 'critic'}; mean task return of the data's episodes: "
+        f"{saved['task_return_mean']:.4g}"
+    )
+    for path in paths:
+        config = read_config(path)
+        last = read_history(path / "history.json")[-1]
+        alpha = "all alphas" if config["multi"] else f"alpha {config['alpha']:g}"
+        extra = "".join(
+            f"  {key} {last[key]:.3g}" for key in ("temperature", "kl", "std") if key in last
+        )
+        print(f"{config['label']} ({alpha}) in {path}:{extra}")
+    return 0
+
+
+@dataclass
+class DimeEvaluateOptions:
+    """Inputs and outputs of ``tora dime evaluate``."""
+
+    run: str = ""
+    """Run directory of ``tora dime train``. Required."""
+    env: str = ""
+    """Environment id (default: the one recorded with the data)."""
+    alpha: tuple[float, ...] = (0.005, 0.25, 0.5, 0.75, 1.0)
+    """Trade-offs at which multi policies are evaluated; single-trade-off policies act at
+    their own."""
+    variant: tuple[Literal["ls", "dime_bc", "dime_awbc"], ...] | None = None
+    """Evaluate only these variants (none: every policy of the run)."""
+    episodes: int = 5
+    """Episodes per policy and trade-off, episode e of each starting from seed + e."""
+    seed: int = 0
+    """Seed of the environment resets."""
+    out: str = ""
+    """Where to write results.json and config.json (default: RUN/eval)."""
+    workers: int = 0
+    """Processes stepping the environments, counting this one (0 or 1: all in this one)."""
+
+
+def dime_evaluate(args: argparse.Namespace) -> int:
+    from tora.dime.offline import evaluate_run
+    from tora.train.checkpoint import atomic_write_json
+
+    opts = dataclass_from_args(DimeEvaluateOptions, args)
+    runtime = _runtime(args)
+    run = Path(_required(opts.run, "--run"))
+    if opts.episodes < 1:
+        raise ToraError("--episodes must be at least 1")
+    rows = evaluate_run(
+        run,
+        opts.env,
+        opts.alpha,
+        opts.episodes,
+        opts.seed,
+        opts.variant,
+        runtime.device,
+        runtime.progress,
+        opts.workers,
+    )
+    out = Path(opts.out) if opts.out else run / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "results.json", {"rows": rows})
+    _write_config(out / "config.json", options=opts, runtime=runtime)
+    print(format_dime_returns(rows))
+    print(f"results in {out}")
+    return 0
+
+
+def format_dime_returns(rows: list[dict[str, object]]) -> str:
+    """Aligned text table: one row per (policy, alpha) with its mean returns."""
+    names = list(rows[0]["objectives"])  # type: ignore[call-overload]
+    head = ["method", "alpha", *(f"return_{n}" for n in names), "task return"]
+    body = [
+        [
+            str(r["label"]),
+            f"{r['alpha']:.3f}",
+            *(f"{v:.2f}" for v in r["returns"]),  # type: ignore[attr-defined]
+            f"{r['task_return']:.2f} ± {r['task_return_std']:.2f}",
+        ]
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths, strict=True)) for b in body]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------ text games
+@dataclass
+class TextTrainOptions:
+    """Inputs and outputs of ``tora text train``."""
+
+    data: str = ""
+    """Trajectory file from `tora text collect`."""
+    out: str = ""
+    """Policy directory (default: runs/text/<objective>). Rerunning resumes."""
+
+
+def text_collect(args: argparse.Namespace) -> int:
+    import time
+
+    from tora.text.data import (
+        CollectConfig,
+        collect,
+        make_pairs,
+        save_text_dataset,
+        summarize_dataset,
+    )
+    from tora.text.llm import ChatClient, LLMConfig, LLMLabeler, llm_agent_factory
+
+    config = dataclass_from_args(CollectConfig, args)
+    llm = dataclass_from_args(LLMConfig, args, prefix="llm")
+    client = ChatClient(llm) if config.agents.uses_llm or config.labels == "llm" else None
+    start = time.perf_counter()
+    dataset = collect(
+        config,
+        llm_agent=llm_agent_factory(client) if client else None,
+        labeler=LLMLabeler(client) if client and config.labels == "llm" else None,
+        progress=lambda line: print(line, flush=True),
+    )
+    if client is not None:  # provenance without the key
+        dataset.header["llm"] = {
+            "base_url": client.config.base_url,
+            "model": client.config.model,
+            "temperature": client.config.temperature,
+        }
+    out = save_text_dataset(dataset, config.out)
+    seconds = time.perf_counter() - start
+    print(
+        f"wrote {len(dataset.episodes)} episodes ({dataset.num_steps} steps) to {out} "
+        f"in {seconds:.1f} s"
+    )
+    print(f"{'game':<20} {'agent':<12} {'episodes':>8} {'points':>8} {'violations':>10}")
+    for row in summarize_dataset(dataset):
+        print(
+            f"{row['game']:<20} {row['agent']:<12} {row['episodes']:>8} {row['points']:>8.1f} "
+            f"{row['violations']:>10.2f}"
+        )
+    for objective in ("points", "morality"):
+        pairs = make_pairs(dataset, objective)
+        print(f"{objective} pairs (default settings): {len(pairs)} ({pairs.ties} ties dropped)")
+    if client is not None:
+        s = client.stats
+        print(f"LLM: {s.requests} requests, {s.retries} retries, {s.cache_hits} cache hits")
+    return 0
+
+
+def text_train(args: argparse.Namespace) -> int:
+    from tora.device import resolve_device
+    from tora.text.cpl import TextTrainConfig, objective_label, train_text_policy
+    from tora.text.data import file_digest, load_text_dataset
+
+    opts = dataclass_from_args(TextTrainOptions, args)
+    runtime = _runtime(args)
+    config = dataclass_from_args(TextTrainConfig, args)
+    data = _required(opts.data, "--data")
+    dataset = load_text_dataset(data)
+    out = Path(opts.out or Path("runs/text") / config.objective)
+    result, pairs = train_text_policy(
+        dataset,
+        config,
+        out,
+        device=resolve_device(runtime.device),
+        progress=runtime.progress,
+        data_info={"path": str(data), "sha256": file_digest(data)},
+    )
+    _write_config(out / "train_command.json", options=opts, train=config, runtime=runtime)
+    last = result.history[-1] if result.history else {}
+    loss, accuracy = last.get("cpl_loss", float("nan")), last.get("accuracy", float("nan"))
+    print(
+        f"policy '{objective_label(config)}' saved in {out}\n"
+        f"pairs: {len(pairs)} ({pairs.ties} ties dropped), segments of "
+        f"{pairs.preferred.shape[1]} steps; final CPL loss {loss:.4f}, pair accuracy "
+        f"{accuracy:.3f}"
+    )
+    return 0
+
+
+def text_evaluate(args: argparse.Namespace) -> int:
+    from tora.text.sweep import TextEvalConfig, TextEvaluateOptions, evaluate_weights, format_rows
+    from tora.train.checkpoint import atomic_write_json
+
+    opts = dataclass_from_args(TextEvaluateOptions, args)
+    config = dataclass_from_args(TextEvalConfig, args)
+    k = len(config.runs)
+    weights = opts.weights or ([1.0 / k] * k if k else [])
+    rows = evaluate_weights(config, weights)
+    print(f"{config.game}, {config.episodes} playthroughs per agent:")
+    print(format_rows(rows))
+    if opts.out:
+        atomic_write_json(Path(opts.out), {"rows": [r.to_dict() for r in rows]})
+        print(f"rows written to {opts.out}")
+    return 0
+
+
+def text_sweep(args: argparse.Namespace) -> int:
+    from tora.text.sweep import SweepConfig, format_rows, run_sweep
+
+    config = dataclass_from_args(SweepConfig, args)
+    rows, names = run_sweep(config)
+    _write_config(Path(config.out) / "config.json", sweep=config)
+    print(
+        f"{config.game}, {config.episodes} playthroughs per agent; mixture of {' / '.join(names)}:"
+    )
+    print(format_rows(rows))
+    print(f"results: {Path(config.out) / 'sweep.json'}, plot: {Path(config.out) / 'tradeoff.png'}")
+    return 0

@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Generate an offline dataset with tora-rl's own behaviour.",
         commands.data_make,
     )
+    make.add_argument(
+        "task",
+        nargs="?",
+        default=None,
+        help="Environment id, as an alternative to --env (e.g. SafetyBallRun-v0).",
+    )
     add_dataclass_arguments(make, commands.DataMakeOptions)
 
     pretrain = _add_command(
@@ -186,7 +192,105 @@ def build_parser() -> argparse.ArgumentParser:
     )
     table.add_argument("suite", help="Suite file the results were made with.")
     table.add_argument("--out", default=None, help="Output directory (default: the suite's).")
+    _add_dime_commands(sub)
+    _add_text_commands(sub)
     return parser
+
+
+def _add_dime_commands(sub: argparse._SubParsersAction) -> None:
+    """``tora dime bandit | train | evaluate``: DiME and linear scalarization (seeds/003)."""
+    from tora.cli import commands
+
+    dime = sub.add_parser("dime", help="DiME and linear scalarization: bandits and offline RL.")
+    dime_sub = dime.add_subparsers(dest="dime_command", metavar="DIME_COMMAND", required=True)
+    bandit = _add_command(
+        dime_sub,
+        "bandit",
+        "Sweep the trade-off with LS and DiME on the paper's toy bandits (Schaffer: convex\n"
+        "front; Fonseca-Fleming: concave front); write results.json, config.json and\n"
+        "front_<problem>.png, and print the hypervolume per method.",
+        commands.dime_bandit,
+    )
+    add_dataclass_arguments(bandit, commands.DimeBanditOptions)
+    from tora.dime import BanditSolverConfig
+
+    add_dataclass_arguments(bandit, BanditSolverConfig, group_title="solver")
+
+    train = _add_command(
+        dime_sub,
+        "train",
+        "Offline RL with two objectives (task return vs. staying close to the data): learn\n"
+        "the run's IQL task critic once, then one LS / DiME policy per --alpha, or one\n"
+        "trade-off-conditioned policy with --multi (resumable).",
+        commands.dime_train,
+    )
+    add_dataclass_arguments(train, commands.DimeTrainOptions)
+    add_dataclass_arguments(train, RuntimeOptions)
+    from tora.dime.critic import CriticConfig
+    from tora.dime.offline import PolicyConfig
+
+    add_dataclass_arguments(train, PolicyConfig, group_title="policy")
+    add_dataclass_arguments(train, CriticConfig, prefix="critic", group_title="task critic (IQL)")
+
+    evaluate = _add_command(
+        dime_sub,
+        "evaluate",
+        "Roll out a run's LS / DiME policies in the environment; print the returns per alpha.",
+        commands.dime_evaluate,
+    )
+    add_dataclass_arguments(evaluate, commands.DimeEvaluateOptions)
+    add_dataclass_arguments(evaluate, RuntimeOptions)
+
+
+def _add_text_commands(sub: argparse._SubParsersAction) -> None:
+    """``tora text collect | train | evaluate | sweep``: text games, one CPL policy per
+    objective, mixed at inference."""
+    from tora.cli import commands
+    from tora.text.cpl import TextTrainConfig
+    from tora.text.data import CollectConfig
+    from tora.text.llm import LLMConfig
+    from tora.text.sweep import SweepConfig, TextEvalConfig, TextEvaluateOptions
+
+    text = sub.add_parser(
+        "text", help="Text games: offline data, CPL policies per objective, weight sweeps."
+    )
+    text_sub = text.add_subparsers(dest="text_command", metavar="TEXT_COMMAND", required=True)
+    collect = _add_command(
+        text_sub,
+        "collect",
+        "Play text games with a seeded mix of reference agents and write their trajectories\n"
+        "(JSON lines; the held-out evaluation game is left out unless asked for).",
+        commands.text_collect,
+    )
+    add_dataclass_arguments(collect, CollectConfig)
+    add_dataclass_arguments(collect, LLMConfig, prefix="llm", group_title="LLM endpoint")
+    train = _add_command(
+        text_sub,
+        "train",
+        "Train one text policy with CPL on segment pairs labelled by one objective\n"
+        "(points, morality, or the scalarized baseline). Resumable.",
+        commands.text_train,
+    )
+    add_dataclass_arguments(train, commands.TextTrainOptions)
+    add_dataclass_arguments(train, TextTrainConfig)
+    add_dataclass_arguments(train, RuntimeOptions)
+    evaluate = _add_command(
+        text_sub,
+        "evaluate",
+        "Play a game with the policies mixed at one weight vector; MACHIAVELLI-style metrics\n"
+        "normalized by a random agent.",
+        commands.text_evaluate,
+    )
+    add_dataclass_arguments(evaluate, TextEvaluateOptions)
+    add_dataclass_arguments(evaluate, TextEvalConfig)
+    sweep = _add_command(
+        text_sub,
+        "sweep",
+        "Evaluate the mixture over a weight grid next to the random and reference agents;\n"
+        "print the table and plot points against violations.",
+        commands.text_sweep,
+    )
+    add_dataclass_arguments(sweep, SweepConfig)
 
 
 def _version() -> str:

@@ -19,6 +19,14 @@ the same facts from the data itself, for any :class:`~tora.data.Trajectories`:
 
 Objective directions are respected: a minimized objective (a cost) counts as better when
 smaller, for the front and for the reference point.
+
+Data of a safe-RL task (a ``reward`` and a ``cost`` to minimize, with an env id naming one of
+the six Bullet-Safety-Gym tasks) also gets a ``safe`` section in DSRL's terms (Liu et al.
+2023; :mod:`tora.evaluate.safe`): the range of the episodes' normalized reward
+``(R - R_min) / (R_max - R_min)`` and cost, the normalized cost ``C / kappa`` at DSRL's
+thresholds 10, 20 and 40 with the share of safe episodes (``C < kappa``) at each, and whether
+the costs reach the task's maximum in DSRL's dataset. Its plot is a reward/cost scatter of the
+episodes (:func:`plot_card`).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from tora.data.trajectories import Direction, Trajectories
 from tora.errors import ShapeMismatchError
 from tora.evaluate.pareto import hypervolume, pareto_front, sparsity
 
-__all__ = ["HISTOGRAM_BINS", "dataset_card", "format_card", "plot_card"]
+__all__ = ["HISTOGRAM_BINS", "dataset_card", "format_card", "plot_card", "safe_card"]
 
 HISTOGRAM_BINS = 10
 """Bins of the preference histogram over [0, 1]."""
@@ -68,12 +76,15 @@ def dataset_card(traj: Trajectories, ref_point: ArrayLike | None = None) -> dict
     Keys: ``quality``, ``prefs`` (None when unknown), ``ref_point``, ``hypervolume``,
     ``sparsity``, ``front_episodes`` (unique non-dominated episode returns),
     ``episodes_beyond_ref`` (episodes that count towards the hypervolume), ``returns``
-    (objective name -> min / mean / max) and ``preferences`` (None, or min / max per
-    objective and ``first_histogram`` with 11 ``edges`` and 10 ``counts``).
+    (objective name -> min / mean / max), ``preferences`` (None, or min / max per
+    objective and ``first_histogram`` with 11 ``edges`` and 10 ``counts``) and ``safe``
+    (:func:`safe_card`; None unless the data is a safe-RL task's). The default reference point
+    is 0, except for a safe-RL task's data: (R_min, the task's max cost) in DSRL's constants,
+    since no cost is below 0.
     """
     returns = traj.episode_returns()
     maximize = [o.direction is Direction.MAXIMIZE for o in traj.objectives]
-    ref = _ref_point(traj, ref_point)
+    ref = _ref_point(traj, _safe_ref_point(traj) if ref_point is None else ref_point)
     signs = np.where(maximize, 1.0, -1.0)
     beyond = np.all(signs * returns > signs * ref, axis=1)
     meta = traj.metadata
@@ -94,7 +105,83 @@ def dataset_card(traj: Trajectories, ref_point: ArrayLike | None = None) -> dict
             for j, name in enumerate(traj.objective_names)
         },
         "preferences": None if traj.preferences is None else _preference_coverage(traj.preferences),
+        "safe": safe_card(traj),
     }
+
+
+def _safe_task(traj: Trajectories) -> tuple[str, int, int] | None:
+    """(task name, reward column, cost column) of a safe-RL task's data, else None."""
+    from tora.envs.safety import safety_task
+    from tora.errors import ToraError
+
+    names = traj.objective_names
+    if traj.num_objectives != 2 or not {"reward", "cost"} <= set(names):
+        return None
+    cost = names.index("cost")
+    if traj.objectives[cost].direction is not Direction.MINIMIZE:
+        return None
+    try:
+        task = safety_task(str(traj.metadata.get("env_id") or ""))
+    except ToraError:
+        return None
+    return task.name, names.index("reward"), cost
+
+
+def _safe_ref_point(traj: Trajectories) -> np.ndarray | None:
+    from tora.evaluate.safe import dsrl_reference
+
+    found = _safe_task(traj)
+    if found is None:
+        return None
+    task, r, c = found
+    ref = dsrl_reference(task)
+    point = np.zeros(2)
+    point[r], point[c] = ref.reward_min, ref.max_cost
+    return point
+
+
+def _range(values: np.ndarray) -> dict[str, float]:
+    return {"min": float(values.min()), "mean": float(values.mean()), "max": float(values.max())}
+
+
+def safe_card(traj: Trajectories) -> dict[str, Any] | None:
+    """The DSRL section of the card (module docstring), or None if ``traj`` is not data of a
+    safe-RL task.
+
+    Keys: ``task``, ``reference`` (reward_max, reward_min, max_cost), ``normalized_reward``
+    and ``cost`` (min / mean / max over episodes), ``reaches_max_cost``, and ``thresholds``:
+    one entry per DSRL threshold with ``normalized_cost`` (min / mean / max) and
+    ``safe_fraction``.
+    """
+    from tora.evaluate.safe import DSRL_THRESHOLDS, dsrl_reference, normalized_reward
+
+    found = _safe_task(traj)
+    if found is None:
+        return None
+    task, r, c = found
+    ref = dsrl_reference(task)
+    returns = traj.episode_returns().astype(np.float64)
+    rewards, costs = returns[:, r], returns[:, c]
+    return {
+        "task": task,
+        "reference": {
+            "reward_max": ref.reward_max,
+            "reward_min": ref.reward_min,
+            "max_cost": ref.max_cost,
+        },
+        "normalized_reward": _range(normalized_reward(rewards, task)),
+        "cost": _range(costs),
+        "reaches_max_cost": bool(costs.max() >= ref.max_cost),
+        "thresholds": {f"{kappa:g}": _threshold_entry(costs, kappa) for kappa in DSRL_THRESHOLDS},
+    }
+
+
+def _threshold_entry(costs: np.ndarray, kappa: float) -> dict[str, Any]:
+    from tora.evaluate.safe import is_safe, normalized_cost
+
+    normalized = normalized_cost(costs, kappa)
+    safe = [is_safe(x) for x in normalized]  # DSRL's rule, applied where it is defined
+    return {"normalized_cost": _range(normalized), "safe_fraction": float(np.mean(safe))}
 
 
 def _g(x: float) -> str:
@@ -134,7 +221,28 @@ def format_card(card: dict[str, Any], episodes: int | None = None) -> str:
         lines.append(f"  preferences: min [{lo}]  max [{hi}]")
         counts = " ".join(str(c) for c in coverage["first_histogram"]["counts"])
         lines.append(f"  first preference component, 10 bins over [0, 1]: {counts}")
+    if card.get("safe"):
+        lines += _format_safe(card["safe"])
     return "\n".join(lines)
+
+
+def _format_safe(safe: dict[str, Any]) -> list[str]:
+    ref, nr, cost = safe["reference"], safe["normalized_reward"], safe["cost"]
+    reached = "reaches" if safe["reaches_max_cost"] else "does not reach"
+    lines = [
+        f"  DSRL terms ({safe['task']}: R_min {_g(ref['reward_min'])}, R_max "
+        f"{_g(ref['reward_max'])}, max cost {_g(ref['max_cost'])})",
+        f"    normalized reward  min {nr['min']:.3f}  mean {nr['mean']:.3f}  max {nr['max']:.3f}",
+        f"    cost  min {_g(cost['min'])}  mean {_g(cost['mean'])}  max {_g(cost['max'])} "
+        f"({reached} the max cost)",
+    ]
+    for kappa, entry in safe["thresholds"].items():
+        nc = entry["normalized_cost"]
+        lines.append(
+            f"    threshold {kappa}: normalized cost min {nc['min']:.3g}  mean {nc['mean']:.3g}  "
+            f"max {nc['max']:.3g}; safe episodes {100 * entry['safe_fraction']:.1f}%"
+        )
+    return lines
 
 
 def plot_card(
@@ -146,8 +254,11 @@ def plot_card(
     """Scatter of the episode returns with the behaviour front, as a PNG at ``path``.
 
     Uses :func:`tora.evaluate.plots.plot_pareto_front`, which draws 2 or 3 objectives; for
-    other counts nothing is written and None is returned.
+    other counts nothing is written and None is returned. Data of a safe-RL task gets
+    :func:`plot_safe_card`'s reward/cost scatter instead.
     """
+    if _safe_task(traj) is not None:
+        return plot_safe_card(traj, path, title)
     if traj.num_objectives not in (2, 3):
         return None
     from tora.evaluate.plots import plot_pareto_front  # matplotlib only when plotting
@@ -162,3 +273,54 @@ def plot_card(
         ref_point=_ref_point(traj, ref_point),
         maximize=maximize,
     )
+
+
+def plot_safe_card(traj: Trajectories, path: str | os.PathLike[str], title: str = "") -> Path:
+    """Reward/cost scatter of a safe-RL task's episodes as a PNG at ``path`` (matplotlib's Agg
+    canvas; nothing global is touched).
+
+    x: episode cost, with DSRL's thresholds and the task's max cost as vertical lines; y:
+    normalized reward (R_min and R_max at 0 and 1). Episodes are coloured by the behaviour
+    policy that made them when the metadata records it (``policy_index``).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from tora.evaluate.safe import DSRL_THRESHOLDS, dsrl_reference, normalized_reward
+
+    found = _safe_task(traj)
+    if found is None:
+        raise ShapeMismatchError("plot_safe_card needs data of a safe-RL task (reward, cost)")
+    task, r, c = found
+    returns = traj.episode_returns().astype(np.float64)
+    reward, cost = normalized_reward(returns[:, r], task), returns[:, c]
+    index = traj.metadata.get("policy_index")
+    colored = isinstance(index, list) and len(index) == len(cost)
+
+    fig = Figure(figsize=(6.4, 4.8))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    points = ax.scatter(
+        cost,
+        reward,
+        s=8,
+        alpha=0.6,
+        c=np.asarray(index) if colored else None,
+        cmap="viridis" if colored else None,
+    )
+    if colored:
+        fig.colorbar(points, ax=ax, label="behaviour policy (cost penalty grows with index)")
+    for kappa in DSRL_THRESHOLDS:
+        ax.axvline(kappa, color="grey", lw=0.8, ls=":")
+    ax.axvline(dsrl_reference(task).max_cost, color="red", lw=0.8, ls="--", label="max cost")
+    for level in (0.0, 1.0):
+        ax.axhline(level, color="black", lw=0.6, ls="--")
+    ax.set_xlabel("episode cost (dotted: thresholds 10, 20, 40)")
+    ax.set_ylabel("normalized reward (R - R_min) / (R_max - R_min)")
+    env = traj.metadata.get("env_id") or task
+    ax.set_title(title or f"{env}: {len(cost)} episodes")
+    ax.legend(loc="lower right")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    return out
