@@ -14,6 +14,7 @@ import numpy as np
 
 from tora.cli.config_args import config_to_dict, dataclass_from_args
 from tora.errors import ToraError
+from tora.tables import aligned_table
 
 if TYPE_CHECKING:  # main imports this module, so import its names for types only
     from tora.bench.suite import SuiteConfig
@@ -349,10 +350,7 @@ def format_sweep_table(
         [f"{v:.3f}" for v in w] + [f"{r:.2f}" for r in ret]
         for w, ret in zip(weights, returns, strict=True)
     ]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(lines)
+    return aligned_table(head, rows)
 
 
 # ------------------------------------------------------------------------- behaviour
@@ -550,10 +548,7 @@ def format_dime_bandit_table(rows: list[dict[str, object]]) -> str:
         ]
         for r in rows
     ]
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)) for b in body]
-    return "\n".join(lines)
+    return aligned_table(head, body, left=len(head))
 
 
 @dataclass
@@ -669,10 +664,7 @@ def format_dime_returns(rows: list[dict[str, object]]) -> str:
         ]
         for r in rows
     ]
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths, strict=True)) for b in body]
-    return "\n".join(lines)
+    return aligned_table(head, body)
 
 
 # ------------------------------------------------------------------------ text games

@@ -22,6 +22,7 @@ from typing import Any
 
 from tora.errors import ToraError
 from tora.preferences import simplex_grid
+from tora.tables import aligned_table
 from tora.text.agents import AnnotationAwareAgent, KeywordPointsAgent
 from tora.text.data import HELD_OUT_GAME
 from tora.text.env import TextGameEnv, make_text_env
@@ -244,21 +245,7 @@ def format_rows(rows: Sequence[EvalRow]) -> str:
         ]
         for row in rows
     ]
-    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(head)]
-    lines = [
-        "  ".join(
-            h.ljust(w) if i == 0 else h.rjust(w)
-            for i, (h, w) in enumerate(zip(head, widths, strict=True))
-        )
-    ]
-    for r in body:
-        lines.append(
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(r, widths, strict=True))
-            )
-        )
-    return "\n".join(lines)
+    return aligned_table(head, body, left=1)
 
 
 def plot_tradeoff(
