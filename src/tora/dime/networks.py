@@ -16,20 +16,9 @@ import torch
 from torch import nn
 
 from tora.errors import ShapeMismatchError
+from tora.nn.layers import mlp
 
 __all__ = ["Critic", "GaussianPolicy", "gaussian_log_prob", "mlp"]
-
-
-def mlp(in_dim: int, out_dim: int, hidden_dim: int, depth: int) -> nn.Sequential:
-    """``depth`` hidden layers (Linear -> LayerNorm -> SiLU) and a linear output layer."""
-    if depth < 1 or hidden_dim < 1:
-        raise ValueError(f"depth and hidden_dim must be >= 1, got {depth} and {hidden_dim}")
-    layers: list[nn.Module] = []
-    width = in_dim
-    for _ in range(depth):
-        layers += [nn.Linear(width, hidden_dim), nn.LayerNorm(hidden_dim), nn.SiLU()]
-        width = hidden_dim
-    return nn.Sequential(*layers, nn.Linear(width, out_dim))
 
 
 class GaussianPolicy(nn.Module):

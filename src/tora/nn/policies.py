@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tora.nn.layers import mlp
+
 
 class MLPPolicy(nn.Module):
     """a = low + (high - low) / 2 * (tanh(f([s, c])) + 1), f an MLP.
@@ -33,15 +35,8 @@ class MLPPolicy(nn.Module):
         cond_dim: int = 0,
     ) -> None:
         super().__init__()
-        if depth < 1 or hidden_dim < 1:
-            raise ValueError(f"depth and hidden_dim must be >= 1, got {depth} and {hidden_dim}")
         self.obs_dim, self.act_dim, self.cond_dim = int(obs_dim), int(act_dim), int(cond_dim)
-        layers: list[nn.Module] = []
-        width = self.obs_dim + self.cond_dim
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden_dim), nn.LayerNorm(hidden_dim), nn.SiLU()]
-            width = hidden_dim
-        self.body = nn.Sequential(*layers, nn.Linear(width, self.act_dim))
+        self.body = mlp(self.obs_dim + self.cond_dim, self.act_dim, hidden_dim, depth)
         # Buffers so the bounds travel with the weights in the checkpoint and across devices.
         self.register_buffer("action_low", torch.as_tensor(action_low, dtype=torch.float32))
         self.register_buffer("action_high", torch.as_tensor(action_high, dtype=torch.float32))
