@@ -237,7 +237,7 @@ def train_behavior_set(
                 stage = replace(config, iterations=config.root_iterations or config.iterations)
                 if config.warmup_iterations:
                     warmup = init = _warm_up(
-                        env_id, weights[i], config, out, i, relay, progress, desc
+                        env_id, weights[i], config, init, out, i, relay, progress, desc
                     )
             if runner is None:
                 runner = RolloutRunner(env_id, config.workers)
@@ -275,13 +275,15 @@ def _warm_up(
     env_id: str,
     weights: np.ndarray,
     config: ARSConfig,
+    start: LinearPolicy,
     out: Path,
     i: int,
     callback: Callable[[IterationInfo], None],
     progress: bool,
     desc: str,
 ) -> LinearPolicy:
-    """Train root ``i`` from zero on the env's easier variant (resumable; kept on disk).
+    """Train root ``i`` from ``start`` (its zero policy) on the env's easier variant
+    (resumable; kept on disk).
 
     The finished warm-up is saved as ``policy_<i>.warmup`` so a resume after it does not
     repeat it; its state file follows the same rules as the true-task stage's.
@@ -297,13 +299,12 @@ def _warm_up(
         )
     factory = partial(make_env, env_id, **kwargs)
     stage = replace(config, iterations=config.warmup_iterations, eval_episodes=0)
-    obs_dim, low, high, _ = env_spaces(env_id)
     with RolloutRunner(factory, config.workers) as runner:
         policy = train_ars(
             factory,
             weights,
             stage,
-            init=LinearPolicy.zeros(obs_dim, low, high, env_id, bias=bool(config.bias)),
+            init=start,
             state_path=out / f"{_stem(i)}.warmup.state.safetensors",
             key=(config.seed, i, _WARMUP_KEY),
             runner=runner,
