@@ -169,8 +169,9 @@ def make_env(env_id: str, **kwargs: object) -> gym.Env:
 
 
 def _declared(env_id: str, attribute: str) -> Any:
-    """A class attribute (``reward_names``, ``reward_directions``) of the env ``env_id``
-    resolves to, read without building the env; None when it declares none."""
+    """A class attribute (``reward_names``, ``reward_directions``, ``curriculum_kwargs``) of
+    the env ``env_id`` resolves to, read without building the env; None when it declares
+    none."""
     entry_point = gym.spec(env_id).entry_point
     creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
     return getattr(creator, attribute, None)
@@ -222,9 +223,7 @@ def curriculum_kwargs(env_id: str) -> dict[str, object]:
     tora-rl's envs declare them as ``curriculum_kwargs`` (e.g. MO-Ant with a tenth of the
     control cost); other envs have none.
     """
-    entry_point = gym.spec(resolve_env_id(env_id)).entry_point
-    cls = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
-    return dict(getattr(cls, "curriculum_kwargs", None) or {})
+    return dict(_declared(resolve_env_id(env_id), "curriculum_kwargs") or {})
 
 
 __all__ = [
