@@ -24,7 +24,6 @@ import json
 import shutil
 import time
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +31,13 @@ import torch
 
 from tora.bench.suite import (
     cell_dir,
-    eval_weights,
+    evaluate_sweep,
     load_suite,
     method_config,
-    ref_point,
     suite_dataset,
     suite_method,
 )
-from tora.envs import make_env, objective_names, resolve_env_id
-from tora.evaluate.report import summarize_sweep
-from tora.evaluate.rollout import rollout_sweep, row_seeds
+from tora.envs import objective_names, resolve_env_id
 from tora.planning.agent import Agent
 from tora.policies.tora_planner import load_tora, train_tora
 
@@ -86,21 +82,8 @@ def main() -> None:
     train_s = time.perf_counter() - start
 
     policy = load_tora(out, "cpu", suite.eval.seed)
+    _, summary, _ = evaluate_sweep(suite, entry, policy, progress=False)
     names = list(objective_names(env_id))
-    weights = eval_weights(suite, len(names))
-    policy.seed_rows(row_seeds(suite.eval.seed, weights.shape[0], suite.eval.episodes))
-    result = rollout_sweep(
-        policy.act,
-        partial(make_env, env_id),
-        weights,
-        suite.eval.episodes,
-        suite.eval.seed,
-        env_id=env_id,
-        objective_names=names,
-        progress=False,
-        pass_rows=True,
-    )
-    summary = summarize_sweep(result, ref_point(entry, len(names)))
     means = np.asarray(summary["mean_returns"])
 
     agent = Agent.load(out, device="cpu", seed=0)

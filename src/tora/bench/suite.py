@@ -31,7 +31,7 @@ from tora.data.trajectories import Trajectories
 from tora.envs import make_env, objective_names, resolve_env_id
 from tora.errors import ToraError
 from tora.evaluate.report import summarize_sweep
-from tora.evaluate.rollout import rollout_sweep, row_seeds
+from tora.evaluate.rollout import SweepResult, rollout_sweep, row_seeds
 from tora.policies.base import Method
 from tora.policies.registry import get_method, method_names
 from tora.preferences import simplex_grid
@@ -323,6 +323,20 @@ def run_cell(
 
     log(f"[{env_id} | {method.label} | seed {seed}] evaluating")
     policy = method.load(cell / "model", device, suite.eval.seed)
+    result, summary, eval_s = evaluate_sweep(suite, entry, policy, progress)
+    atomic_write_json(
+        eval_path,
+        {"summary": summary, "train_s": train_s, "eval_s": eval_s, "sweep": result.to_dict()},
+    )
+    return eval_path
+
+
+def evaluate_sweep(
+    suite: SuiteConfig, entry: EnvEntry, policy: Any, progress: bool = True
+) -> tuple[SweepResult, dict[str, Any], float]:
+    """Evaluate ``policy`` the way every cell is: the suite's preference grid, episodes, start
+    states and noise streams; returns the sweep, its summary and the seconds it took."""
+    env_id = resolve_env_id(entry.id)
     names = list(objective_names(env_id))
     weights = eval_weights(suite, len(names))
     # Methods that can give each sweep row its own noise stream do, so that a preference's
@@ -344,12 +358,7 @@ def run_cell(
         pass_rows=per_row,
     )
     eval_s = time.perf_counter() - start
-    summary = summarize_sweep(result, ref_point(entry, len(names)))
-    atomic_write_json(
-        eval_path,
-        {"summary": summary, "train_s": train_s, "eval_s": eval_s, "sweep": result.to_dict()},
-    )
-    return eval_path
+    return result, summarize_sweep(result, ref_point(entry, len(names))), eval_s
 
 
 # ----------------------------------------------------------------------------- suite
