@@ -123,6 +123,22 @@ def test_changed_settings_do_not_mix_with_old_cells(tmp_path: Path) -> None:
         run_suite(suite, progress=False, log=lambda _: None)
 
 
+def test_cell_from_before_a_new_field_counts_it_as_its_default(tmp_path: Path) -> None:
+    suite = tiny_suite(tmp_path / "bench", ["tora"])
+    run_suite(suite, progress=False, log=lambda _: None)
+    cell_file = cell_dir(suite, "tora/Cruise-v0", "tora", 0) / "cell.json"
+    saved = json.loads(cell_file.read_text())
+    # As if the cell had been made before DPOConfig had pair_matching (default "random").
+    del saved["settings"]["config"]["dpo"]["pair_matching"]
+    cell_file.write_text(json.dumps(saved))
+    assert run_suite(suite, progress=False, log=lambda _: None)["rows"][1]["seeds"] == [0]
+    # Asking for a non-default value of the new field is a change the old cell did not have.
+    tora = suite.settings["tora"]
+    suite.settings["tora"] = {**tora, "dpo": {**tora["dpo"], "pair_matching": "nearest"}}
+    with pytest.raises(ToraError, match="other settings"):
+        run_suite(suite, progress=False, log=lambda _: None)
+
+
 def test_partial_suite_reports_seeds_done(tmp_path: Path) -> None:
     suite = tiny_suite(tmp_path / "bench", ["bc"])
     suite.envs[0].seeds = [0, 1]

@@ -266,10 +266,27 @@ def ref_point(entry: EnvEntry, num_objectives: int) -> list[float]:
     return list(entry.ref_point) if entry.ref_point is not None else [0.0] * num_objectives
 
 
-def _check_cell_settings(cell: Path, settings: dict[str, Any]) -> None:
+def _fill_missing(saved: Any, defaults: Any) -> Any:
+    """``saved`` with every key it lacks taken from ``defaults``, recursively."""
+    if not isinstance(saved, Mapping) or not isinstance(defaults, Mapping):
+        return saved
+    out = {k: _fill_missing(v, defaults.get(k)) for k, v in saved.items()}
+    for k, v in defaults.items():
+        out.setdefault(k, v)
+    return out
+
+
+def _check_cell_settings(
+    cell: Path, settings: dict[str, Any], config_defaults: dict[str, Any]
+) -> None:
+    """Refuse to mix a cell's results with settings it was not made with. A config field added
+    after the cell was made counts as its default, which by this project's rule reproduces the
+    behaviour from before the field existed; a non-default value for it is a change."""
     path = cell / CELL_FILE
     if path.is_file():
         saved = read_json_object(path).get("settings")
+        if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
+            saved = {**saved, "config": _fill_missing(saved["config"], config_defaults)}
         if saved != settings:
             raise ToraError(
                 f"{cell} was made with other settings than the suite now asks for; use "
@@ -304,7 +321,7 @@ def run_cell(
         "eval": {k: v for k, v in config_to_dict(suite.eval).items() if k != "workers"},
         "ref_point": entry.ref_point,
     }
-    _check_cell_settings(cell, settings)
+    _check_cell_settings(cell, settings, config_to_dict(method.config_cls()))
     eval_path = cell / EVAL_FILE
     if eval_path.is_file():
         return eval_path
