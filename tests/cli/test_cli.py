@@ -40,6 +40,15 @@ def test_help_shows_field_docs(
     assert expected in " ".join(capsys.readouterr().out.split())
 
 
+def test_bench_run_help_names_every_registered_method(capsys: pytest.CaptureFixture[str]) -> None:
+    from tora.policies.registry import method_names
+
+    with pytest.raises(SystemExit):
+        main(["bench", "run", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert [m for m in method_names() if f" {m}," not in help_text] == []
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("data") / "cruise.h5"

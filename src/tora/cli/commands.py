@@ -667,6 +667,33 @@ def format_dime_returns(rows: list[dict[str, object]]) -> str:
     return aligned_table(head, body)
 
 
+@dataclass
+class DimeFinetuneOptions:
+    """Output of ``tora dime finetune``."""
+
+    out: str = "runs/dime/finetune"
+    """Run directory: the agent (config.json, model.safetensors, history.json) and
+    results.json. Rerunning resumes."""
+
+
+def dime_finetune(args: argparse.Namespace) -> int:
+    from tora.dime.finetune import FinetuneConfig, finetune
+
+    opts = dataclass_from_args(DimeFinetuneOptions, args)
+    runtime = _runtime(args)
+    config = dataclass_from_args(FinetuneConfig, args)
+    out = Path(opts.out)
+    _write_config(out / "command.json", options=opts, finetune=config, runtime=runtime)
+    results = finetune(out, config, runtime.device, runtime.progress)
+    print(
+        f"teacher return {results['teacher_return']:.1f} (threshold {results['threshold']:.1f}); "
+        f"agent return {results['return']:.1f} after {results['env_steps']} env steps "
+        f"(alpha {results['alpha']}, final {results['final_alpha']:.3f}, "
+        f"{results['train_s'] / 60:.1f} min); results in {out / 'results.json'}"
+    )
+    return 0
+
+
 # ------------------------------------------------------------------------ text games
 @dataclass
 class TextTrainOptions:

@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         help="Run only this method of the suite (repeatable): tora, bc, bc_p, morvs_p, "
-        "cond_diffusion.",
+        "cond_diffusion, dime_p, or a variant the suite defines (e.g. tora_ddim10).",
     )
     run.add_argument("--out", default=None, help="Output directory (default: the suite's).")
     run.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
@@ -198,10 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_dime_commands(sub: argparse._SubParsersAction) -> None:
-    """``tora dime bandit | train | evaluate``: DiME and linear scalarization (seeds/003)."""
+    """``tora dime bandit | train | evaluate | finetune``: DiME and linear scalarization
+    (seeds/003)."""
     from tora.cli import commands
 
-    dime = sub.add_parser("dime", help="DiME and linear scalarization: bandits and offline RL.")
+    dime = sub.add_parser(
+        "dime", help="DiME and linear scalarization: bandits, offline RL and finetuning."
+    )
     dime_sub = dime.add_subparsers(dest="dime_command", metavar="DIME_COMMAND", required=True)
     bandit = _add_command(
         dime_sub,
@@ -240,6 +243,21 @@ def _add_dime_commands(sub: argparse._SubParsersAction) -> None:
     )
     add_dataclass_arguments(evaluate, commands.DimeEvaluateOptions)
     add_dataclass_arguments(evaluate, RuntimeOptions)
+
+    finetune = _add_command(
+        dime_sub,
+        "finetune",
+        "Finetune a policy online from a teacher (a weak behaviour policy) with DiME, at a\n"
+        "fixed trade-off --alpha (the weight on the teacher) or one learned against the\n"
+        "teacher's return (--alpha none); evaluate the agent and the teacher and write\n"
+        "results.json (resumable; CPU only).",
+        commands.dime_finetune,
+    )
+    add_dataclass_arguments(finetune, commands.DimeFinetuneOptions)
+    add_dataclass_arguments(finetune, RuntimeOptions)
+    from tora.dime.finetune import FinetuneConfig
+
+    add_dataclass_arguments(finetune, FinetuneConfig, group_title="finetuning")
 
 
 def _add_text_commands(sub: argparse._SubParsersAction) -> None:

@@ -5,6 +5,9 @@ Learning: Case Studies in Offline RL and Finetuning" (seeds/003). ``losses`` hol
 methods' policy-improvement losses as pure functions; ``bandits`` the paper's two toy bandits
 (Schaffer: convex front; Fonseca-Fleming: concave front); ``solvers`` trains a Gaussian policy
 per trade-off on a bandit, sweeps the trade-off and measures and plots the front found.
+Offline RL: ``critic`` (IQL), ``offline`` (LS / DiME against the data prior, ``tora dime
+train``), ``mo`` (DiME over the environment's objectives, the ``dime_p`` benchmark method);
+online: ``finetune`` (from a teacher, fixed or learned trade-off, ``tora dime finetune``).
 """
 
 from tora.dime.bandits import BANDITS, Bandit, FonsecaFleming, Schaffer, make_bandit

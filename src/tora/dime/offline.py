@@ -216,16 +216,24 @@ class TemperatureDual(nn.Module):
         with torch.enable_grad():
             dual = temperature_dual(q_values.detach(), log_eta.exp(), epsilons).sum()
             (grad,) = torch.autograd.grad(dual, log_eta)
-        beta1, beta2 = self.betas
+        adam_step_(self, self.log_temperature, grad)
         with torch.no_grad():
-            self.count += 1
-            self.exp_avg.lerp_(grad, 1 - beta1)
-            self.exp_avg_sq.lerp_(grad.square(), 1 - beta2)
-            m_hat = self.exp_avg / (1 - beta1**self.count)
-            v_hat = self.exp_avg_sq / (1 - beta2**self.count)
-            self.log_temperature -= self.lr * m_hat / (v_hat.sqrt() + self.eps)
             self.log_temperature.clamp_(min=self.min_log)
         return {"dual_loss": float(dual.detach())}
+
+
+@torch.no_grad()
+def adam_step_(state: nn.Module, value: torch.Tensor, grad: torch.Tensor) -> None:
+    """One Adam step on the buffer ``value`` in place, with the moments held as buffers of
+    ``state`` (``exp_avg``, ``exp_avg_sq``, ``count``; settings ``lr``, ``betas``, ``eps``), so
+    that a dual variable and its optimizer resume exactly from the module's checkpoint."""
+    beta1, beta2 = state.betas
+    state.count += 1
+    state.exp_avg.lerp_(grad, 1 - beta1)
+    state.exp_avg_sq.lerp_(grad.square(), 1 - beta2)
+    m_hat = state.exp_avg / (1 - beta1**state.count)
+    v_hat = state.exp_avg_sq / (1 - beta2**state.count)
+    value -= state.lr * m_hat / (v_hat.sqrt() + state.eps)
 
 
 class _Learner(nn.Module):

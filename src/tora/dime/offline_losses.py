@@ -23,6 +23,9 @@ cloning for every method.
 * DiME (AWBC) (Sec. 6.2): the behaviour-cloning term weighted by ``exp(A(s, a))``, "exactly
   the CRR policy loss with a temperature of 1", normalized like LS's weights
   (``B softmax_b(A_b)``), which is LS's weight at ``beta = 1``.
+* DiME over ``K`` reward objectives plus the data prior (:func:`offline_mo_dime_loss`, used
+  by :mod:`tora.dime.mo`): the task term's improved policy becomes the preference-weighted
+  mixture of ``K`` per-objective improved policies, each with its own temperature.
 
 Shapes, for ``B`` dataset transitions and ``N`` sampled actions per state: ``data_log_probs``
 ``(B,)`` is ``log pi_theta`` of the dataset's actions; ``sampled_log_probs`` ``(B, N)`` and
@@ -45,6 +48,7 @@ __all__ = [
     "ls_temperature",
     "offline_dime_loss",
     "offline_ls_loss",
+    "offline_mo_dime_loss",
     "prior_log_likelihood",
 ]
 
@@ -167,3 +171,69 @@ def _check_alpha(alpha: torch.Tensor) -> None:
         raise InvalidWeightsError(
             f"trade-offs alpha must lie in [0, 1], got {alpha.reshape(-1)[:8].tolist()}"
         )
+
+
+def offline_mo_dime_loss(
+    sampled_log_probs: torch.Tensor,
+    sampled_q: torch.Tensor,
+    data_log_probs: torch.Tensor,
+    preferences: torch.Tensor,
+    temperatures: torch.Tensor,
+    prior_weight: float,
+) -> tuple[torch.Tensor, Stats]:
+    """DiME over ``K`` reward objectives plus the data prior, one preference per row.
+
+    ``loss = -(1 - beta) E_b[ sum_j (sum_k w_bk v_bjk) log pi(a_bj | s_b, w_b) ]
+    - beta E_b[ log pi(a_b | s_b, w_b) ]`` with ``v_bjk = softmax_j(Q_k(s_b, a_bj) / eta_k)``
+    the weights of objective ``k``'s improved policy (Eq. 38-39), ``w_b`` the row's preference
+    over the objectives and ``beta`` the fixed weight of the behaviour-cloning prior. It is
+    :func:`tora.dime.losses.dime_loss`'s projection with ``K + 1`` objectives and trade-offs
+    ``((1 - beta) w_b, beta)``, the prior's improved policy being the data itself (Eq. 11):
+    every ``v_k`` is normalized on its own, so ``w`` means the same whatever the objectives'
+    reward scales. The temperatures' dual is separate, as for :func:`offline_dime_loss`.
+
+    Args:
+        sampled_log_probs: ``(B, N)`` ``log pi_theta`` of the sampled actions.
+        sampled_q: ``(B, N, K)`` each objective's ``Q`` of those actions.
+        data_log_probs: ``(B,)`` ``log pi_theta`` of the dataset's actions.
+        preferences: ``(B, K)`` non-negative rows (they usually sum to 1).
+        temperatures: ``(K,)`` positive ``eta_k`` (detached here).
+        prior_weight: ``beta`` in ``[0, 1]``.
+
+    Returns:
+        ``(loss, stats)``: ``loss``, ``task_loss`` and ``prior_loss`` (with their factors),
+        and per objective ``k`` ``kl_k`` (the estimate of ``KL(q_k || pi_i)``) and
+        ``temperature_k``.
+    """
+    if sampled_q.dim() != 3 or sampled_q.shape[:2] != sampled_log_probs.shape:
+        raise ShapeMismatchError(
+            f"sampled_q {tuple(sampled_q.shape)} must be (B, N, K) with (B, N) = "
+            f"{tuple(sampled_log_probs.shape)} of sampled_log_probs"
+        )
+    batch, _, k = sampled_q.shape
+    if data_log_probs.shape != (batch,):
+        raise ShapeMismatchError(
+            f"data_log_probs must be (B,) = ({batch},), got {tuple(data_log_probs.shape)}"
+        )
+    if preferences.shape != (batch, k):
+        raise ShapeMismatchError(
+            f"preferences must be (B, K) = ({batch}, {k}), got {tuple(preferences.shape)}"
+        )
+    if not bool(torch.all(torch.isfinite(preferences) & (preferences >= 0))):
+        raise InvalidWeightsError("preferences must be finite and non-negative")
+    _check_alpha(torch.as_tensor(prior_weight))
+    weights = improvement_weights(sampled_q, temperatures.reshape(-1))  # (B, N, K)
+    mixed = (weights * preferences.detach().unsqueeze(1)).sum(dim=-1)  # (B, N)
+    task = weighted_log_likelihood(sampled_log_probs, (1.0 - prior_weight) * mixed)
+    prior = prior_log_likelihood(data_log_probs, torch.full_like(data_log_probs, prior_weight))
+    loss = task + prior
+    stats = {
+        "loss": float(loss.detach()),
+        "task_loss": float(task.detach()),
+        "prior_loss": float(prior.detach()),
+    }
+    kls = kl_from_weights(weights)
+    for i, eta in enumerate(temperatures.detach().reshape(-1).tolist()):
+        stats[f"kl_{i}"] = float(kls[i])
+        stats[f"temperature_{i}"] = float(eta)
+    return loss, stats

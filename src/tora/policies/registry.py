@@ -17,6 +17,7 @@ _METHODS: dict[str, tuple[str, str]] = {
     "bc_p": ("tora.policies.supervised", "BC_P"),
     "morvs_p": ("tora.policies.supervised", "MORVS_P"),
     "cond_diffusion": ("tora.policies.cond_diffusion", "COND_DIFFUSION"),
+    "dime_p": ("tora.policies.dime_p", "DIME_P"),
 }
 
 
