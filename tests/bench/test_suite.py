@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from tora.bench.suite import (
     EVAL_FILE,
@@ -38,6 +39,7 @@ TINY = {
     "bc_p": {"steps": 60},
     "morvs_p": {"steps": 60},
     "cond_diffusion": {"steps": 60, "horizon": 4, "inverse": {"steps": 60}},
+    "dime_p": {"steps": 30, "batch_size": 32, "num_actions": 4, "critic": {"steps": 30}},
 }
 
 
@@ -83,8 +85,11 @@ def test_unknown_method_or_setting_is_an_error(tmp_path: Path) -> None:
 def test_shipped_suite_files_load() -> None:
     files = sorted(SUITES.glob("*.toml"))
     assert files, "benchmarks/suites/*.toml are missing"
+    from tora.safe.bench import load_safe_suite
+
+    loaders = {"mujoco": load_suite, "safe": load_safe_suite}
     for path in files:
-        load_suite(path)
+        loaders[tomllib.loads(path.read_text()).get("kind", "mujoco")](path)
 
 
 def test_suite_runs_resumes_and_table_matches_json(tmp_path: Path) -> None:

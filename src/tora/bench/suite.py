@@ -132,8 +132,15 @@ class SuiteConfig:
         return Path(self.out or f"runs/bench/{self.name}")
 
 
-def load_suite(path: str | Path) -> SuiteConfig:
-    """Read a suite from TOML (``.toml``) or JSON; unknown keys and methods are errors."""
+# What runs each kind of suite file; a file's top-level ``kind`` names its kind (default
+# "mujoco"), so handing a suite to the wrong command says which one to use instead of
+# listing the other kind's keys as unknown.
+SUITE_COMMANDS = {"mujoco": "tora bench run", "safe": "tora safe bench"}
+
+
+def read_suite_file(path: str | Path, kind: str) -> dict[str, Any]:
+    """The raw mapping of a TOML (``.toml``) or JSON suite file of ``kind``, without its
+    ``kind`` key; :class:`ToraError` if it is missing, unparsable or of another kind."""
     path = Path(path)
     if not path.is_file():
         raise ToraError(f"suite file {str(path)!r} does not exist")
@@ -142,7 +149,23 @@ def load_suite(path: str | Path) -> SuiteConfig:
         raw = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ToraError(f"cannot parse suite file {path}: {exc}") from None
-    suite = config_from_dict(SuiteConfig, raw)
+    if not isinstance(raw, dict):
+        raise ToraError(f"suite file {path} must hold a table of settings")
+    found = raw.pop("kind", "mujoco")
+    if found != kind:
+        if found in SUITE_COMMANDS:
+            raise ToraError(
+                f"{path} is a {found!r} suite; run it with `{SUITE_COMMANDS[found]} {path}`"
+            )
+        raise ToraError(
+            f"{path}: unknown suite kind {found!r}; known kinds: {', '.join(SUITE_COMMANDS)}"
+        )
+    return raw
+
+
+def load_suite(path: str | Path) -> SuiteConfig:
+    """Read a suite from TOML (``.toml``) or JSON; unknown keys and methods are errors."""
+    suite = config_from_dict(SuiteConfig, read_suite_file(path, "mujoco"))
     check_suite(suite)
     return suite
 

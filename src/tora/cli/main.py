@@ -194,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--out", default=None, help="Output directory (default: the suite's).")
     _add_dime_commands(sub)
     _add_text_commands(sub)
+    # tora safe select | bench | table (issue 5); the handlers live in tora.safe.cli.
+    from tora.safe.cli import add_safe_commands
+
+    add_safe_commands(sub, _add_command)
     return parser
 
 

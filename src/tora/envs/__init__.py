@@ -95,6 +95,9 @@ def register_envs() -> None:
                 kwargs={"task": task.name},
             )
     register_text_envs()
+    # The toy reward/cost task of tora.safe (tests and the tiny safe-bench config).
+    if "tora/SafeDash-v0" not in gym.registry:
+        gym.register("tora/SafeDash-v0", entry_point="tora.safe.toy:SafeDashEnv")
 
 
 def _looks_like_mo_gymnasium(env_id: str) -> bool:

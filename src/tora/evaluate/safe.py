@@ -128,9 +128,12 @@ def _threshold(threshold: float) -> float:
     return kappa
 
 
-def normalized_reward(returns: ArrayLike, task: str) -> np.ndarray:
-    """(R - R_min) / (R_max - R_min) for each episode return in ``returns`` (any shape)."""
-    ref = dsrl_reference(task)
+def normalized_reward(
+    returns: ArrayLike, task: str, reference: DSRLReference | None = None
+) -> np.ndarray:
+    """(R - R_min) / (R_max - R_min) for each episode return in ``returns`` (any shape).
+    ``reference`` replaces the task's DSRL constants (e.g. for a toy task DSRL lacks)."""
+    ref = reference or dsrl_reference(task)
     r = _finite(returns, "episode returns")
     return (r - ref.reward_min) / (ref.reward_max - ref.reward_min)
 
@@ -202,10 +205,14 @@ class SafeSummary:
 
 
 def _per_seed(
-    task: str, returns: ArrayLike, costs: ArrayLike, threshold: float
+    task: str,
+    returns: ArrayLike,
+    costs: ArrayLike,
+    threshold: float,
+    reference: DSRLReference | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Each seed's mean normalized reward and cost, and the episodes per seed."""
-    r = normalized_reward(returns, task)
+    r = normalized_reward(returns, task, reference)
     c = normalized_cost(costs, threshold)
     if r.shape != c.shape:
         raise ShapeMismatchError(
@@ -235,21 +242,29 @@ def _score(
     )
 
 
-def score_threshold(task: str, returns: ArrayLike, costs: ArrayLike, threshold: float) -> SafeScore:
+def score_threshold(
+    task: str,
+    returns: ArrayLike,
+    costs: ArrayLike,
+    threshold: float,
+    reference: DSRLReference | None = None,
+) -> SafeScore:
     """Score the episodes evaluated for cost threshold ``threshold``.
 
     ``returns`` and ``costs``: episode returns and episode costs, shape (seeds, episodes), or
     (episodes,) for one seed. Each seed's episodes are averaged first; the score holds the
-    mean and standard deviation of those per-seed values.
+    mean and standard deviation of those per-seed values. ``reference``: see
+    :func:`normalized_reward`.
     """
     kappa = _threshold(threshold)
-    reward, cost, episodes = _per_seed(task, returns, costs, kappa)
+    reward, cost, episodes = _per_seed(task, returns, costs, kappa, reference)
     return _score(kappa, reward, cost, episodes)
 
 
 def score_thresholds(
     task: str,
     results: Mapping[float, tuple[ArrayLike, ArrayLike]],
+    reference: DSRLReference | None = None,
 ) -> SafeSummary:
     """Score every threshold in ``results`` (threshold -> (returns, costs), each shaped as in
     :func:`score_threshold`) and their average, as DSRL's tables report them (thresholds
@@ -257,7 +272,8 @@ def score_thresholds(
 
     The average is taken per seed (seed s's mean over thresholds) before the mean and spread
     over seeds, so its spread is that of a seed's overall score; every threshold must
-    therefore have the same number of seeds.
+    therefore have the same number of seeds. ``reference``: see :func:`normalized_reward`
+    (with it, ``task`` is only the row's name and need not be a DSRL task).
     """
     if not results:
         raise ToraError("score_thresholds needs the episodes of at least one threshold")
@@ -266,7 +282,7 @@ def score_thresholds(
         kappa = _threshold(threshold)
         if kappa in per_seed:
             raise ToraError(f"threshold {kappa:g} is given twice")
-        per_seed[kappa] = _per_seed(task, returns, costs, kappa)
+        per_seed[kappa] = _per_seed(task, returns, costs, kappa, reference)
     seeds = {kappa: r.size for kappa, (r, _, _) in per_seed.items()}
     if len(set(seeds.values())) != 1:
         raise ShapeMismatchError(
@@ -278,4 +294,5 @@ def score_thresholds(
     cost = np.mean([per_seed[k][1] for k in ordered], axis=0)
     episodes = sum(per_seed[k][2] for k in ordered)
     average = _score(None, reward, cost, episodes)
-    return SafeSummary(task=safety_task(task).name, per_threshold=scores, average=average)
+    name = task if reference is not None else safety_task(task).name
+    return SafeSummary(task=name, per_threshold=scores, average=average)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -61,7 +61,9 @@ __all__ = [
     "episode_preferences",
     "guided_eps",
     "load_cond_diffusion",
+    "load_conditioned_parts",
     "train_cond_diffusion",
+    "train_conditioned_planner",
 ]
 
 PLANNER_DIR = "planner"
@@ -208,9 +210,33 @@ def train_cond_diffusion(
     """
     config = config or CondDiffusionConfig()
     config.check()
+    prefs = episode_preferences(traj)
+    # Windows are indexed by transition, episode after episode, so repeating each episode's
+    # preference over its length lines condition b up with window b.
+    cond = np.repeat(prefs, traj.episode_lengths, axis=0)
+    return train_conditioned_planner(
+        traj, out_dir, config, cond, "preference", {}, device, progress
+    )
+
+
+def train_conditioned_planner(
+    traj: Trajectories,
+    out_dir: Path,
+    config: CondDiffusionConfig,
+    cond: np.ndarray,
+    condition: str,
+    extra: dict[str, Any],
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> Path:
+    """Train a planner conditioned on ``cond`` (T, C), one row per transition of ``traj``
+    (the condition of the window starting there), with condition dropout for guidance, and
+    the inverse dynamics model. ``condition`` names what ``cond`` holds (saved as
+    ``"condition"``); ``extra`` is saved in the planner's config (e.g. condition scales).
+    CondDiffusion(P) is this with the episode's preference as condition."""
+    config.check()
     device = _device(device)
     out_dir = Path(out_dir)
-    prefs = episode_preferences(traj)
     spec = PlannerSpec(
         horizon=config.horizon,
         stride=config.stride,
@@ -222,12 +248,14 @@ def train_cond_diffusion(
     states, rows = window_tensors(
         traj, WindowSpec(config.horizon, config.stride), spec.normalizer, device
     )
-    # Windows are indexed by transition, episode after episode, so repeating each episode's
-    # preference over its length lines condition b up with window b.
-    cond = torch.as_tensor(np.repeat(prefs, traj.episode_lengths, axis=0), device=device)
-    assert cond.shape[0] == rows.shape[0]
+    cond_t = torch.as_tensor(np.asarray(cond, dtype=np.float32), device=device)
+    if cond_t.ndim != 2 or cond_t.shape[0] != rows.shape[0]:
+        raise DataError(
+            f"need one condition row per transition ({rows.shape[0]}), got {tuple(cond_t.shape)}"
+        )
+    cond_dim = int(cond_t.shape[1])
     torch.manual_seed(config.seed)
-    model = ConditionedDenoiser(config.horizon, traj.obs_dim, traj.num_objectives, config.denoiser)
+    model = ConditionedDenoiser(config.horizon, traj.obs_dim, cond_dim, config.denoiser)
     model = model.to(device)
     generator = torch.Generator(device=device).manual_seed(config.seed)
 
@@ -238,12 +266,12 @@ def train_cond_diffusion(
         x0 = states[rows[batch]]
         xt, t, noise = noisy_windows(x0, spec.schedule, generator)
         drop = condition_dropout(config.batch_size, config.p_uncond, generator, device)
-        loss, stats = denoising_loss(model(xt, t, cond[batch], drop), noise)
+        loss, stats = denoising_loss(model(xt, t, cond_t[batch], drop), noise)
         stats["uncond_frac"] = float(drop.float().mean())  # logged: the null token's real rate
         return loss, stats
 
     train_and_save(
-        desc="train preference-conditioned planner",
+        desc=f"train {condition}-conditioned planner",
         model=model,
         step_fn=step_fn,
         steps=config.steps,
@@ -253,8 +281,8 @@ def train_cond_diffusion(
         saved_config={
             "kind": _KIND,
             "planner": spec.to_dict(),
-            "condition": "preference",
-            "cond_dim": traj.num_objectives,
+            "condition": condition,
+            "cond_dim": cond_dim,
             "p_uncond": config.p_uncond,
             "guidance": config.guidance,
             "sampler": asdict(config.sampler),
@@ -262,6 +290,7 @@ def train_cond_diffusion(
             "objectives": [o.to_dict() for o in traj.objectives],
             "act_dim": traj.act_dim,
             "train": asdict(config),
+            **extra,
         },
         progress=progress,
     )
@@ -368,6 +397,35 @@ class CondDiffusionPolicy:
         return action[0] if single else action
 
 
+def load_conditioned_parts(
+    out_dir: Path, device: torch.device | str = "cpu", condition: str = "preference"
+) -> tuple[ConditionedDenoiser, PlannerSpec, InverseDynamics, dict[str, Any]]:
+    """The conditioned denoiser, its spec, the inverse dynamics model and the saved config of
+    a directory written by :func:`train_conditioned_planner` with ``condition``."""
+    out_dir = Path(out_dir)
+    dev = _device(device)
+    config = read_config(out_dir / PLANNER_DIR)
+    if config.get("kind") != _KIND:
+        raise CheckpointError(
+            f"{out_dir / PLANNER_DIR} holds a {config.get('kind')!r}, not a CondDiffusion(P) "
+            "planner; train one with train_cond_diffusion"
+        )
+    saved = config.get("condition", "preference")
+    if saved != condition:
+        raise CheckpointError(
+            f"{out_dir / PLANNER_DIR} is conditioned on {saved!r}, not {condition!r}"
+        )
+    spec = PlannerSpec.from_dict(config.get("planner", {}))
+    try:
+        cond_dim = int(config["cond_dim"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{out_dir / PLANNER_DIR}/config.json is malformed: {exc!r}") from exc
+    model = ConditionedDenoiser(spec.horizon, spec.obs_dim, cond_dim, spec.denoiser)
+    load_state_into(out_dir / PLANNER_DIR, model)
+    inverse = load_inverse_dynamics(out_dir / INVERSE_DIR, spec, dev)
+    return model, spec, inverse, config
+
+
 def load_cond_diffusion(
     out_dir: Path,
     device: torch.device | str = "cpu",
@@ -382,22 +440,12 @@ def load_cond_diffusion(
     """
     out_dir = Path(out_dir)
     dev = _device(device)
-    config = read_config(out_dir / PLANNER_DIR)
-    if config.get("kind") != _KIND:
-        raise CheckpointError(
-            f"{out_dir / PLANNER_DIR} holds a {config.get('kind')!r}, not a CondDiffusion(P) "
-            "planner; train one with train_cond_diffusion"
-        )
-    spec = PlannerSpec.from_dict(config.get("planner", {}))
+    model, spec, inverse, config = load_conditioned_parts(out_dir, dev)
     try:
         names = [str(o["name"]) for o in config["objectives"]]
-        cond_dim = int(config["cond_dim"])
         saved_guidance = float(config["guidance"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{out_dir / PLANNER_DIR}/config.json is malformed: {exc!r}") from exc
-    model = ConditionedDenoiser(spec.horizon, spec.obs_dim, cond_dim, spec.denoiser)
-    load_state_into(out_dir / PLANNER_DIR, model)
-    inverse = load_inverse_dynamics(out_dir / INVERSE_DIR, spec, dev)
     scale = saved_guidance if guidance is None else guidance
     if sampler is None and isinstance(config.get("sampler"), dict):
         sampler = config_from_dict(SamplerConfig, config["sampler"])

@@ -1,0 +1,101 @@
+"""Batched episodes whose policy sees what each episode has earned and spent so far.
+
+:func:`tora.evaluate.rollout.rollout_sweep` calls a policy with observations and fixed weight
+rows. A cost budget needs more: a controller that moves w_c as the cost is spent, or a
+planner conditioned on the cost left, must see each episode's running reward and cost. Here
+the policy is called as ``policy(obs, state)`` with an :class:`EpisodeState` for the active
+rows; episodes that finish drop out of the batch, as in ``rollout_sweep``.
+
+The environment's reward vector is read as ``[reward, cost]`` (the safety envs' convention,
+through :func:`tora.evaluate.vector.reward_vector`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from tora.envs import make_env
+from tora.errors import ShapeMismatchError, ToraError
+from tora.evaluate.vector import EnvPool
+
+
+@dataclass(frozen=True)
+class EpisodeState:
+    """What a step policy knows about the active rows of the batch (all arrays (B,))."""
+
+    rows: np.ndarray
+    """Indices of the active episodes among all the batch's episodes (fixed per episode)."""
+    step: int
+    """Steps taken so far (the same for every active row)."""
+    reward: np.ndarray
+    """Reward earned so far in each active episode."""
+    cost: np.ndarray
+    """Cost spent so far in each active episode."""
+
+
+StepPolicy = Callable[[np.ndarray, EpisodeState], np.ndarray]
+"""(observations (B, obs_dim), state of those B rows) -> actions (B, act_dim)."""
+
+
+@dataclass(frozen=True)
+class Episodes:
+    """Returns of a batch of episodes, one entry per episode (row), each (N,)."""
+
+    returns: np.ndarray
+    costs: np.ndarray
+    lengths: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "returns": self.returns.tolist(),
+            "costs": self.costs.tolist(),
+            "lengths": self.lengths.tolist(),
+        }
+
+
+def run_episodes(
+    policy: StepPolicy,
+    env_id: str,
+    seeds: Sequence[int],
+    progress: bool = True,
+    desc: str = "episodes",
+) -> Episodes:
+    """One episode per reset seed in ``seeds``, all advancing as one batch; row j is reset
+    with ``seeds[j]``. The policy is called once per step for every unfinished episode."""
+    if len(seeds) == 0:
+        raise ToraError("run_episodes needs at least one seed")
+    n = len(seeds)
+    returns, costs = np.zeros(n), np.zeros(n)
+    lengths = np.zeros(n, dtype=np.int64)
+    with EnvPool(partial(make_env, env_id), n, workers=0) as pool:
+        obs = pool.reset([int(s) for s in seeds]).astype(np.float32)
+        active = np.ones(n, dtype=bool)
+        limit = pool.max_episode_steps or 10**6
+        bar = tqdm(desc=desc, total=limit, disable=not progress, leave=False)
+        step = 0
+        while active.any() and step < limit:
+            idx = np.flatnonzero(active)
+            state = EpisodeState(idx, step, returns[idx].copy(), costs[idx].copy())
+            actions = np.asarray(policy(obs[idx], state))
+            if actions.shape[0] != idx.size:
+                raise ShapeMismatchError(
+                    f"policy returned {actions.shape[0]} actions for {idx.size} observations"
+                )
+            next_obs, rewards, terminated, truncated = pool.step(idx, actions)
+            if rewards.shape[1] < 2:
+                raise ToraError(f"{env_id} reports no cost: its reward vector has one entry")
+            returns[idx] += rewards[:, 0]
+            costs[idx] += rewards[:, 1]
+            lengths[idx] += 1
+            obs[idx] = next_obs
+            active[idx[terminated | truncated]] = False
+            step += 1
+            bar.update(1)
+        bar.close()
+    return Episodes(returns, costs, lengths)

@@ -1,0 +1,85 @@
+"""Tuning TORA-safe for a budget on selection episodes: the weight and the controller's reserve.
+
+Both the benchmark (:mod:`tora.safe.bench`) and ``tora safe select`` tune with these, so a
+weight chosen by the command is the weight the benchmark would choose. All episodes come from
+the "select" seed range (:func:`tora.safe.protocol.episode_seeds`), never the table's; the
+planners' sampling noise is keyed apart from the table's too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from tora.planning.agent import Agent
+from tora.safe.controller import BudgetController
+from tora.safe.policies import controller_rows, per_row, tora_step
+from tora.safe.protocol import episode_seeds
+from tora.safe.rollout import run_episodes
+from tora.safe.select import Evaluate, best_safe
+
+SELECT_NOISE = 10**6
+"""Offset of the selection rows' noise seeds from the table's (which use the eval seed)."""
+
+__all__ = ["SELECT_NOISE", "choose_reserves", "selection_evaluate"]
+
+
+def selection_evaluate(
+    agent: Agent, env_id: str, seed: int, episodes: int, progress: bool = True
+) -> Evaluate:
+    """TORA's mean episode return and cost per weight row, on ``episodes`` selection episodes
+    of evaluation seed ``seed`` (the same start states for every weight)."""
+    seeds = episode_seeds("select", seed, episodes)
+
+    def evaluate(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.repeat(weights, len(seeds), axis=0)
+        step = tora_step(agent, per_row(rows), rows.shape[0], SELECT_NOISE + seed)
+        ep = run_episodes(step, env_id, seeds * len(weights), progress, "select")
+        shape = (len(weights), len(seeds))
+        return ep.returns.reshape(shape).mean(1), ep.costs.reshape(shape).mean(1)
+
+    return evaluate
+
+
+def choose_reserves(
+    agent: Agent,
+    env_id: str,
+    seed: int,
+    episodes: int,
+    starts: Mapping[float, Sequence[float]],
+    reserves: Sequence[float],
+    safe: Sequence[float] = (0.0, 1.0),
+    margin: float = 0.1,
+    progress: bool = True,
+) -> dict[float, dict[str, Any]]:
+    """For every threshold kappa in ``starts`` (kappa -> starting weight), the reserve of a
+    :class:`BudgetController` from that weight to ``safe`` with the highest mean return whose
+    mean cost stays below ``(1 - margin) kappa``, with the evidence. All (threshold, reserve)
+    pairs run as one batch on the selection episodes."""
+    seeds = episode_seeds("select", seed, episodes)
+    pairs = [(float(k), float(r)) for k in starts for r in reserves]
+    rows = [
+        BudgetController(k, r, tuple(starts[k]), tuple(safe))  # type: ignore[arg-type]
+        for k, r in pairs
+        for _ in seeds
+    ]
+    step = tora_step(agent, controller_rows(rows), len(rows), SELECT_NOISE + seed)
+    ep = run_episodes(step, env_id, seeds * len(pairs), progress, "select reserve")
+    means_r = ep.returns.reshape(len(pairs), -1).mean(1)
+    means_c = ep.costs.reshape(len(pairs), -1).mean(1)
+    chosen: dict[float, dict[str, Any]] = {}
+    for i, kappa in enumerate(starts):
+        block = slice(i * len(reserves), (i + 1) * len(reserves))
+        j, found = best_safe(means_r[block], means_c[block], (1.0 - margin) * float(kappa))
+        chosen[float(kappa)] = {
+            "start": list(starts[kappa]),
+            "reserve": float(reserves[j]),
+            "found": found,
+            "candidates": [
+                {"reserve": float(r), "reward": float(a), "cost": float(b)}
+                for r, a, b in zip(reserves, means_r[block], means_c[block], strict=True)
+            ],
+        }
+    return chosen

@@ -1,0 +1,129 @@
+"""``tora safe bench`` end to end on the toy: cells, resumption, skipped tasks, the table."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tora.cli.main import main
+from tora.errors import ToraError
+from tora.safe.bench import METHODS, load_safe_suite, run_safe_suite
+from tora.safe.table import TABLE_JSON, TABLE_MD, cell, write_safe_table
+
+TINY = Path(__file__).with_name("tiny.toml")
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("safe") / "tiny"
+    assert main(["safe", "bench", str(TINY), "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_bench_writes_every_cell_and_a_table(finished: Path) -> None:
+    results = json.loads((finished / TABLE_JSON).read_text())
+    methods = results["tasks"]["SafeDash"]["methods"]
+    assert set(methods) == set(METHODS)
+    for entry in methods.values():
+        assert entry["seeds"] == [0, 1]
+        summary = entry["summary"]
+        assert [s["threshold"] for s in summary["per_threshold"]] == [2.0, 4.0]
+        assert summary["average"]["episodes"] == 4  # 2 episodes x 2 thresholds per seed
+    # TORA-safe records the chosen weight per threshold and seed; the adaptive option a reserve.
+    assert set(methods["tora"]["weight"]) == {"2.0", "4.0"}
+    assert set(methods["tora_adaptive"]["reserve"]["2.0"]) <= {0.3, 0.6}
+    assert "DroneCircle" in results["skipped"]
+    assert "DroneCircle" in (finished / TABLE_MD).read_text()
+
+
+def test_table_matches_its_json(finished: Path) -> None:
+    results = json.loads((finished / TABLE_JSON).read_text())
+    markdown = (finished / TABLE_MD).read_text()
+    section = markdown.split("## SafeDash", 1)[1].split("##", 1)[0]
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[3:-2]]
+        for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith("| method")
+    }
+    for entry in results["tasks"]["SafeDash"]["methods"].values():
+        summary = entry["summary"]
+        expected = []
+        for score in [*summary["per_threshold"], summary["average"]]:
+            expected.append(cell(score["reward_mean"], score["reward_std"]))
+            expected.append(cell(score["cost_mean"], score["cost_std"], score["cost_mean"] < 1))
+        assert rows[entry["label"]] == expected
+    bold = re.findall(r"\*\*([0-9.]+) ±", section)
+    assert all(float(v) < 1 for v in bold)
+
+
+def test_rerun_is_read_back_and_changed_settings_are_refused(finished: Path) -> None:
+    suite = load_safe_suite(TINY)
+    suite.out = str(finished)
+    before = (finished / TABLE_JSON).read_text()
+    logged: list[str] = []
+    run_safe_suite(suite, progress=False, log=logged.append)
+    assert not any("training" in line for line in logged)
+    assert (finished / TABLE_JSON).read_text() == before
+    suite.bc.steps = 21
+    with pytest.raises(ToraError, match="other settings"):
+        run_safe_suite(suite, progress=False, only_methods=["bc"], log=logged.append)
+
+
+def test_a_partial_run_gives_a_partial_table(finished: Path, tmp_path: Path) -> None:
+    suite = load_safe_suite(TINY)
+    suite.out = str(tmp_path / "copy")
+    shutil.copytree(finished, suite.out)
+    shutil.rmtree(Path(suite.out) / "SafeDash" / "cdt" / "seed1")
+    results = write_safe_table(suite)
+    assert results["tasks"]["SafeDash"]["methods"]["cdt"]["seeds"] == [0]
+
+
+def test_unknown_task_and_method_are_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('kind = "safe"\nmethods = ["tora"]\n[[tasks]]\nid = "tora/Cruise-v0"\n')
+    with pytest.raises(ToraError, match="not a safe-RL task"):
+        load_safe_suite(bad)
+    bad.write_text('kind = "safe"\nmethods = ["oasis"]\n[[tasks]]\nid = "SafetyBallRun-v0"\n')
+    with pytest.raises(ToraError, match="unknown method"):
+        load_safe_suite(bad)
+    bad.write_text(
+        'kind = "safe"\n[eval]\nthresholds = [0.0]\n[[tasks]]\nid = "SafetyBallRun-v0"\n'
+    )
+    with pytest.raises(ToraError, match="thresholds"):
+        load_safe_suite(bad)
+
+
+def test_a_suite_of_the_other_kind_names_the_command_that_runs_it(tmp_path: Path) -> None:
+    from tora.bench.suite import load_suite
+
+    with pytest.raises(ToraError, match="run it with `tora safe bench"):
+        load_suite(TINY)
+    mujoco = tmp_path / "mujoco.toml"
+    mujoco.write_text('methods = ["bc"]\n[[envs]]\nid = "tora/Cruise-v0"\n')
+    with pytest.raises(ToraError, match="run it with `tora bench run"):
+        load_safe_suite(mujoco)
+    mujoco.write_text('kind = "atari"\n')
+    with pytest.raises(ToraError, match="unknown suite kind 'atari'"):
+        load_safe_suite(mujoco)
+
+
+def test_select_command_prints_and_writes_its_evidence(
+    finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = finished / "SafeDash" / "tora_model" / "seed0"
+    out = tmp_path / "evidence.json"
+    base = ["safe", "select", "--run", str(run), "--env", "tora/SafeDash-v0", "--no-progress"]
+    small = ["--episodes", "2", "--coarse", "3", "--rounds", "1", "--out", str(out)]
+    assert main([*base, *small, "--threshold", "2", "4", "--adaptive"]) == 0
+    printed = capsys.readouterr().out
+    assert "threshold 2" in printed and "threshold 4" in printed and "chosen" in printed
+    evidence = json.loads(out.read_text())
+    assert set(evidence["thresholds"]) == {"2.0", "4.0"}
+    assert evidence["episode_seeds"][0] >= 1_000_000  # the selection range, not the table's
+    assert "reserve" in evidence["thresholds"]["2.0"]["adaptive"]
+    assert main([*base, *small, "--threshold", "0"]) == 2
+    assert "threshold > 0" in capsys.readouterr().err
