@@ -89,6 +89,54 @@ class SweepResult:
         }
 
 
+ActFn = Callable[[np.ndarray, np.ndarray, int, "np.ndarray | None"], np.ndarray]
+"""(indices of the active episodes, their observations, the step, each episode's summed reward
+vectors so far (None before the first step)) -> actions for those episodes."""
+
+
+def drive_episodes(
+    pool: EnvPool,
+    obs: np.ndarray,
+    act: ActFn,
+    limit: int,
+    bar: Any,
+    clock: dict[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Step every episode of ``pool`` (already reset to ``obs``) in lockstep until each has
+    ended or ``limit`` steps have passed; finished episodes drop out of the batch. Returns
+    each episode's summed reward vectors (N, K), its length and the steps taken. ``clock``,
+    if given, receives the seconds spent in ``act`` ("policy") and in stepping ("env")."""
+    n = obs.shape[0]
+    active = np.ones(n, dtype=bool)
+    totals: np.ndarray | None = None
+    lengths = np.zeros(n, dtype=np.int64)
+    policy_seconds = env_seconds = 0.0
+    step = 0
+    while active.any() and step < limit:
+        idx = np.flatnonzero(active)
+        t0 = time.perf_counter()
+        actions = np.asarray(act(idx, obs[idx], step, None if totals is None else totals[idx]))
+        t1 = time.perf_counter()
+        if actions.shape[0] != idx.size:
+            raise ShapeMismatchError(
+                f"policy returned {actions.shape[0]} actions for {idx.size} observations"
+            )
+        next_obs, rewards, terminated, truncated = pool.step(idx, actions)
+        env_seconds += time.perf_counter() - t1
+        policy_seconds += t1 - t0
+        if totals is None:
+            totals = np.zeros((n, rewards.shape[1]))
+        totals[idx] += rewards
+        lengths[idx] += 1
+        obs[idx] = next_obs
+        active[idx[terminated | truncated]] = False
+        step += 1
+        bar.update(1)
+    if clock is not None:
+        clock.update(policy=policy_seconds, env=env_seconds)
+    return (np.zeros((n, 0)) if totals is None else totals), lengths, step
+
+
 def rollout_sweep(
     policy: Policy | RowPolicy,
     make_env: Callable[[], gym.Env],
@@ -122,48 +170,27 @@ def rollout_sweep(
     n = weights.shape[0]
     total = n * episodes
     w_rows = np.repeat(weights, episodes, axis=0)
-    policy_seconds = env_seconds = 0.0
     with EnvPool(make_env, total, workers) as pool:
         obs = pool.reset([seed + (j % episodes) for j in range(total)]).astype(np.float32)
         startup_seconds = time.perf_counter() - start
-        active = np.ones(total, dtype=bool)
-        totals: np.ndarray | None = None
-        lengths = np.zeros(total, dtype=np.int64)
         limit = max_steps or pool.max_episode_steps or 10**9
         bar = tqdm(
             desc=f"evaluate {n} preferences x {episodes} episodes",
             total=None if limit == 10**9 else limit,
             disable=not progress,
         )
-        step = 0
-        while active.any() and step < limit:
-            idx = np.flatnonzero(active)
-            t0 = time.perf_counter()
+
+        def act(idx: np.ndarray, obs_batch: np.ndarray, step: int, sums: np.ndarray | None):
             if pass_rows:
-                actions = policy(obs[idx], w_rows[idx], rows=idx)  # type: ignore[call-arg]
-            else:
-                actions = policy(obs[idx], w_rows[idx])  # type: ignore[call-arg]
-            actions = np.asarray(actions)
-            t1 = time.perf_counter()
-            if actions.shape[0] != idx.size:
-                raise ShapeMismatchError(
-                    f"policy returned {actions.shape[0]} actions for {idx.size} observations"
-                )
-            next_obs, rewards, terminated, truncated = pool.step(idx, actions)
-            env_seconds += time.perf_counter() - t1
-            policy_seconds += t1 - t0
-            if totals is None:
-                totals = np.zeros((total, rewards.shape[1]))
-            totals[idx] += rewards
-            lengths[idx] += 1
-            obs[idx] = next_obs
-            active[idx[terminated | truncated]] = False
-            step += 1
-            bar.update(1)
+                return policy(obs_batch, w_rows[idx], rows=idx)  # type: ignore[call-arg]
+            return policy(obs_batch, w_rows[idx])  # type: ignore[call-arg]
+
+        clock: dict[str, float] = {}
+        totals, lengths, step = drive_episodes(pool, obs, act, limit, bar, clock)
+        policy_seconds, env_seconds = clock["policy"], clock["env"]
         bar.close()
         used_workers = pool.workers
     wall = time.perf_counter() - start
-    assert totals is not None
     k = totals.shape[1]
     names = list(objective_names) if objective_names else [f"objective_{i}" for i in range(k)]
     env_steps = int(lengths.sum())
@@ -188,4 +215,13 @@ def rollout_sweep(
     )
 
 
-__all__ = ["Policy", "RowPolicy", "SweepResult", "reward_vector", "rollout_sweep", "row_seeds"]
+__all__ = [
+    "ActFn",
+    "Policy",
+    "RowPolicy",
+    "SweepResult",
+    "drive_episodes",
+    "reward_vector",
+    "rollout_sweep",
+    "row_seeds",
+]

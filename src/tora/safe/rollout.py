@@ -21,7 +21,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tora.envs import make_env
-from tora.errors import ShapeMismatchError, ToraError
+from tora.errors import ToraError
+from tora.evaluate.rollout import drive_episodes
 from tora.evaluate.vector import EnvPool
 
 
@@ -71,31 +72,19 @@ def run_episodes(
     if len(seeds) == 0:
         raise ToraError("run_episodes needs at least one seed")
     n = len(seeds)
-    returns, costs = np.zeros(n), np.zeros(n)
-    lengths = np.zeros(n, dtype=np.int64)
+
+    def act(idx: np.ndarray, obs: np.ndarray, step: int, sums: np.ndarray | None) -> np.ndarray:
+        if sums is not None and sums.shape[1] < 2:
+            raise ToraError(f"{env_id} reports no cost: its reward vector has one entry")
+        earned = np.zeros((idx.size, 2)) if sums is None else sums[:, :2]
+        return policy(obs, EpisodeState(idx, step, earned[:, 0].copy(), earned[:, 1].copy()))
+
     with EnvPool(partial(make_env, env_id), n, workers=0) as pool:
         obs = pool.reset([int(s) for s in seeds]).astype(np.float32)
-        active = np.ones(n, dtype=bool)
         limit = pool.max_episode_steps or 10**6
         bar = tqdm(desc=desc, total=limit, disable=not progress, leave=False)
-        step = 0
-        while active.any() and step < limit:
-            idx = np.flatnonzero(active)
-            state = EpisodeState(idx, step, returns[idx].copy(), costs[idx].copy())
-            actions = np.asarray(policy(obs[idx], state))
-            if actions.shape[0] != idx.size:
-                raise ShapeMismatchError(
-                    f"policy returned {actions.shape[0]} actions for {idx.size} observations"
-                )
-            next_obs, rewards, terminated, truncated = pool.step(idx, actions)
-            if rewards.shape[1] < 2:
-                raise ToraError(f"{env_id} reports no cost: its reward vector has one entry")
-            returns[idx] += rewards[:, 0]
-            costs[idx] += rewards[:, 1]
-            lengths[idx] += 1
-            obs[idx] = next_obs
-            active[idx[terminated | truncated]] = False
-            step += 1
-            bar.update(1)
+        totals, lengths, _ = drive_episodes(pool, obs, act, limit, bar)
         bar.close()
-    return Episodes(returns, costs, lengths)
+    if totals.shape[1] < 2:
+        raise ToraError(f"{env_id} reports no cost: its reward vector has one entry")
+    return Episodes(totals[:, 0], totals[:, 1], lengths)
