@@ -39,3 +39,26 @@ def test_bad_policies_and_empty_batches_are_refused() -> None:
         run_episodes(lambda o, s: np.zeros((1, 1)), SAFE_DASH_ID, [0, 1], progress=False)
     with pytest.raises(ToraError, match="at least one"):
         run_episodes(lambda o, s: o, SAFE_DASH_ID, [], progress=False)
+
+
+def test_blocks_see_global_rows_and_give_the_unblocked_result() -> None:
+    """A batch run in blocks of 2 reports the same episodes as one lockstep, and the policy
+    is always told each episode's row in the whole batch (per-row weights and noise rely
+    on it)."""
+    seen_rows: list[int] = []
+
+    def policy(obs: np.ndarray, state: EpisodeState) -> np.ndarray:
+        seen_rows.extend(state.rows.tolist())
+        # Row r acts r / 4 (throttle (1 + r / 4) / 2), so each return identifies its row.
+        return (state.rows[:, None] / 4.0).astype(np.float32)
+
+    seeds = [10, 11, 12, 13, 14]
+    whole = run_episodes(policy, SAFE_DASH_ID, seeds, progress=False)
+    seen_rows.clear()
+    blocked = run_episodes(policy, SAFE_DASH_ID, seeds, progress=False, batch=2)
+    assert sorted(set(seen_rows)) == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(blocked.returns, whole.returns)
+    np.testing.assert_array_equal(blocked.costs, whole.costs)
+    np.testing.assert_allclose(whole.returns, (1 + np.arange(5) / 4.0) / 2 * EPISODE_STEPS)
+    with pytest.raises(ToraError, match="batch"):
+        run_episodes(policy, SAFE_DASH_ID, seeds, progress=False, batch=0)
