@@ -37,6 +37,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tora.behavior.policy import LinearPolicy
+from tora.behavior.ppo import MLPPolicy
 from tora.behavior.preferences import (
     PREFERENCE_KINDS,
     PreferenceKind,
@@ -74,7 +75,7 @@ _PREFS, _RESETS, _NOISE = 0, 1, 2
 _NOISE_BLOCK = 1024
 
 
-def policy_return_vectors(policies: Sequence[LinearPolicy]) -> np.ndarray:
+def policy_return_vectors(policies: Sequence[LinearPolicy | MLPPolicy]) -> np.ndarray:
     """``(P, K)`` evaluated return vectors of the policies (``info["return_vector"]``).
 
     Raises ToraError if a policy has none (e.g. a hand-made policy never evaluated), as the
@@ -155,7 +156,7 @@ class _AmateurNoise:
 
 
 def check_policies(
-    policies: Sequence[LinearPolicy], env: gym.Env, env_id: str, k: int
+    policies: Sequence[LinearPolicy | MLPPolicy], env: gym.Env, env_id: str, k: int
 ) -> np.ndarray:
     """(P, K) return vectors after checking the policies fit the env's spaces."""
     if not policies:
@@ -187,7 +188,7 @@ def check_policies(
 
 def collect_with_policies(
     env_id: str,
-    policies: Sequence[LinearPolicy],
+    policies: Sequence[LinearPolicy | MLPPolicy],
     episodes: int,
     quality: Quality | str = "expert",
     prefs: PreferenceKind | str = "uniform",
@@ -287,7 +288,7 @@ def _split_bias(p: LinearPolicy) -> tuple[np.ndarray, np.ndarray | None]:
 
 def rollouts(
     env: gym.Env,
-    policies: Sequence[LinearPolicy],
+    policies: Sequence[LinearPolicy | MLPPolicy],
     chosen: np.ndarray,
     noise_for: NoiseFactory,
     seed: int,
@@ -311,13 +312,18 @@ def rollouts(
     assert isinstance(act_space, gym.spaces.Box)  # checked by check_policies
     low = np.asarray(act_space.low, dtype=np.float64).reshape(-1)
     high = np.asarray(act_space.high, dtype=np.float64).reshape(-1)
-    # The normalization is fixed during collection: read it once per policy, not per step.
-    params = [(*_split_bias(p), p.mean, p.std, p.low, p.high) for p in policies]
+    # The normalization is fixed during collection: read it once per linear policy, not per
+    # step. Other policies (PPO's MLPs) act through their own ``act``.
+    params = [
+        (*_split_bias(p), p.mean, p.std, p.low, p.high) if isinstance(p, LinearPolicy) else None
+        for p in policies
+    ]
 
     records: list[dict[str, np.ndarray]] = []
     bar = tqdm(range(len(chosen)), desc=desc, unit="ep", disable=not progress)
     for e in bar:
-        M, b, mean, std, p_low, p_high = params[int(chosen[e])]
+        linear = params[int(chosen[e])]
+        other = policies[int(chosen[e])]
         reset_seed = int(_episode_seed(seed, _RESETS, e).generate_state(1)[0])
         noise = noise_for(e, low, high, limit)
         obs, _ = env.reset(seed=reset_seed)
@@ -326,11 +332,15 @@ def rollouts(
         timeouts: list[bool] = []
         while True:
             s = np.asarray(obs, dtype=np.float64).reshape(-1)
-            # The same operations, in the same order, as LinearPolicy.act: identical actions.
-            if b is None:
-                action = np.clip(M @ ((s - mean) / std), p_low, p_high)
+            if linear is None:
+                action = np.asarray(other.act(s), dtype=np.float64)
             else:
-                action = np.clip(M @ ((s - mean) / std) + b, p_low, p_high)
+                # The same operations, in the same order, as LinearPolicy.act: identical.
+                M, b, mean, std, p_low, p_high = linear
+                if b is None:
+                    action = np.clip(M @ ((s - mean) / std), p_low, p_high)
+                else:
+                    action = np.clip(M @ ((s - mean) / std) + b, p_low, p_high)
             if noise is not None:
                 action = noise(action)
             next_obs, reward, terminated, truncated, info = env.step(action)

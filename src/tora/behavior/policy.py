@@ -45,9 +45,20 @@ from tora.train.checkpoint import (
     save_tensors,
 )
 
-__all__ = ["POLICY_FORMAT", "LinearPolicy", "RunningStat", "load_policy", "policy_paths"]
+__all__ = [
+    "MLP_POLICY_FORMAT",
+    "POLICY_FORMAT",
+    "LinearPolicy",
+    "RunningStat",
+    "load_behavior_policy",
+    "load_policy",
+    "policy_paths",
+]
 
 POLICY_FORMAT = "tora-linear-policy"
+MLP_POLICY_FORMAT = "tora-mlp-policy"
+"""The format of :class:`tora.behavior.ppo.MLPPolicy` files (named here so that
+:func:`load_behavior_policy` can tell the kinds apart without importing torch networks)."""
 _POLICY_VERSION = 1
 _MIN_STD = 1e-8
 """Below this a coordinate is treated as constant and left unscaled (std 1), as dividing by a
@@ -349,3 +360,17 @@ def load_policy(path: str | os.PathLike[str]) -> LinearPolicy:
     )
     policy.env_id, policy.weights, policy.info = env_id, np.asarray(weights, np.float64), info
     return policy
+
+
+def load_behavior_policy(path: str | os.PathLike[str]) -> Any:
+    """A behaviour policy of either kind, by the ``format`` its JSON names: a
+    :class:`LinearPolicy` (ARS) or a :class:`tora.behavior.ppo.MLPPolicy` (PPO). Both act
+    through ``act(obs)`` and carry ``env_id``, ``weights``, ``obs_dim``, ``act_dim`` and
+    ``info``."""
+    _, json_path = policy_paths(path)
+    doc = read_json_object(json_path, missing="no such policy file", what="behaviour policy")
+    if doc.get("format") == MLP_POLICY_FORMAT:
+        from tora.behavior.ppo import load_mlp_policy  # deferred: ppo imports this module
+
+        return load_mlp_policy(path)
+    return load_policy(path)

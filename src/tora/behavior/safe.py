@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from tora.behavior.policy import LinearPolicy
+from tora.behavior.ppo import MLPPolicy
 from tora.data.trajectories import Trajectories
 from tora.errors import ToraError
 
@@ -160,7 +161,7 @@ def _spread(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
 
 def collect_safe(
     env_id: str,
-    policies: Sequence[LinearPolicy],
+    policies: Sequence[LinearPolicy | MLPPolicy],
     episodes: int = SAFE_EPISODES,
     seed: int = 0,
     progress: bool = True,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tora.behavior.policy import LinearPolicy
+from tora.behavior.ppo import MLPPolicy
 from tora.behavior.train import INDEX_FILE, load_behavior_set
 from tora.errors import ToraError
 
@@ -52,7 +53,7 @@ def shipped_policy_envs() -> list[str]:
     return sorted(p.name for p in POLICIES_DIR.iterdir() if (p / INDEX_FILE).is_file())
 
 
-def load_shipped_policies(env_id: str) -> list[LinearPolicy]:
+def load_shipped_policies(env_id: str) -> list[LinearPolicy | MLPPolicy]:
     """The shipped behaviour policies of ``env_id``, in grid order.
 
     Raises:

@@ -26,6 +26,7 @@ identical to an uninterrupted one.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -38,11 +39,13 @@ from tora.behavior.ars import (
     ARSConfig,
     IterationInfo,
     RolloutRunner,
+    derive_seed,
     env_spaces,
     resolve_config,
     train_ars,
 )
-from tora.behavior.policy import LinearPolicy, load_policy, policy_paths
+from tora.behavior.policy import LinearPolicy, load_behavior_policy, load_policy, policy_paths
+from tora.behavior.ppo import MLPPolicy, PPOConfig, train_ppo
 from tora.envs import curriculum_kwargs, make_env
 from tora.errors import CheckpointError, ToraError
 from tora.train.checkpoint import atomic_write_json, read_json_object
@@ -119,7 +122,16 @@ def _stem(i: int) -> str:
     return f"policy_{i:03d}"
 
 
-def _settings(config: ARSConfig) -> dict[str, Any]:
+def _settings(config: ARSConfig | PPOConfig) -> dict[str, Any]:
+    if isinstance(config, PPOConfig):
+        # What decides the policies: the PPO fingerprint plus the chain's shape and lengths.
+        return {
+            "algorithm": "ppo",
+            **config.fingerprint(),
+            "updates": config.updates,
+            "child_updates": config.child_updates,
+            "chain_from": config.chain_from,
+        }
     settings = {k: v for k, v in asdict(config).items() if k not in _FREE_SETTINGS}
     # Sets written before these settings existed did not record them: leaving them out while
     # they are 0 keeps such a set resumable.
@@ -159,11 +171,15 @@ def train_behavior_set(
     env_id: str,
     out_dir: str | os.PathLike[str],
     num_policies: int,
-    config: ARSConfig,
+    config: ARSConfig | PPOConfig,
     progress: bool = True,
     callback: Callable[[SetProgress], None] | None = None,
-) -> list[LinearPolicy]:
-    """Train (or resume) one ARS policy per row of the env's preference grid.
+) -> list[LinearPolicy | MLPPolicy]:
+    """Train (or resume) one policy per row of the env's preference grid: linear policies
+    with ARS (an :class:`ARSConfig`) or MLP policies with PPO (a
+    :class:`~tora.behavior.ppo.PPOConfig`, for tasks a linear map cannot do; the chain,
+    layout and resumption are the same, a PPO policy's training state is the directory
+    ``policy_NNN.state/``).
 
     The grid is ``simplex_grid(K, num_policies)``, except on the safe-RL tasks, whose rows
     are cost-penalty weights (:func:`tora.behavior.safe.penalty_grid`); either way row 0 puts
@@ -190,27 +206,15 @@ def train_behavior_set(
         CheckpointError: ``out_dir`` holds a set trained with other arguments, or a corrupt
             file.
     """
-    from tora.behavior.safe import preference_grid  # deferred: safe imports this module
-
+    if isinstance(config, PPOConfig):
+        return _train_ppo_set(env_id, Path(out_dir), num_policies, config, progress)
     config = resolve_config(config, env_id)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    obs_dim, low, high, k = env_spaces(env_id)
-    weights, positions = preference_grid(env_id, k, num_policies)
-    order, parents = chain_order(positions, config.chain_from)
-    plan = {
-        "format": _SET_FORMAT,
-        "version": _SET_VERSION,
-        "env_id": env_id,
-        "num_policies": int(num_policies),
-        "num_objectives": k,
-        "obs_dim": obs_dim,
-        "act_dim": int(low.size),
-        "config": _settings(config),
-        "weights": weights.tolist(),
-        "order": order,
-        "parents": parents,
-    }
+    plan, weights, order, parents, spaces = _set_plan(
+        env_id, num_policies, config, str(config.chain_from)
+    )
+    obs_dim, low, high = spaces
     index_path = out / INDEX_FILE
     index = _open_index(index_path, plan)
     finished = {int(e["index"]) for e in index["policies"]}
@@ -271,6 +275,71 @@ def train_behavior_set(
     return [policies[i] for i in range(len(order))]
 
 
+def _set_plan(
+    env_id: str, num_policies: int, config: ARSConfig | PPOConfig, chain_from: str
+) -> tuple[dict[str, Any], np.ndarray, list[int], list[int | None], tuple[Any, ...]]:
+    """The index's plan, the grid, its training order and parents, and the env's spaces."""
+    from tora.behavior.safe import preference_grid  # deferred: safe imports this module
+
+    obs_dim, low, high, k = env_spaces(env_id)
+    weights, positions = preference_grid(env_id, k, num_policies)
+    order, parents = chain_order(positions, chain_from)
+    plan = {
+        "format": _SET_FORMAT,
+        "version": _SET_VERSION,
+        "env_id": env_id,
+        "num_policies": int(num_policies),
+        "num_objectives": k,
+        "obs_dim": obs_dim,
+        "act_dim": int(low.size),
+        "config": _settings(config),
+        "weights": weights.tolist(),
+        "order": order,
+        "parents": parents,
+    }
+    return plan, weights, order, parents, (obs_dim, low, high)
+
+
+def _train_ppo_set(
+    env_id: str, out: Path, num_policies: int, config: PPOConfig, progress: bool
+) -> list[LinearPolicy | MLPPolicy]:
+    """:func:`train_behavior_set` with PPO: roots train ``updates``, the others
+    ``child_updates`` from their parent's network; keys ``(seed, i)`` per policy."""
+    out.mkdir(parents=True, exist_ok=True)
+    plan, weights, order, parents, _ = _set_plan(env_id, num_policies, config, config.chain_from)
+    index_path = out / INDEX_FILE
+    index = _open_index(index_path, plan)
+    finished = {int(e["index"]) for e in index["policies"]}
+    policies: dict[int, MLPPolicy] = {}
+    for position, i in enumerate(order):
+        if i in finished:
+            policies[i] = load_behavior_policy(out / _index_entry(index, i)["file"])
+            continue
+        parent = parents[i]
+        updates = config.updates if parent is None else config.child_updates or config.updates
+        # Policy i's streams: the set's seed and the row, as ARS keys them.
+        stage = replace(config, updates=updates, seed=derive_seed(config.seed, i))
+        label = ", ".join(f"{x:.2f}" for x in weights[i])
+        policy = train_ppo(
+            env_id,
+            weights[i],
+            stage,
+            init=None if parent is None else policies[parent],
+            state_path=out / f"{_stem(i)}.state",
+            progress=progress,
+            desc=f"policy {position + 1}/{len(order)} w=({label})",
+        )
+        policy.info.update(index=i, parent=parent, chain_position=position)
+        _, json_path = policy.save(out / _stem(i))
+        index["policies"].append(_entry(i, parent, json_path.name, policy))
+        index["policies"].sort(key=lambda e: e["index"])
+        index["complete"] = len(index["policies"]) == len(order)
+        atomic_write_json(index_path, index)
+        shutil.rmtree(out / f"{_stem(i)}.state", ignore_errors=True)
+        policies[i] = policy
+    return [policies[i] for i in range(len(order))]
+
+
 def _warm_up(
     env_id: str,
     weights: np.ndarray,
@@ -324,8 +393,10 @@ def _stage_record(policy: LinearPolicy) -> dict[str, Any]:
     return {k: policy.info[k] for k in keep if k in policy.info}
 
 
-def _entry(i: int, parent: int | None, file: str, policy: LinearPolicy) -> dict[str, Any]:
+def _entry(i: int, parent: int | None, file: str, policy: Any) -> dict[str, Any]:
     info = policy.info
+    # ARS counts iterations, PPO updates; an index entry names whichever the policy has.
+    length = {k: info[k] for k in ("iterations", "updates") if k in info}
     return {
         "index": i,
         "file": file,
@@ -333,7 +404,7 @@ def _entry(i: int, parent: int | None, file: str, policy: LinearPolicy) -> dict[
         "parent": parent,
         "return_vector": info["return_vector"],
         "scalarized_return": info["scalarized_return"],
-        "iterations": info["iterations"],
+        **length,
         "env_steps": info["env_steps"],
         "eval_steps": info["eval_steps"],
         "seconds": info["seconds"],
@@ -350,7 +421,7 @@ def _index_entry(index: dict[str, Any], i: int) -> dict[str, Any]:
 
 def load_behavior_set(
     directory: str | os.PathLike[str], allow_incomplete: bool = False
-) -> list[LinearPolicy]:
+) -> list[LinearPolicy | MLPPolicy]:
     """The finished policies of a set in grid order, each with its index entry in ``info``.
 
     Raises CheckpointError if the index or a policy file is missing or corrupt, a policy's
@@ -367,7 +438,7 @@ def load_behavior_set(
         )
     out = []
     for entry in index["policies"]:
-        policy = load_policy(root / entry["file"])
+        policy = load_behavior_policy(root / entry["file"])
         if policy.weights.tolist() != entry["weights"]:
             raise CheckpointError(f"{root / entry['file']}: weights differ from {INDEX_FILE}")
         policy.info["index_entry"] = dict(entry)

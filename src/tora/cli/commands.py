@@ -365,21 +365,30 @@ class BehaviorTrainOptions:
     """Directory of the policy set (default: runs/behavior/<env name>). Rerunning resumes."""
     policies: int = 0
     """Number of preference vectors / policies (default: 11 for 2 objectives, 21 for 3)."""
+    algorithm: Literal["ars", "ppo"] = "ars"
+    """"ars": linear policies (the shipped sets); "ppo": small MLP policies trained with PPO,
+    for tasks a linear map cannot do (the safe Circle tasks); its settings are the --ppo-*
+    options, the --ars-* options are then ignored."""
 
 
 def behavior_train(args: argparse.Namespace) -> int:
-    from tora.behavior import ARSConfig, train_behavior_set
+    from tora.behavior import ARSConfig, PPOConfig, train_behavior_set
     from tora.behavior.ars import resolve_config
     from tora.envs import objective_names, resolve_env_id
 
     opts = dataclass_from_args(BehaviorTrainOptions, args)
     env_id = resolve_env_id(opts.env)
-    # The env's defaults filled in, so command.json records what was actually run.
-    config = resolve_config(dataclass_from_args(ARSConfig, args, prefix="ars"), env_id)
     k = len(objective_names(env_id))
     count = opts.policies or (11 if k <= 2 else 21)
     out = Path(opts.out or Path("runs/behavior") / env_id.split("/")[-1])
-    _write_config(out / "command.json", options=opts, ars=config)
+    config: ARSConfig | PPOConfig
+    if opts.algorithm == "ppo":
+        config = dataclass_from_args(PPOConfig, args, prefix="ppo")
+        _write_config(out / "command.json", options=opts, ppo=config)
+    else:
+        # The env's defaults filled in, so command.json records what was actually run.
+        config = resolve_config(dataclass_from_args(ARSConfig, args, prefix="ars"), env_id)
+        _write_config(out / "command.json", options=opts, ars=config)
     policies = train_behavior_set(env_id, out, count, config)
     print(f"{len(policies)} behaviour policies for {env_id} in {out}")
     for policy in policies:

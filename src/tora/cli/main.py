@@ -140,13 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     btrain = _add_command(
         behavior_sub,
         "train",
-        "Train linear behaviour policies over the preference simplex with ARS (resumable).",
+        "Train behaviour policies over the preference simplex (resumable): linear ones with "
+        "ARS, or small MLPs with PPO (--algorithm ppo).",
         commands.behavior_train,
     )
     add_dataclass_arguments(btrain, commands.BehaviorTrainOptions)
-    from tora.behavior import ARSConfig
+    from tora.behavior import ARSConfig, PPOConfig
 
     add_dataclass_arguments(btrain, ARSConfig, prefix="ars", group_title="ARS")
+    add_dataclass_arguments(btrain, PPOConfig, prefix="ppo", group_title="PPO (--algorithm ppo)")
 
     bench = sub.add_parser("bench", help="Benchmarks.")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)

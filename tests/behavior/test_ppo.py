@@ -1,0 +1,175 @@
+"""PPO behaviour policies: known answers on the SafeDash toy, exact resumption, the file format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import tora.safe.toy  # noqa: F401  (registers tora/SafeDash-v0)
+from tora.behavior import ppo
+from tora.behavior.ppo import MLPPolicy, PPOConfig, load_mlp_policy, train_ppo
+from tora.errors import CheckpointError, ShapeMismatchError, ToraError
+from tora.safe.toy import EPISODE_STEPS, SAFE_DASH_ID
+
+# Small, fast settings: SafeDash episodes are 20 steps, so an update is 160 samples.
+FAST = {"envs": 8, "lr": 3e-3, "minibatch": 64, "epochs": 5, "eval_episodes": 2}
+
+
+def _params(policy: MLPPolicy) -> list[np.ndarray]:
+    return [p.detach().numpy().copy() for p in policy.net.parameters()]
+
+
+@pytest.mark.parametrize(
+    ("weights", "reward", "cost"),
+    [
+        # Reward only: full throttle every step (reward 1, cost 1 per step).
+        ((1.0, 0.0), EPISODE_STEPS, EPISODE_STEPS),
+        # Cost only: stay at or below the limit (any throttle <= 0.5 costs nothing).
+        ((0.0, 1.0), None, 0.0),
+        # Equal weights: each unit of throttle above 0.5 earns 1 and costs 2, so the optimum
+        # is throttle 0.5 exactly: reward T/2 at no cost.
+        ((0.5, 0.5), EPISODE_STEPS / 2, 0.0),
+    ],
+)
+def test_ppo_finds_the_known_optimum_of_each_preference(
+    weights: tuple[float, float], reward: float | None, cost: float
+) -> None:
+    policy = train_ppo(SAFE_DASH_ID, weights, PPOConfig(updates=30, **FAST), progress=False)
+    got_reward, got_cost = policy.info["return_vector"]
+    if reward is not None:
+        assert got_reward == pytest.approx(reward, abs=0.05 * EPISODE_STEPS)
+    assert got_cost == pytest.approx(cost, abs=0.05 * EPISODE_STEPS)
+    assert policy.info["env_steps"] == 30 * 8 * EPISODE_STEPS
+    assert len(policy.info["history"]) == 30
+
+
+def test_seeded_runs_repeat_and_other_seeds_differ() -> None:
+    a = train_ppo(SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=3, **FAST), progress=False)
+    b = train_ppo(SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=3, **FAST), progress=False)
+    c = train_ppo(SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=3, seed=1, **FAST), progress=False)
+    for x, y in zip(_params(a), _params(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert a.info["history"] == b.info["history"]
+    assert any(not np.array_equal(x, y) for x, y in zip(_params(a), _params(c), strict=True))
+
+
+def test_a_resumed_run_equals_the_uninterrupted_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = train_ppo(SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=6, **FAST), progress=False)
+    state = tmp_path / "state"
+    cfg = PPOConfig(updates=4, checkpoint_every=2, **FAST)
+    train_ppo(SAFE_DASH_ID, (1.0, 0.0), cfg, state_path=state, progress=False)
+    # Count the updates the second call runs: a resumed run does only the 2 that are left.
+    calls: list[int] = []
+    real = ppo._rollout
+    monkeypatch.setattr(ppo, "_rollout", lambda *a: calls.append(a[7]) or real(*a))
+    resumed = train_ppo(
+        SAFE_DASH_ID,
+        (1.0, 0.0),
+        PPOConfig(updates=6, checkpoint_every=2, **FAST),
+        state_path=state,
+        progress=False,
+    )
+    assert calls == [4, 5]
+    for x, y in zip(_params(whole), _params(resumed), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert resumed.info["history"] == whole.info["history"]
+    np.testing.assert_array_equal(resumed.obs_stat.mean, whole.obs_stat.mean)
+    # The state refuses other settings (here another learning rate) instead of mixing runs.
+    with pytest.raises(CheckpointError, match="other settings"):
+        other = PPOConfig(updates=8, **{**FAST, "lr": 1e-3})
+        train_ppo(SAFE_DASH_ID, (1.0, 0.0), other, state_path=state, progress=False)
+
+
+def test_save_and_load_round_trip_and_corruption(tmp_path: Path) -> None:
+    policy = train_ppo(SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=2, **FAST), progress=False)
+    tensor_path, json_path = policy.save(tmp_path / "policy_000")
+    loaded = load_mlp_policy(tmp_path / "policy_000")
+    obs = np.random.default_rng(0).uniform(0, 1, size=(7, 2))
+    np.testing.assert_array_equal(loaded.act(obs), policy.act(obs))
+    np.testing.assert_array_equal(loaded.act(obs[0]), policy.act(obs)[0])
+    assert loaded.env_id == SAFE_DASH_ID
+    assert loaded.weights.tolist() == [1.0, 0.0]
+    assert json.loads(json_path.read_text())["format"] == "tora-mlp-policy"
+    with pytest.raises(ShapeMismatchError, match="size 2"):
+        loaded.act(np.zeros(3))
+    # A flipped byte in the tensors is caught by the checksum, a missing file by name.
+    data = bytearray(tensor_path.read_bytes())
+    data[-1] ^= 0xFF
+    tensor_path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_mlp_policy(tmp_path / "policy_000")
+    with pytest.raises(CheckpointError):
+        load_mlp_policy(tmp_path / "nothing_here")
+
+
+def test_actions_stay_in_the_box_and_bad_settings_are_refused() -> None:
+    policy = train_ppo(SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=1, **FAST), progress=False)
+    with torch.no_grad():
+        for p in policy.net.parameters():
+            p.fill_(100.0)  # a wild net still acts inside the action box
+    a = policy.act(np.ones((4, 2)))
+    assert (a <= policy.high).all() and (a >= policy.low).all()
+    with pytest.raises(ToraError, match="clip"):
+        PPOConfig(clip=1.5)
+    with pytest.raises(ToraError, match="envs"):
+        PPOConfig(envs=0)
+    with pytest.raises(ToraError, match="finite"):
+        train_ppo(SAFE_DASH_ID, (np.nan, 1.0), PPOConfig(updates=1, **FAST), progress=False)
+
+
+def test_a_ppo_behaviour_set_trains_resumes_and_collects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tora.behavior import collect_with_policies, load_behavior_set, train_behavior_set
+
+    config = PPOConfig(updates=20, child_updates=5, chain_from="ends", **FAST)
+    out = tmp_path / "set"
+    trained = train_behavior_set(SAFE_DASH_ID, out, 3, config, progress=False)
+    assert [type(p) for p in trained] == [MLPPolicy] * 3
+    # Rows (1, 0), (0.5, 0.5), (0, 1): the roots are the ends, the middle starts from one.
+    assert [p.info["parent"] for p in trained] == [None, 0, None]
+    assert [p.info["updates"] for p in trained] == [20, 5, 20]
+    reward_only, _, cost_only = (p.info["return_vector"] for p in trained)
+    assert reward_only[0] > cost_only[0] and reward_only[1] > cost_only[1]
+    assert not any(out.glob("*.state"))  # finished policies drop their training state
+
+    # A rerun loads the finished set instead of training again.
+    monkeypatch.setattr("tora.behavior.train.train_ppo", lambda *a, **k: pytest.fail("retrained"))
+    again = train_behavior_set(SAFE_DASH_ID, out, 3, config, progress=False)
+    loaded = load_behavior_set(out)
+    obs = np.random.default_rng(1).uniform(0, 1, size=(5, 2))
+    for a, b, c in zip(trained, again, loaded, strict=True):
+        np.testing.assert_array_equal(a.act(obs), b.act(obs))
+        np.testing.assert_array_equal(a.act(obs), c.act(obs))
+    # Other settings are refused instead of mixed into the set.
+    with pytest.raises(CheckpointError, match="config"):
+        train_behavior_set(SAFE_DASH_ID, out, 3, PPOConfig(updates=21, **FAST), progress=False)
+
+    # The collector rolls MLP policies out like linear ones: reward-heavy episodes earn more.
+    traj = collect_with_policies(SAFE_DASH_ID, loaded, 12, seed=0, progress=False)
+    assert traj.num_episodes == 12
+    returns = traj.episode_returns()
+    chosen = np.asarray(traj.metadata["policy_index"])
+    assert (chosen == 0).any() and (chosen == 2).any()  # seeded: both ends are drawn
+    assert returns[chosen == 0, 0].mean() > returns[chosen == 2, 0].mean()
+
+
+def test_the_command_trains_a_ppo_set_and_records_its_settings(tmp_path: Path) -> None:
+    from tora.cli.main import main
+
+    out = tmp_path / "cli"
+    args = ["behavior", "train", "--env", SAFE_DASH_ID, "--algorithm", "ppo", "--policies", "2"]
+    args += ["--ppo-updates", "2", "--ppo-minibatch", "64", "--out", str(out)]
+    assert main(args) == 0
+    command = json.loads((out / "command.json").read_text())
+    assert command["options"]["algorithm"] == "ppo"
+    assert command["ppo"]["updates"] == 2 and "ars" not in command
+    index = json.loads((out / "index.json").read_text())
+    assert index["complete"] and index["config"]["algorithm"] == "ppo"
+    assert [e["updates"] for e in index["policies"]] == [2, 2]
