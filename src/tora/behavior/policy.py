@@ -53,6 +53,7 @@ __all__ = [
     "load_behavior_policy",
     "load_policy",
     "policy_paths",
+    "read_policy_files",
 ]
 
 POLICY_FORMAT = "tora-linear-policy"
@@ -330,34 +331,46 @@ class LinearPolicy:
         return tensor_path, json_path
 
 
+def read_policy_files(
+    path: str | os.PathLike[str], format_name: str, version: int, kind: str
+) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
+    """The JSON document, the tensors and the tensor file's path of a saved policy, after
+    checking the JSON's format and version and the tensor file's SHA-256 against it (so a
+    pair from two different saves, or a corrupt file, is refused). ``kind`` names the policy
+    in messages ("linear", "MLP")."""
+    tensor_path, json_path = policy_paths(path)
+    doc = read_json_object(
+        json_path,
+        missing="no such policy file",
+        format_name=format_name,
+        version=version,
+        what=f"{kind} policy",
+    )
+    digest = doc.get("sha256")
+    if not isinstance(digest, str):
+        raise CheckpointError(f"{json_path}: missing or malformed field: 'sha256'")
+    if file_sha256(tensor_path) != digest:
+        raise CheckpointError(
+            f"{tensor_path}: checksum differs from {json_path.name} (corrupt, or from another save)"
+        )
+    return doc, load_tensors(tensor_path), tensor_path
+
+
 def load_policy(path: str | os.PathLike[str]) -> LinearPolicy:
     """Load a policy saved by :meth:`LinearPolicy.save` (give the stem or either file).
 
     Raises CheckpointError if a file is missing, corrupt, from another save, or its tensors do
     not have the shapes its JSON declares.
     """
-    tensor_path, json_path = policy_paths(path)
-    doc = read_json_object(
-        json_path,
-        missing="no such policy file",
-        format_name=POLICY_FORMAT,
-        version=_POLICY_VERSION,
-        what="linear policy",
-    )
+    doc, tensors, tensor_path = read_policy_files(path, POLICY_FORMAT, _POLICY_VERSION, "linear")
+    json_path = policy_paths(path)[1]
     try:
         obs_dim, act_dim = int(doc["obs_dim"]), int(doc["act_dim"])
         bias = bool(doc.get("bias", False))
         env_id, weights, info = str(doc["env_id"]), list(doc["weights"]), dict(doc["info"])
-        digest = str(doc["sha256"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{json_path}: missing or malformed field: {exc}") from exc
-    if file_sha256(tensor_path) != digest:
-        raise CheckpointError(
-            f"{tensor_path}: checksum differs from {json_path.name} (corrupt, or from another save)"
-        )
-    policy = LinearPolicy.from_tensors(
-        load_tensors(tensor_path), obs_dim, act_dim, str(tensor_path), bias
-    )
+    policy = LinearPolicy.from_tensors(tensors, obs_dim, act_dim, str(tensor_path), bias)
     policy.env_id, policy.weights, policy.info = env_id, np.asarray(weights, np.float64), info
     return policy
 

@@ -47,16 +47,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tora.behavior.ars import derive_seed, objective_signs, scalarize
-from tora.behavior.policy import MLP_POLICY_FORMAT, RunningStat, policy_paths
+from tora.behavior.policy import MLP_POLICY_FORMAT, RunningStat, policy_paths, read_policy_files
 from tora.errors import CheckpointError, ShapeMismatchError, ToraError
 from tora.evaluate.vector import reward_vector
 from tora.train.checkpoint import (
     atomic_write_json,
     file_sha256,
     has_training_state,
-    load_tensors,
     load_training_state,
-    read_json_object,
     save_tensors,
     save_training_state,
 )
@@ -256,26 +254,14 @@ def load_mlp_policy(path: str | os.PathLike[str]) -> MLPPolicy:
     Raises CheckpointError if a file is missing, corrupt, from another save, or does not fit
     the dimensions its JSON declares.
     """
-    tensor_path, json_path = policy_paths(path)
-    doc = read_json_object(
-        json_path,
-        missing="no such policy file",
-        format_name=MLP_POLICY_FORMAT,
-        version=_VERSION,
-        what="MLP policy",
-    )
+    doc, tensors, tensor_path = read_policy_files(path, MLP_POLICY_FORMAT, _VERSION, "MLP")
+    json_path = policy_paths(path)[1]
     try:
         obs_dim, act_dim = int(doc["obs_dim"]), int(doc["act_dim"])
         hidden, depth = int(doc["hidden"]), int(doc["depth"])
         env_id, weights, info = str(doc["env_id"]), list(doc["weights"]), dict(doc["info"])
-        digest = str(doc["sha256"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{json_path}: missing or malformed field: {exc}") from exc
-    if file_sha256(tensor_path) != digest:
-        raise CheckpointError(
-            f"{tensor_path}: checksum differs from {json_path.name} (corrupt, or from another save)"
-        )
-    tensors = load_tensors(tensor_path)
     net = _mlp(obs_dim, act_dim, hidden, depth)
     state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     try:
