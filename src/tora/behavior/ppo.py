@@ -504,8 +504,10 @@ def train_ppo(
         low = np.asarray(space.low, np.float64).reshape(-1)
         high = np.asarray(space.high, np.float64).reshape(-1)
         limit = _time_limit(envs[0], config, str(name))
-        torch.manual_seed(derive_seed(config.seed, 3))  # the networks' initial weights
-        model = ActorCritic(obs_dim, low.size, config)
+        # The networks' initial weights, seeded without touching the caller's global RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(config.seed, 3))
+            model = ActorCritic(obs_dim, low.size, config)
         opt = torch.optim.Adam(model.parameters(), lr=config.lr)
         stat = RunningStat.zeros(obs_dim)
         if init is not None:
