@@ -339,7 +339,8 @@ class RolloutResult:
     states: RunningStat | None
 
 
-def _make(env: EnvSource) -> gym.Env:
+def build_env(env: EnvSource) -> gym.Env:
+    """The env of an id (through :func:`tora.envs.make_env`) or of a factory."""
     if isinstance(env, str):
         from tora.envs import make_env  # imported here: tora.envs is only needed to build envs
 
@@ -373,7 +374,7 @@ _worker_env: gym.Env | None = None
 
 def _worker_init(env: EnvSource) -> None:
     global _worker_env
-    _worker_env = _make(env)
+    _worker_env = build_env(env)
 
 
 def _worker_run(task: RolloutTask) -> RolloutResult:
@@ -408,7 +409,7 @@ class RolloutRunner:
                 self.workers, mp_context=ctx, initializer=_worker_init, initargs=(env,)
             )
         else:
-            self._env = _make(env)
+            self._env = build_env(env)
 
     def run(self, tasks: Sequence[RolloutTask]) -> list[RolloutResult]:
         if self._pool is not None:
@@ -447,7 +448,7 @@ def env_spaces(env: EnvSource) -> tuple[int, np.ndarray, np.ndarray, int]:
     The number of objectives is read from one probe step, as envs disagree on where they
     declare it (mo-gymnasium's ``reward_space``, tora's ``info["reward_vector"]``, none).
     """
-    e = _make(env)
+    e = build_env(env)
     try:
         obs_space, act_space = e.observation_space, e.action_space
         if not isinstance(act_space, gym.spaces.Box) or len(act_space.shape) != 1:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -46,7 +45,7 @@ from numpy.typing import ArrayLike
 from torch import nn
 from tqdm.auto import tqdm
 
-from tora.behavior.ars import derive_seed, objective_signs, scalarize
+from tora.behavior.ars import EnvSource, build_env, derive_seed, objective_signs, scalarize
 from tora.behavior.policy import MLP_POLICY_FORMAT, RunningStat, policy_paths, read_policy_files
 from tora.errors import CheckpointError, ShapeMismatchError, ToraError
 from tora.evaluate.vector import reward_vector
@@ -64,8 +63,6 @@ __all__ = ["MLP_POLICY_FORMAT", "MLPPolicy", "PPOConfig", "load_mlp_policy", "tr
 _VERSION = 1
 _OBS_CLIP = 10.0
 """Whitened observations are clipped to +-10: one wild state must not saturate the tanh net."""
-
-EnvSource = str | Callable[[], gym.Env]
 
 
 @dataclass
@@ -285,14 +282,6 @@ def load_mlp_policy(path: str | os.PathLike[str]) -> MLPPolicy:
 
 
 # ------------------------------------------------------------------------------- training
-def _make(env: EnvSource) -> gym.Env:
-    if isinstance(env, str):
-        from tora.envs import make_env
-
-        return make_env(env)
-    return env()
-
-
 def _time_limit(env: gym.Env, config: PPOConfig, name: str) -> int:
     if config.episode_steps is not None:
         return int(config.episode_steps)
@@ -495,7 +484,7 @@ def train_ppo(
         raise ToraError(f"preference weights must be finite, got {w.tolist()}")
     name = env if isinstance(env, str) else "the env"
     signs = objective_signs(env)
-    envs = [_make(env) for _ in range(config.envs)]
+    envs = [build_env(env) for _ in range(config.envs)]
     try:
         space = envs[0].action_space
         if not isinstance(space, gym.spaces.Box) or envs[0].observation_space.shape is None:

@@ -260,13 +260,7 @@ def train_behavior_set(
             policy.info.update(index=i, parent=parent, chain_position=position)
             if warmup is not None:
                 policy.info["warmup"] = _stage_record(warmup)
-            _, json_path = policy.save(out / _stem(i))
-            index["policies"].append(_entry(i, parent, json_path.name, policy))
-            index["policies"].sort(key=lambda e: e["index"])
-            index["complete"] = len(index["policies"]) == len(order)
-            # The index is the record of what is finished: written after the policy files and
-            # before the state is dropped, so a kill in between only repeats the evaluation.
-            atomic_write_json(index_path, index)
+            _record_finished(index, index_path, len(order), i, parent, policy)
             (out / f"{_stem(i)}.state.safetensors").unlink(missing_ok=True)
             policies[i] = policy
     finally:
@@ -330,11 +324,7 @@ def _train_ppo_set(
             desc=f"policy {position + 1}/{len(order)} w=({label})",
         )
         policy.info.update(index=i, parent=parent, chain_position=position)
-        _, json_path = policy.save(out / _stem(i))
-        index["policies"].append(_entry(i, parent, json_path.name, policy))
-        index["policies"].sort(key=lambda e: e["index"])
-        index["complete"] = len(index["policies"]) == len(order)
-        atomic_write_json(index_path, index)
+        _record_finished(index, index_path, len(order), i, parent, policy)
         shutil.rmtree(out / f"{_stem(i)}.state", ignore_errors=True)
         policies[i] = policy
     return [policies[i] for i in range(len(order))]
@@ -393,7 +383,27 @@ def _stage_record(policy: LinearPolicy) -> dict[str, Any]:
     return {k: policy.info[k] for k in keep if k in policy.info}
 
 
-def _entry(i: int, parent: int | None, file: str, policy: Any) -> dict[str, Any]:
+def _record_finished(
+    index: dict[str, Any],
+    index_path: Path,
+    total: int,
+    i: int,
+    parent: int | None,
+    policy: LinearPolicy | MLPPolicy,
+) -> None:
+    """Save finished policy ``i`` next to the index and list it there. The index is the
+    record of what is finished: written after the policy files and before the caller drops
+    the training state, so a kill in between only repeats the evaluation."""
+    _, json_path = policy.save(index_path.parent / _stem(i))
+    index["policies"].append(_entry(i, parent, json_path.name, policy))
+    index["policies"].sort(key=lambda e: e["index"])
+    index["complete"] = len(index["policies"]) == total
+    atomic_write_json(index_path, index)
+
+
+def _entry(
+    i: int, parent: int | None, file: str, policy: LinearPolicy | MLPPolicy
+) -> dict[str, Any]:
     info = policy.info
     # ARS counts iterations, PPO updates; an index entry names whichever the policy has.
     length = {k: info[k] for k in ("iterations", "updates") if k in info}
