@@ -30,7 +30,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -44,6 +44,9 @@ from tora.train.checkpoint import (
     read_json_object,
     save_tensors,
 )
+
+if TYPE_CHECKING:  # ppo imports this module, so only for the annotations
+    from tora.behavior.ppo import MLPPolicy
 
 __all__ = [
     "MLP_POLICY_FORMAT",
@@ -375,7 +378,7 @@ def load_policy(path: str | os.PathLike[str]) -> LinearPolicy:
     return policy
 
 
-def load_behavior_policy(path: str | os.PathLike[str]) -> Any:
+def load_behavior_policy(path: str | os.PathLike[str]) -> LinearPolicy | MLPPolicy:
     """A behaviour policy of either kind, by the ``format`` its JSON names: a
     :class:`LinearPolicy` (ARS) or a :class:`tora.behavior.ppo.MLPPolicy` (PPO). Both act
     through ``act(obs)`` and carry ``env_id``, ``weights``, ``obs_dim``, ``act_dim`` and

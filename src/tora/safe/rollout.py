@@ -62,9 +62,10 @@ class Episodes:
 
 LOCKSTEP_ENVS = 64
 """Most environments :func:`run_episodes` keeps alive at once. A Bullet-Safety-Gym env holds
-its own physics server (about 60 MB measured on CarRun), so a selection batch of 240 episodes
-in one lockstep reached 16-21 GB; in blocks of 64 it stays near 4 GB. A table batch
-(3 thresholds x 20 episodes) still runs as one block."""
+its own physics server, so a selection batch of 240 episodes in one lockstep made a task's
+suite row peak at 16-21 GB; in blocks of 64, CarRun's row peaked at 6.0 GB and DroneRun's at
+4.7 GB (BENCHMARKS.md section 6). A table batch (3 thresholds x 20 episodes) still runs as
+one block."""
 
 
 def run_episodes(
