@@ -86,6 +86,40 @@ def test_a_resumed_run_equals_the_uninterrupted_one(
         train_ppo(SAFE_DASH_ID, (1.0, 0.0), other, state_path=state, progress=False)
 
 
+def test_the_alive_bonus_shifts_each_advantage_by_its_discounted_sum() -> None:
+    """Same model, same seeds, same episodes: a bonus b on every step adds b to every TD error,
+    so the GAE advantage at step t of a T-step episode grows by b * sum_{k<T-t} (gamma lam)^k,
+    while the recorded returns (what the dataset and history see) do not change."""
+    from tora.behavior.ars import build_env, objective_signs
+    from tora.behavior.policy import RunningStat
+
+    def batch(bonus: float) -> ppo._Batch:
+        cfg = PPOConfig(envs=2, alive_bonus=bonus, gamma=0.9, lam=0.8)
+        envs = [build_env(SAFE_DASH_ID) for _ in range(cfg.envs)]
+        torch.manual_seed(0)
+        model = ppo.ActorCritic(envs[0].observation_space.shape[0], 1, cfg)
+        signs = objective_signs(SAFE_DASH_ID)
+        box = envs[0].action_space
+        low, high = box.low.astype(float), box.high.astype(float)
+        stat, w = RunningStat.zeros(2), np.array([1.0, 0.0])
+        return ppo._rollout(model, envs, stat, w, signs, EPISODE_STEPS, cfg, 0, low, high)
+
+    plain, bonus = batch(0.0), batch(0.5)
+    remaining = np.arange(EPISODE_STEPS, 0, -1)  # steps left including t: T, T-1, ..., 1
+    per_step = 0.5 * (1 - 0.72**remaining) / (1 - 0.72)
+    expected = np.tile(per_step, 2)
+    np.testing.assert_allclose(
+        (bonus.advantages - plain.advantages).numpy(), expected, rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_array_equal(bonus.episode_returns, plain.episode_returns)
+    np.testing.assert_array_equal(bonus.actions.numpy(), plain.actions.numpy())
+    with pytest.raises(ToraError, match="alive_bonus"):
+        PPOConfig(alive_bonus=float("inf"))
+    # A default bonus leaves the fingerprint of older checkpoints unchanged.
+    assert "alive_bonus" not in PPOConfig().fingerprint()
+    assert PPOConfig(alive_bonus=1.0).fingerprint()["alive_bonus"] == 1.0
+
+
 def test_save_and_load_round_trip_and_corruption(tmp_path: Path) -> None:
     policy = train_ppo(SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=2, **FAST), progress=False)
     tensor_path, json_path = policy.save(tmp_path / "policy_000")

@@ -32,6 +32,7 @@ SHA-256, written last.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -96,6 +97,11 @@ class PPOConfig:
     """Initial log standard deviation of the Gaussian (state-independent, learned)."""
     max_grad_norm: float = 0.5
     """Gradient norm clip."""
+    alive_bonus: float = 0.0
+    """Added to every step's scalarized training reward (not to recorded returns). A positive
+    bonus makes an early termination cost the bonuses it forfeits: the Drone, which ends its
+    episode when it tips over and earns little before it learns to fly, needs it to learn to
+    stay up before it learns to circle."""
     episode_steps: int | None = None
     """Steps per episode at most; None: the env's own time limit (required then)."""
     seed: int = 0
@@ -129,6 +135,8 @@ class PPOConfig:
             raise ToraError(f"PPOConfig: {', '.join(bad) or 'eval_episodes'} must be positive")
         if not (0 < self.gamma <= 1 and 0 <= self.lam <= 1 and 0 < self.clip < 1):
             raise ToraError("PPOConfig: need 0 < gamma <= 1, 0 <= lam <= 1, 0 < clip < 1")
+        if not math.isfinite(self.alive_bonus):
+            raise ToraError(f"PPOConfig: alive_bonus must be finite, got {self.alive_bonus}")
         if self.lr <= 0 or self.max_grad_norm <= 0 or self.value_weight < 0:
             raise ToraError("PPOConfig: lr and max_grad_norm must be > 0, value_weight >= 0")
         if self.episode_steps is not None and self.episode_steps < 1:
@@ -136,8 +144,11 @@ class PPOConfig:
 
     def fingerprint(self) -> dict[str, Any]:
         """Every field but the ones that only say how long to train or how often to save: a
-        resumed run must keep these."""
+        resumed run must keep these. ``alive_bonus`` came later and is left out at its default
+        of 0, so checkpoints written before it existed still resume."""
         skip = {"updates", "checkpoint_every", "eval_episodes", "child_updates", "chain_from"}
+        if self.alive_bonus == 0.0:
+            skip.add("alive_bonus")
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
@@ -355,7 +366,7 @@ def _rollout(
             rec["a"].append(a[j])
             rec["lp"].append(float(lp[j]))
             rec["v"].append(float(v[j]))
-            rec["r"].append(float(scalarize(rv, weights, signs)))
+            rec["r"].append(float(scalarize(rv, weights, signs)) + config.alive_bonus)
             rec["raw"].append(obs[i].copy())
             obs[i] = np.asarray(nxt, np.float64)
             cut = len(rec["r"]) >= limit
