@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from tora.behavior import load_shipped_policies
 from tora.behavior.safe import is_safety_task
 from tora.behavior.shipped import shipped_policy_envs
 from tora.envs import make_env
+from tora.errors import ToraError
 from tora.evaluate.rollout import reward_vector
 
 # The safe-RL sets have no cost-only corner to compare with a random policy; their checks are
@@ -48,3 +51,21 @@ def test_corner_policies_beat_random_on_their_objective(folder: str) -> None:
         assert corner.weights[k] == 1.0
         policy_return = episode_return(env_id, corner.act, seed=0)
         assert policy_return[k] > random_return[k], (k, policy_return, random_return)
+
+
+def test_the_set_digest_follows_the_files_and_names_the_data(tmp_path: Path) -> None:
+    from tora.behavior.make import data_source_tag
+    from tora.behavior.shipped import policy_set_digest, shipped_policy_dir
+
+    shipped = shipped_policy_dir("tora/MO-HalfCheetah-v0")
+    copy = tmp_path / "copy"
+    shutil.copytree(shipped, copy)
+    (copy / "command.json").write_text("{}")  # how it was trained is not what it does
+    assert policy_set_digest(copy) == policy_set_digest(shipped)
+    assert data_source_tag("tora/MO-HalfCheetah-v0") == "set" + policy_set_digest(shipped)[:12]
+    first = sorted(copy.glob("policy_*.safetensors"))[0]
+    first.write_bytes(first.read_bytes()[:-1] + b"\x00")  # one byte of one policy changed
+    assert policy_set_digest(copy) != policy_set_digest(shipped)
+    assert data_source_tag("tora/Cruise-v0") == "scripted"
+    with pytest.raises(ToraError, match="no behaviour set"):
+        policy_set_digest(tmp_path)

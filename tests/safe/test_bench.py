@@ -73,6 +73,25 @@ def test_rerun_is_read_back_and_changed_settings_are_refused(finished: Path) -> 
         run_safe_suite(suite, progress=False, only_methods=["bc"], log=logged.append)
 
 
+def test_cells_made_from_other_data_are_refused(finished: Path, tmp_path: Path) -> None:
+    from tora.data.formats import save_dataset
+    from tora.safe.bench import TaskEntry
+    from tora.safe.toy import collect_toy
+
+    made = finished / "data" / "SafeDash_40_seed0_scripted.hdf5"
+    assert made.is_file()  # a made file is named by what made it
+    given = tmp_path / "given.hdf5"
+    shutil.copyfile(made, given)
+    suite = load_safe_suite(TINY)
+    suite.out = str(tmp_path / "out")
+    suite.tasks = [TaskEntry("tora/SafeDash-v0", data=str(given))]
+    suite.eval.seeds = [0]
+    run_safe_suite(suite, progress=False, only_methods=["bc"], log=lambda _: None)
+    save_dataset(collect_toy(30, 1), given, format="dsrl")  # same name, other episodes
+    with pytest.raises(ToraError, match="other settings"):
+        run_safe_suite(suite, progress=False, only_methods=["bc"], log=lambda _: None)
+
+
 def test_a_partial_run_gives_a_partial_table(finished: Path, tmp_path: Path) -> None:
     suite = load_safe_suite(TINY)
     suite.out = str(tmp_path / "copy")

@@ -32,6 +32,21 @@ def collection_kind(env_id: str, policies_dir: str | Path | None = None) -> str:
     return "dsrl" if is_safety_task(env_id) else "d4morl"
 
 
+def data_source_tag(env_id: str) -> str:
+    """What makes ``env_id``'s data without a policy folder, short enough for a file name:
+    ``"scripted"`` for Cruise's scripted behaviour, else ``"set"`` and the first 12 hex
+    characters of the shipped set's :func:`~tora.behavior.shipped.policy_set_digest`.
+    Raises ToraError when no set ships for ``env_id``."""
+    from tora.behavior.shipped import load_shipped_policies, policy_set_digest, shipped_policy_dir
+
+    if is_scripted(env_id):
+        return "scripted"
+    folder = shipped_policy_dir(env_id)
+    if not folder.is_dir():
+        load_shipped_policies(env_id)  # raises the error that says how to train a set
+    return "set" + policy_set_digest(folder)[:12]
+
+
 def make_dataset(
     env_id: str,
     episodes: int = 1000,

@@ -12,6 +12,7 @@ Environments without a shipped set need ``tora behavior train ENV`` and ``--poli
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from tora.behavior.policy import LinearPolicy
@@ -19,7 +20,13 @@ from tora.behavior.ppo import MLPPolicy
 from tora.behavior.train import INDEX_FILE, load_behavior_set
 from tora.errors import ToraError
 
-__all__ = ["POLICIES_DIR", "load_shipped_policies", "shipped_policy_dir", "shipped_policy_envs"]
+__all__ = [
+    "POLICIES_DIR",
+    "load_shipped_policies",
+    "policy_set_digest",
+    "shipped_policy_dir",
+    "shipped_policy_envs",
+]
 
 POLICIES_DIR = Path(__file__).resolve().parent / "policies"
 """Root of the shipped sets. The module's own directory rather than importlib.resources:
@@ -72,3 +79,22 @@ def load_shipped_policies(env_id: str) -> list[LinearPolicy | MLPPolicy]:
             f"(shipped sets: {available}; tora/Cruise-v0 needs none, it has scripted behaviour)"
         )
     return load_behavior_set(folder)
+
+
+def policy_set_digest(folder: str | Path) -> str:
+    """SHA-256 (hex) of a behaviour set's files: ``index.json`` and every ``policy_*`` file,
+    by name and content. Data made from two sets with the same digest is made by the same
+    policies; the benchmark suites put its first characters in their data file names so a
+    retrained or swapped set never reuses data made by the old one. ``command.json`` and
+    training state are left out: they describe how the set was trained, not what it does."""
+    root = Path(folder)
+    names = sorted(p.name for p in root.glob("policy_*") if p.is_file())
+    if not (root / INDEX_FILE).is_file() or not names:
+        raise ToraError(f"{root} holds no behaviour set (no {INDEX_FILE} or no policy files)")
+    h = hashlib.sha256()
+    for name in [INDEX_FILE, *names]:
+        data = (root / name).read_bytes()
+        # Name and length first, so no two different file lists can hash the same bytes.
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()

@@ -263,13 +263,16 @@ def suite_dataset(
     suite: SuiteConfig, entry: EnvEntry, progress: bool = True
 ) -> tuple[Trajectories, Path]:
     """The env's dataset, made once and reused (the same file for every method and seed)."""
-    from tora.behavior.make import make_dataset
+    from tora.behavior.make import data_source_tag, make_dataset
 
     d = suite.data
+    # The behaviour set's digest in the name: a retrained or swapped set makes new data (and,
+    # as the name is part of every cell's settings, refuses cells made from the old data).
+    tag = data_source_tag(entry.id)
     path = (
         suite.out_dir
         / "data"
-        / f"{env_dirname(entry.id)}_{d.episodes}_{d.quality}_{d.prefs}_seed{d.seed}.h5"
+        / f"{env_dirname(entry.id)}_{d.episodes}_{d.quality}_{d.prefs}_seed{d.seed}_{tag}.h5"
     )
     if path.is_file():
         return load_dataset(path), path

@@ -3,7 +3,11 @@ terms at every cost threshold.
 
 A suite (TOML, :class:`SafeSuiteConfig`) lists tasks; each task gets one dataset (a DSRL file
 given in the suite, or one made with the task's shipped behaviour policies), and every method
-trains on it once per seed. Methods (:data:`METHODS`):
+trains on it once per seed. A made dataset's file name carries the behaviour set's digest
+(:func:`tora.behavior.make.data_source_tag`), so swapping or retraining a set makes new data
+instead of reusing the old file, and cells made from other data are refused.
+
+Methods (:data:`METHODS`):
 
 - ``tora``: TORA-safe. A reference planner, one DPO planner for reward and one for cost; per
   threshold the weight is chosen by :class:`~tora.safe.select.WeightSearch` on selection
@@ -53,7 +57,7 @@ from tora.safe.rollout import Episodes, run_episodes
 from tora.safe.select import SelectConfig, WeightSearch
 from tora.safe.toy import SAFE_DASH_ID, collect_toy
 from tora.safe.tuning import choose_reserves, selection_evaluate
-from tora.train.checkpoint import atomic_write_json, read_json_object
+from tora.train.checkpoint import atomic_write_json, file_sha256, read_json_object
 
 METHODS: dict[str, str] = {
     "tora": "TORA-safe",
@@ -225,24 +229,36 @@ def skip_reason(entry: TaskEntry) -> str | None:
     return None
 
 
-def task_dataset(suite: SafeSuiteConfig, entry: TaskEntry, progress: bool) -> Trajectories:
-    """The task's dataset: its data file, or one made once and reused by every method."""
+def task_dataset(
+    suite: SafeSuiteConfig, entry: TaskEntry, progress: bool
+) -> tuple[Trajectories, dict[str, str]]:
+    """The task's dataset (its data file, or one made once and reused by every method) and
+    what identifies it in the cells' settings: the made file's name, which carries the
+    behaviour set's digest, or a given file's name and SHA-256. Cells made from other data
+    are then refused instead of mixed into one table."""
     if entry.data:
-        return load_dataset(entry.data)
+        given = Path(entry.data)
+        traj = load_dataset(given)
+        return traj, {"file": given.name, "sha256": file_sha256(given)}
     env_id = task_env(entry.id)
     d = suite.data
-    path = suite.out_dir / "data" / f"{task_name(env_id)}_{d.episodes}_seed{d.seed}.hdf5"
-    if path.is_file():
-        return load_dataset(path, format="dsrl")
     if env_id == SAFE_DASH_ID:
-        traj = collect_toy(d.episodes, d.seed)
+        tag = "scripted"
     else:
-        from tora.behavior.make import make_dataset
+        from tora.behavior.make import data_source_tag
 
-        traj = make_dataset(env_id, d.episodes, seed=d.seed, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_dataset(traj, path, format="dsrl")
-    return load_dataset(path, format="dsrl")
+        tag = data_source_tag(env_id)
+    path = suite.out_dir / "data" / f"{task_name(env_id)}_{d.episodes}_seed{d.seed}_{tag}.hdf5"
+    if not path.is_file():
+        if env_id == SAFE_DASH_ID:
+            traj = collect_toy(d.episodes, d.seed)
+        else:
+            from tora.behavior.make import make_dataset
+
+            traj = make_dataset(env_id, d.episodes, seed=d.seed, progress=progress)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_dataset(traj, path, format="dsrl")
+    return load_dataset(path, format="dsrl"), {"file": path.name}
 
 
 # -------------------------------------------------------------------------------- cells
@@ -252,7 +268,9 @@ def _with_seed(config: Any, seed: int) -> Any:
     return with_seed(config, seed)
 
 
-def _method_settings(suite: SafeSuiteConfig, method: str) -> dict[str, Any]:
+def _method_settings(
+    suite: SafeSuiteConfig, method: str, data_id: dict[str, str]
+) -> dict[str, Any]:
     """Everything a cell's results depend on besides its seed."""
     config = {
         "tora": suite.tora,
@@ -264,7 +282,7 @@ def _method_settings(suite: SafeSuiteConfig, method: str) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "method": method,
         "config": config_to_dict(config),
-        "data": config_to_dict(suite.data),
+        "data": {**config_to_dict(suite.data), **data_id},
         "eval": {"episodes": suite.eval.episodes, "thresholds": list(suite.eval.thresholds)},
     }
     if method.startswith("tora"):
@@ -294,6 +312,7 @@ class CellContext:
     suite: SafeSuiteConfig
     env_id: str
     traj: Trajectories
+    data_id: dict[str, str]
     seed: int
     cell: Path
     progress: bool
@@ -379,7 +398,14 @@ def cell_tora_adaptive(ctx: CellContext) -> dict[str, Any]:
     starts = {k: tuple(ad.start) for k in ctx.thresholds}
     if not ad.start:  # start from TORA-safe's selection (its cell runs first if need be)
         tora_eval = run_cell(
-            ctx.suite, ctx.env_id, "tora", ctx.seed, ctx.traj, ctx.progress, ctx.log
+            ctx.suite,
+            ctx.env_id,
+            "tora",
+            ctx.seed,
+            ctx.traj,
+            ctx.data_id,
+            ctx.progress,
+            ctx.log,
         )
         chosen_w = read_json_object(tora_eval)["thresholds"]
         starts = {k: tuple(chosen_w[str(k)]["weight"]) for k in ctx.thresholds}
@@ -497,16 +523,18 @@ def run_cell(
     method: str,
     seed: int,
     traj: Trajectories,
+    data_id: dict[str, str],
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Train (or resume) and evaluate one cell; returns its eval file (at once if done)."""
+    """Train (or resume) and evaluate one cell; returns its eval file (at once if done).
+    ``data_id`` is :func:`task_dataset`'s identity of ``traj``."""
     cell = cell_dir(suite, env_id, method, seed)
-    _check_cell(cell, _method_settings(suite, method))
+    _check_cell(cell, _method_settings(suite, method, data_id))
     path = cell / EVAL_FILE
     if path.is_file():
         return path
-    ctx = CellContext(suite, env_id, traj, seed, cell, progress, log)
+    ctx = CellContext(suite, env_id, traj, data_id, seed, cell, progress, log)
     start = time.perf_counter()
     result = CELLS[method](ctx)
     result["wall_s"] = time.perf_counter() - start
@@ -541,10 +569,10 @@ def run_safe_suite(
         if reason is not None:
             log(f"skipping {task_name(env_id)}: {reason}")
             continue
-        traj = task_dataset(suite, entry, progress)
+        traj, data_id = task_dataset(suite, entry, progress)
         for method in suite.methods:
             if only_methods and method not in only_methods:
                 continue
             for seed in suite.eval.seeds:
-                run_cell(suite, env_id, method, seed, traj, progress, log)
+                run_cell(suite, env_id, method, seed, traj, data_id, progress, log)
     return write_safe_table(suite)
