@@ -45,7 +45,8 @@ from tora.train.checkpoint import (
     save_tensors,
 )
 
-if TYPE_CHECKING:  # ppo imports this module, so only for the annotations
+if TYPE_CHECKING:  # ppo and flight import this module, so only for the annotations
+    from tora.behavior.flight import FlightPolicy
     from tora.behavior.ppo import MLPPolicy
 
 __all__ = [
@@ -63,6 +64,9 @@ POLICY_FORMAT = "tora-linear-policy"
 MLP_POLICY_FORMAT = "tora-mlp-policy"
 """The format of :class:`tora.behavior.ppo.MLPPolicy` files (named here so that
 :func:`load_behavior_policy` can tell the kinds apart without importing torch networks)."""
+FLIGHT_POLICY_FORMAT = "tora-flight-policy"
+"""The format of :class:`tora.behavior.flight.FlightPolicy` files (named here for the same
+reason)."""
 _POLICY_VERSION = 1
 _MIN_STD = 1e-8
 """Below this a coordinate is treated as constant and left unscaled (std 1), as dividing by a
@@ -378,9 +382,12 @@ def load_policy(path: str | os.PathLike[str]) -> LinearPolicy:
     return policy
 
 
-def load_behavior_policy(path: str | os.PathLike[str]) -> LinearPolicy | MLPPolicy:
-    """A behaviour policy of either kind, by the ``format`` its JSON names: a
-    :class:`LinearPolicy` (ARS) or a :class:`tora.behavior.ppo.MLPPolicy` (PPO). Both act
+def load_behavior_policy(
+    path: str | os.PathLike[str],
+) -> LinearPolicy | MLPPolicy | FlightPolicy:
+    """A behaviour policy of any kind, by the ``format`` its JSON names: a
+    :class:`LinearPolicy` (ARS), a :class:`tora.behavior.ppo.MLPPolicy` (PPO) or a
+    :class:`tora.behavior.flight.FlightPolicy` (the Drone's cascade controller). All act
     through ``act(obs)`` and carry ``env_id``, ``weights``, ``obs_dim``, ``act_dim`` and
     ``info``."""
     _, json_path = policy_paths(path)
@@ -389,4 +396,8 @@ def load_behavior_policy(path: str | os.PathLike[str]) -> LinearPolicy | MLPPoli
         from tora.behavior.ppo import load_mlp_policy  # deferred: ppo imports this module
 
         return load_mlp_policy(path)
+    if doc.get("format") == FLIGHT_POLICY_FORMAT:
+        from tora.behavior.flight import load_flight_policy  # deferred: flight imports this
+
+        return load_flight_policy(path)
     return load_policy(path)

@@ -21,6 +21,10 @@ current one continues from its state file, which is rewritten atomically after e
 ``checkpoint_every`` iterations, so a kill at any moment loses at most that many iterations.
 Because all randomness is keyed by (seed, policy, iteration, direction), the resumed set is
 identical to an uninterrupted one.
+
+The Drone's circle task has a third kind (:class:`~tora.behavior.flight.FlightConfig`): no
+chain, every policy is a cascade flight controller whose setpoints one shared search picks per
+row (:mod:`tora.behavior.flight`); the search record ``search.json`` makes it resumable too.
 """
 
 from __future__ import annotations
@@ -41,9 +45,12 @@ from tora.behavior.ars import (
     RolloutRunner,
     derive_seed,
     env_spaces,
+    objective_signs,
     resolve_config,
+    scalarize,
     train_ars,
 )
+from tora.behavior.flight import FlightConfig, FlightPolicy, choose_pair, search_flight
 from tora.behavior.policy import LinearPolicy, load_behavior_policy, load_policy, policy_paths
 from tora.behavior.ppo import MLPPolicy, PPOConfig, train_ppo
 from tora.envs import curriculum_kwargs, make_env
@@ -122,7 +129,12 @@ def _stem(i: int) -> str:
     return f"policy_{i:03d}"
 
 
-def _settings(config: ARSConfig | PPOConfig) -> dict[str, Any]:
+def _settings(config: ARSConfig | PPOConfig | FlightConfig) -> dict[str, Any]:
+    if isinstance(config, FlightConfig):
+        settings = asdict(config)
+        # Lists, not tuples: the plan is compared with its JSON copy when a run resumes.
+        settings.update(radii=list(config.radii), speeds=list(config.speeds))
+        return {"algorithm": "flight", **settings}
     if isinstance(config, PPOConfig):
         # What decides the policies: the PPO fingerprint plus the chain's shape and lengths.
         return {
@@ -171,10 +183,10 @@ def train_behavior_set(
     env_id: str,
     out_dir: str | os.PathLike[str],
     num_policies: int,
-    config: ARSConfig | PPOConfig,
+    config: ARSConfig | PPOConfig | FlightConfig,
     progress: bool = True,
     callback: Callable[[SetProgress], None] | None = None,
-) -> list[LinearPolicy | MLPPolicy]:
+) -> list[LinearPolicy | MLPPolicy | FlightPolicy]:
     """Train (or resume) one policy per row of the env's preference grid: linear policies
     with ARS (an :class:`ARSConfig`) or MLP policies with PPO (a
     :class:`~tora.behavior.ppo.PPOConfig`, for tasks a linear map cannot do; the chain,
@@ -208,6 +220,8 @@ def train_behavior_set(
     """
     if isinstance(config, PPOConfig):
         return _train_ppo_set(env_id, Path(out_dir), num_policies, config, progress)
+    if isinstance(config, FlightConfig):
+        return _train_flight_set(env_id, Path(out_dir), num_policies, config, progress)
     config = resolve_config(config, env_id)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -330,6 +344,57 @@ def _train_ppo_set(
     return [policies[i] for i in range(len(order))]
 
 
+def _train_flight_set(
+    env_id: str, out: Path, num_policies: int, config: FlightConfig, progress: bool
+) -> list[LinearPolicy | MLPPolicy | FlightPolicy]:
+    """:func:`train_behavior_set` with flight controllers: one search over the (radius, speed)
+    grid, then each row takes the pair its preference scores highest."""
+    out.mkdir(parents=True, exist_ok=True)
+    plan, weights, _, _, _ = _set_plan(env_id, num_policies, config, "first")
+    # No warm starts: every row is chosen from the same search, in grid order.
+    plan["order"], plan["parents"] = list(range(len(weights))), [None] * len(weights)
+    index_path = out / INDEX_FILE
+    index = _open_index(index_path, plan)
+    results = search_flight(env_id, config, out / "search.json", progress)
+    signs = objective_signs(env_id)
+    total_steps = sum(int(r["steps"]) for r in results)
+    total_seconds = sum(float(r["seconds"]) for r in results)
+    finished = {int(e["index"]) for e in index["policies"]}
+    policies: dict[int, LinearPolicy | MLPPolicy | FlightPolicy] = {}
+    for i, w in enumerate(weights):
+        if i in finished:
+            policies[i] = load_behavior_policy(out / _index_entry(index, i)["file"])
+            continue
+        j = choose_pair(results, w, signs)
+        best = results[j]
+        returns = np.asarray(best["return_vector"], dtype=np.float64)
+        policy = FlightPolicy(
+            config.params(best["radius"], best["speed"]),
+            env_id,
+            w,
+            {
+                "return_vector": returns.tolist(),
+                "scalarized_return": float(scalarize(returns, w, signs)),
+                # The chosen pair's own search episodes; the whole search is shared by all
+                # rows and recorded once per policy under "search".
+                "env_steps": int(best["steps"]),
+                "eval_steps": int(best["steps"]),
+                "seconds": float(best["seconds"]),
+                "search": {
+                    "pairs": len(results),
+                    "env_steps": total_steps,
+                    "seconds": total_seconds,
+                    "chosen": j,
+                },
+                "index": i,
+                "parent": None,
+            },
+        )
+        _record_finished(index, index_path, len(weights), i, None, policy)
+        policies[i] = policy
+    return [policies[i] for i in range(len(weights))]
+
+
 def _warm_up(
     env_id: str,
     weights: np.ndarray,
@@ -431,7 +496,7 @@ def _index_entry(index: dict[str, Any], i: int) -> dict[str, Any]:
 
 def load_behavior_set(
     directory: str | os.PathLike[str], allow_incomplete: bool = False
-) -> list[LinearPolicy | MLPPolicy]:
+) -> list[LinearPolicy | MLPPolicy | FlightPolicy]:
     """The finished policies of a set in grid order, each with its index entry in ``info``.
 
     Raises CheckpointError if the index or a policy file is missing or corrupt, a policy's

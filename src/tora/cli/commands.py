@@ -365,14 +365,15 @@ class BehaviorTrainOptions:
     """Directory of the policy set (default: runs/behavior/<env name>). Rerunning resumes."""
     policies: int = 0
     """Number of preference vectors / policies (default: 11 for 2 objectives, 21 for 3)."""
-    algorithm: Literal["ars", "ppo"] = "ars"
-    """"ars": linear policies (the shipped sets); "ppo": small MLP policies trained with PPO,
-    for tasks a linear map cannot do (the safe Circle tasks); its settings are the --ppo-*
-    options, the --ars-* options are then ignored."""
+    algorithm: Literal["ars", "ppo", "flight"] = "ars"
+    """"ars": linear policies (most shipped sets); "ppo": small MLP policies trained with PPO,
+    for tasks a linear map cannot do (the Ball and Car Circle tasks), settings --ppo-*;
+    "flight": cascade flight controllers with searched setpoints, SafetyDroneCircle-v0 only,
+    settings --flight-*. The other algorithms' options are ignored."""
 
 
 def behavior_train(args: argparse.Namespace) -> int:
-    from tora.behavior import ARSConfig, PPOConfig, train_behavior_set
+    from tora.behavior import ARSConfig, FlightConfig, PPOConfig, train_behavior_set
     from tora.behavior.ars import resolve_config
     from tora.envs import objective_names, resolve_env_id
 
@@ -381,10 +382,13 @@ def behavior_train(args: argparse.Namespace) -> int:
     k = len(objective_names(env_id))
     count = opts.policies or (11 if k <= 2 else 21)
     out = Path(opts.out or Path("runs/behavior") / env_id.split("/")[-1])
-    config: ARSConfig | PPOConfig
+    config: ARSConfig | PPOConfig | FlightConfig
     if opts.algorithm == "ppo":
         config = dataclass_from_args(PPOConfig, args, prefix="ppo")
         _write_config(out / "command.json", options=opts, ppo=config)
+    elif opts.algorithm == "flight":
+        config = dataclass_from_args(FlightConfig, args, prefix="flight")
+        _write_config(out / "command.json", options=opts, flight=config)
     else:
         # The env's defaults filled in, so command.json records what was actually run.
         config = resolve_config(dataclass_from_args(ARSConfig, args, prefix="ars"), env_id)

@@ -141,14 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
         behavior_sub,
         "train",
         "Train behaviour policies over the preference simplex (resumable): linear ones with "
-        "ARS, or small MLPs with PPO (--algorithm ppo).",
+        "ARS, small MLPs with PPO (--algorithm ppo), or the drone's searched flight "
+        "controllers (--algorithm flight, SafetyDroneCircle-v0).",
         commands.behavior_train,
     )
     add_dataclass_arguments(btrain, commands.BehaviorTrainOptions)
-    from tora.behavior import ARSConfig, PPOConfig
+    from tora.behavior import ARSConfig, FlightConfig, PPOConfig
 
     add_dataclass_arguments(btrain, ARSConfig, prefix="ars", group_title="ARS")
     add_dataclass_arguments(btrain, PPOConfig, prefix="ppo", group_title="PPO (--algorithm ppo)")
+    add_dataclass_arguments(
+        btrain, FlightConfig, prefix="flight", group_title="Flight search (--algorithm flight)"
+    )
 
     bench = sub.add_parser("bench", help="Benchmarks.")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
