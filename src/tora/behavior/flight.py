@@ -54,10 +54,15 @@ from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from tora.behavior.ars import build_env, derive_seed, scalarize
-from tora.behavior.policy import FLIGHT_POLICY_FORMAT, policy_paths, read_policy_files
+from tora.behavior.policy import (
+    FLIGHT_POLICY_FORMAT,
+    policy_paths,
+    read_policy_files,
+    write_policy_files,
+)
 from tora.errors import CheckpointError, ShapeMismatchError, ToraError
 from tora.evaluate.vector import reward_vector
-from tora.train.checkpoint import atomic_write_json, file_sha256, read_json_object, save_tensors
+from tora.train.checkpoint import atomic_write_json, read_json_object
 
 __all__ = [
     "FLIGHT_ENV_ID",
@@ -199,28 +204,10 @@ class FlightPolicy:
 
     def save(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Write ``<stem>.safetensors`` then ``<stem>.json``; returns both paths."""
-        tensor_path, json_path = policy_paths(path)
-        save_tensors(
-            tensor_path,
-            {"params": torch.as_tensor(self.params)},
-            metadata={"format": FLIGHT_POLICY_FORMAT},
+        tensors = {"params": torch.as_tensor(self.params)}
+        return write_policy_files(
+            path, tensors, FLIGHT_POLICY_FORMAT, _VERSION, self, {"params": self.named()}
         )
-        atomic_write_json(
-            json_path,
-            {
-                "format": FLIGHT_POLICY_FORMAT,
-                "version": _VERSION,
-                "env_id": self.env_id,
-                "weights": self.weights.tolist(),
-                "obs_dim": _OBS_DIM,
-                "act_dim": _ACT_DIM,
-                "params": self.named(),
-                "tensors": tensor_path.name,
-                "sha256": file_sha256(tensor_path),
-                "info": self.info,
-            },
-        )
-        return tensor_path, json_path
 
 
 def load_flight_policy(path: str | os.PathLike[str]) -> FlightPolicy:

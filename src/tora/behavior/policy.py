@@ -58,6 +58,7 @@ __all__ = [
     "load_policy",
     "policy_paths",
     "read_policy_files",
+    "write_policy_files",
 ]
 
 POLICY_FORMAT = "tora-linear-policy"
@@ -319,23 +320,41 @@ class LinearPolicy:
 
     def save(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Write ``<stem>.safetensors`` then ``<stem>.json``; returns both paths."""
-        tensor_path, json_path = policy_paths(path)
-        save_tensors(tensor_path, self.to_tensors(), metadata={"format": POLICY_FORMAT})
-        doc = {
-            "format": POLICY_FORMAT,
-            "version": _POLICY_VERSION,
-            "env_id": self.env_id,
-            "weights": self.weights.tolist(),
-            "obs_dim": self.obs_dim,
-            "act_dim": self.act_dim,
-            # Written only when true, so policies without a bias keep their old JSON.
-            **({"bias": True} if self.bias else {}),
-            "tensors": tensor_path.name,
-            "sha256": file_sha256(tensor_path),
-            "info": self.info,
-        }
-        atomic_write_json(json_path, doc)
-        return tensor_path, json_path
+        # Written only when true, so policies without a bias keep their old JSON.
+        extra = {"bias": True} if self.bias else {}
+        tensors = self.to_tensors()
+        return write_policy_files(path, tensors, POLICY_FORMAT, _POLICY_VERSION, self, extra)
+
+
+def write_policy_files(
+    path: str | os.PathLike[str],
+    tensors: dict[str, torch.Tensor],
+    format_name: str,
+    version: int,
+    policy: Any,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Path, Path]:
+    """The one layout every behaviour policy saves to: ``<stem>.safetensors`` with
+    ``tensors``, then ``<stem>.json`` with the format, version, the policy's ``env_id``,
+    ``weights``, ``obs_dim``, ``act_dim`` and ``info``, ``extra`` fields, and the tensor file's
+    name and SHA-256 (written last, so a kill between the two leaves a pair that
+    :func:`read_policy_files` refuses). Returns both paths."""
+    tensor_path, json_path = policy_paths(path)
+    save_tensors(tensor_path, tensors, metadata={"format": format_name})
+    doc = {
+        "format": format_name,
+        "version": version,
+        "env_id": policy.env_id,
+        "weights": np.asarray(policy.weights, dtype=np.float64).tolist(),
+        "obs_dim": int(policy.obs_dim),
+        "act_dim": int(policy.act_dim),
+        **(extra or {}),
+        "tensors": tensor_path.name,
+        "sha256": file_sha256(tensor_path),
+        "info": policy.info,
+    }
+    atomic_write_json(json_path, doc)
+    return tensor_path, json_path
 
 
 def read_policy_files(

@@ -47,15 +47,18 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tora.behavior.ars import EnvSource, build_env, derive_seed, objective_signs, scalarize
-from tora.behavior.policy import MLP_POLICY_FORMAT, RunningStat, policy_paths, read_policy_files
+from tora.behavior.policy import (
+    MLP_POLICY_FORMAT,
+    RunningStat,
+    policy_paths,
+    read_policy_files,
+    write_policy_files,
+)
 from tora.errors import CheckpointError, ShapeMismatchError, ToraError
 from tora.evaluate.vector import reward_vector
 from tora.train.checkpoint import (
-    atomic_write_json,
-    file_sha256,
     has_training_state,
     load_training_state,
-    save_tensors,
     save_training_state,
 )
 
@@ -226,7 +229,6 @@ class MLPPolicy:
 
     def save(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Write ``<stem>.safetensors`` then ``<stem>.json``; returns both paths."""
-        tensor_path, json_path = policy_paths(path)
         tensors = {f"net.{k}": v.detach().clone() for k, v in self.net.state_dict().items()}
         tensors.update(
             mean=torch.as_tensor(self.obs_stat.mean),
@@ -236,24 +238,8 @@ class MLPPolicy:
             low=torch.as_tensor(np.asarray(self.low, dtype=np.float64)),
             high=torch.as_tensor(np.asarray(self.high, dtype=np.float64)),
         )
-        save_tensors(tensor_path, tensors, metadata={"format": MLP_POLICY_FORMAT})
-        atomic_write_json(
-            json_path,
-            {
-                "format": MLP_POLICY_FORMAT,
-                "version": _VERSION,
-                "env_id": self.env_id,
-                "weights": np.asarray(self.weights, dtype=np.float64).tolist(),
-                "obs_dim": self.obs_dim,
-                "act_dim": self.act_dim,
-                "hidden": self.hidden,
-                "depth": self.depth,
-                "tensors": tensor_path.name,
-                "sha256": file_sha256(tensor_path),
-                "info": self.info,
-            },
-        )
-        return tensor_path, json_path
+        extra = {"hidden": self.hidden, "depth": self.depth}
+        return write_policy_files(path, tensors, MLP_POLICY_FORMAT, _VERSION, self, extra)
 
 
 def load_mlp_policy(path: str | os.PathLike[str]) -> MLPPolicy:
