@@ -20,6 +20,10 @@ Design choices, each for a reason:
   gradient steps, so the log-probabilities the ratio compares are computed on the same inputs.
 - **Time limits bootstrap, terminations do not.** An episode cut by the time limit adds
   ``gamma V(s_T)`` to its last reward; a crash adds nothing.
+- **An optional alive bonus** (``alive_bonus``), added to every step's training reward, for
+  tasks that end when the agent falls: a crash then forfeits the bonuses of the steps it cuts
+  off. On the Drone it taught hovering, not circling (BENCHMARKS.md section 6), which is why
+  that task's set is :mod:`tora.behavior.flight`'s controllers instead.
 - **Deterministic behaviour policy.** :class:`MLPPolicy` acts with the Gaussian's mean, as the
   linear policies are deterministic; exploration noise for datasets is added by the collector.
 
