@@ -234,3 +234,34 @@ def config_from_dict(cls: type[T], d: Mapping[str, Any]) -> T:
     if not isinstance(d, Mapping):
         raise ToraError(f"a {cls.__name__} config must be a mapping, got {type(d).__name__}")
     return _config_from_dict(cls, d, "")
+
+
+def settings_diff(saved: Any, wanted: Any, limit: int = 5, _path: str = "") -> list[str]:
+    """Where two JSON-like settings differ, as ``"a.b: saved -> wanted"`` lines (at most
+    ``limit``, keys in sorted order, a key missing on one side shown as ``<missing>``): what a
+    refusal to resume names, so the user sees *what* changed, not only that something did."""
+    if isinstance(saved, Mapping) and isinstance(wanted, Mapping):
+        out: list[str] = []
+        for key in sorted(set(saved) | set(wanted), key=str):
+            sub = f"{_path}.{key}" if _path else str(key)
+            a, b = saved.get(key, _MISSING), wanted.get(key, _MISSING)
+            out += settings_diff(a, b, limit - len(out), sub)
+            if len(out) >= limit:
+                break
+        return out[:limit]
+    if saved == wanted or limit <= 0:
+        return []
+    return [f"{_path or '(top)'}: {_short(saved)} -> {_short(wanted)}"]
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."

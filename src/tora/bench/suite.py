@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import tomllib
 
-from tora.configs import config_from_dict, config_to_dict
+from tora.configs import config_from_dict, config_to_dict, settings_diff
 from tora.data.card import dataset_card
 from tora.data.formats import load_dataset, save_dataset
 from tora.data.trajectories import Trajectories
@@ -314,9 +314,10 @@ def _check_cell_settings(
         if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
             saved = {**saved, "config": _fill_missing(saved["config"], config_defaults)}
         if saved != settings:
+            changed = "; ".join(settings_diff(saved, settings))
             raise ToraError(
-                f"{cell} was made with other settings than the suite now asks for; use "
-                "another suite name/out directory, or delete that cell to redo it"
+                f"{cell} was made with other settings than the suite now asks for ({changed}); "
+                "use another suite name/out directory, or delete that cell to redo it"
             )
     else:
         cell.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from tora.bench.suite import read_suite_file
-from tora.configs import config_from_dict, config_to_dict
+from tora.configs import config_from_dict, config_to_dict, settings_diff
 from tora.data.formats import load_dataset, save_dataset
 from tora.data.trajectories import Trajectories
 from tora.device import resolve_device
@@ -295,10 +295,12 @@ def _method_settings(
 def _check_cell(cell: Path, settings: dict[str, Any]) -> None:
     path = cell / CELL_FILE
     if path.is_file():
-        if read_json_object(path).get("settings") != settings:
+        saved = read_json_object(path).get("settings")
+        if saved != settings:
+            changed = "; ".join(settings_diff(saved, settings))
             raise ToraError(
-                f"{cell} was made with other settings than the suite now asks for; use another "
-                "suite name/out directory, or delete that cell to redo it"
+                f"{cell} was made with other settings than the suite now asks for ({changed}); "
+                "use another suite name/out directory, or delete that cell to redo it"
             )
     else:
         cell.mkdir(parents=True, exist_ok=True)
