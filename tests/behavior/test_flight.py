@@ -144,7 +144,8 @@ def test_a_flight_set_searches_once_picks_per_row_and_resumes(
         np.testing.assert_array_equal(a.params, b.params)
         np.testing.assert_array_equal(a.params, c.params)
     # A search record made with other settings is refused rather than reused.
-    with pytest.raises(CheckpointError, match="other"):
+    changed = r"other settings \(radii: \[5\.5, 7\.0\] -> \[5\.5\]\)"
+    with pytest.raises(CheckpointError, match=changed):
         flight.search_flight(
             FLIGHT_ENV_ID,
             FlightConfig(radii=(5.5,), speeds=(4.0, 5.0), episodes=1),

@@ -86,6 +86,14 @@ def test_a_resumed_run_equals_the_uninterrupted_one(
         train_ppo(SAFE_DASH_ID, (1.0, 0.0), other, state_path=state, progress=False)
 
 
+def test_a_state_saved_with_other_settings_is_refused_and_named(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first, other = PPOConfig(updates=1, **FAST), PPOConfig(updates=2, **{**FAST, "lr": 1e-3})
+    train_ppo(SAFE_DASH_ID, (1.0, 0.0), first, state_path=state, progress=False)
+    with pytest.raises(CheckpointError, match=r"other settings \(lr: 0\.003 -> 0\.001\)"):
+        train_ppo(SAFE_DASH_ID, (1.0, 0.0), other, state_path=state, progress=False)
+
+
 def test_the_alive_bonus_shifts_each_advantage_by_its_discounted_sum() -> None:
     """Same model, same seeds, same episodes: a bonus b on every step adds b to every TD error,
     so the GAE advantage at step t of a T-step episode grows by b * sum_{k<T-t} (gamma lam)^k,

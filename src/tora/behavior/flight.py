@@ -60,6 +60,7 @@ from tora.behavior.policy import (
     read_policy_files,
     write_policy_files,
 )
+from tora.configs import settings_diff
 from tora.errors import CheckpointError, ShapeMismatchError, ToraError
 from tora.evaluate.vector import reward_vector
 from tora.train.checkpoint import atomic_write_json, read_json_object
@@ -327,9 +328,10 @@ def search_flight(
             path, format_name=_SEARCH_FORMAT, version=_VERSION, what="flight search record"
         )
         if doc.get("settings") != settings:
+            changed = "; ".join(settings_diff(doc.get("settings"), settings))
             raise CheckpointError(
-                f"{path} was made with other settings ({doc.get('settings')}); rerun with "
-                "the original ones or use another directory"
+                f"{path} was made with other settings ({changed}); rerun with the original "
+                "ones or use another directory"
             )
         done = list(doc["pairs"])
     seeds = [derive_seed(config.seed, e) for e in range(config.episodes)]

@@ -58,6 +58,7 @@ from tora.behavior.policy import (
     read_policy_files,
     write_policy_files,
 )
+from tora.configs import settings_diff
 from tora.errors import CheckpointError, ShapeMismatchError, ToraError
 from tora.evaluate.vector import reward_vector
 from tora.train.checkpoint import (
@@ -521,8 +522,9 @@ def train_ppo(
             state = load_training_state(state_path, model, opt)
             saved = state["extra_json"]
             if saved.get("fingerprint") != fingerprint:
+                changed = "; ".join(settings_diff(saved.get("fingerprint"), fingerprint))
                 raise CheckpointError(
-                    f"{state_path}: saved with other settings ({saved.get('fingerprint')}); "
+                    f"{state_path}: saved with other settings ({changed}); "
                     "use another directory or the same settings"
                 )
             t = state["extra_tensors"]
