@@ -1,0 +1,78 @@
+"""next_state_error: exact on hand-made data, and it tells a planner that knows the dynamics
+from one that ignores its start state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tora.data.normalize import Normalizer
+from tora.data.trajectories import Objective, Trajectories
+from tora.errors import ShapeMismatchError, ToraError
+from tora.evaluate.planning import next_state_error
+
+
+def _line(episodes: int = 3, length: int = 10) -> Trajectories:
+    """1-D states that grow by 1 per step, starting at 10 * episode."""
+    obs, nxt, ends = [], [], []
+    for e in range(episodes):
+        s = 10.0 * e + np.arange(length + 1, dtype=np.float64)
+        obs.append(s[:-1, None])
+        nxt.append(s[1:, None])
+        ends.append(np.arange(length) == length - 1)
+    n = episodes * length
+    return Trajectories(
+        observations=np.concatenate(obs).astype(np.float32),
+        actions=np.zeros((n, 1), np.float32),
+        rewards=np.zeros((n, 1), np.float32),
+        next_observations=np.concatenate(nxt).astype(np.float32),
+        terminals=np.zeros(n, bool),
+        timeouts=np.concatenate(ends),
+        episode_bounds=np.arange(episodes + 1) * length,
+        objectives=(Objective("r"),),
+    )
+
+
+def test_a_planner_that_knows_the_dynamics_scores_zero_and_still_is_exact() -> None:
+    traj = _line()
+    norm = Normalizer(np.zeros(1), np.full(1, 2.0))
+
+    def exact(s: np.ndarray) -> np.ndarray:  # s, s + 1, s + 2: the true next states
+        return s[:, None, :] + np.arange(3)[None, :, None]
+
+    got = next_state_error(exact, traj, norm, samples=1000)
+    assert got["planned"] == 0.0
+    assert got["still"] == pytest.approx(0.5)  # |s - (s + 1)| / 2 on every transition
+    assert got["samples"] == 30  # 3 episodes x 10 transitions, no pair across episodes
+    # Stride 2: the true state two steps on, 9 pairs per episode.
+    got2 = next_state_error(
+        lambda s: s[:, None, :] + 2 * np.arange(2)[None, :, None], traj, norm, stride=2
+    )
+    assert got2["planned"] == 0.0 and got2["still"] == pytest.approx(1.0)
+    assert got2["samples"] == 27
+
+
+def test_a_planner_that_ignores_its_start_scores_near_shuffled() -> None:
+    traj = _line(episodes=20, length=50)
+    norm = Normalizer(np.array([100.0]), np.array([50.0]))
+    rng = np.random.default_rng(1)
+    pool = traj.next_observations.astype(np.float64)
+
+    def blind(s: np.ndarray) -> np.ndarray:  # a random data state, whatever the start
+        nxt = pool[rng.integers(len(pool), size=len(s))]
+        return np.stack([s, nxt], axis=1)
+
+    got = next_state_error(blind, traj, norm, samples=800, seed=3)
+    assert got["planned"] > 10 * got["still"]
+    assert got["planned"] == pytest.approx(got["shuffled"], rel=0.15)
+
+
+def test_bad_input_is_refused() -> None:
+    traj = _line()
+    same = lambda s: np.stack([s, s], axis=1)  # noqa: E731
+    with pytest.raises(ShapeMismatchError, match="positive stds"):
+        next_state_error(same, traj, Normalizer(np.zeros(2), np.ones(2)))
+    with pytest.raises(ShapeMismatchError, match="windows"):
+        next_state_error(lambda s: s, traj, Normalizer(np.zeros(1), np.ones(1)))
+    with pytest.raises(ToraError, match="longer than the stride"):
+        next_state_error(same, traj, Normalizer(np.zeros(1), np.ones(1)), stride=11)
