@@ -215,3 +215,18 @@ def test_the_command_trains_a_ppo_set_and_records_its_settings(tmp_path: Path) -
     index = json.loads((out / "index.json").read_text())
     assert index["complete"] and index["config"]["algorithm"] == "ppo"
     assert [e["updates"] for e in index["policies"]] == [2, 2]
+
+
+def test_episode_return_stops_at_the_end_or_the_limit() -> None:
+    from tora.behavior.ars import build_env, episode_return
+
+    env = build_env(SAFE_DASH_ID)
+    full_throttle = lambda _obs: np.ones(1)  # noqa: E731
+    total, steps = episode_return(env, full_throttle, seed=0)
+    assert steps == EPISODE_STEPS  # the env's own time limit
+    np.testing.assert_allclose(total, [EPISODE_STEPS, EPISODE_STEPS])  # reward 1, cost 1 a step
+    total, steps = episode_return(env, full_throttle, seed=0, limit=3)
+    assert steps == 3
+    np.testing.assert_allclose(total, [3.0, 3.0])
+    with pytest.raises(ToraError, match="at least one step"):
+        episode_return(env, full_throttle, seed=0, limit=0)

@@ -61,6 +61,7 @@ __all__ = [
     "ars_update",
     "derive_seed",
     "env_spaces",
+    "episode_return",
     "evaluate_policy",
     "load_state",
     "objective_signs",
@@ -346,6 +347,26 @@ def build_env(env: EnvSource) -> gym.Env:
 
         return make_env(env)
     return env()
+
+
+def episode_return(
+    env: gym.Env, act: Callable[[np.ndarray], np.ndarray], seed: int, limit: int | None = None
+) -> tuple[np.ndarray, int]:
+    """Summed reward vector and length of one episode of ``act`` from ``env.reset(seed=...)``,
+    ending at a termination, a truncation or ``limit`` steps (None: the env's own end)."""
+    obs, _ = env.reset(seed=seed)
+    total: np.ndarray | None = None
+    steps = 0
+    while limit is None or steps < limit:
+        obs, reward, terminated, truncated, info = env.step(act(obs))
+        rv = reward_vector(reward, info)
+        total = rv if total is None else total + rv
+        steps += 1
+        if terminated or truncated:
+            break
+    if total is None:
+        raise ToraError(f"an episode needs at least one step, got limit {limit}")
+    return total, steps
 
 
 def _run_episode(env: gym.Env, task: RolloutTask) -> RolloutResult:

@@ -53,7 +53,7 @@ import torch
 from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
-from tora.behavior.ars import build_env, derive_seed, scalarize
+from tora.behavior.ars import build_env, derive_seed, episode_return, scalarize
 from tora.behavior.policy import (
     FLIGHT_POLICY_FORMAT,
     policy_paths,
@@ -62,7 +62,6 @@ from tora.behavior.policy import (
 )
 from tora.configs import settings_diff
 from tora.errors import CheckpointError, ShapeMismatchError, ToraError
-from tora.evaluate.vector import reward_vector
 from tora.train.checkpoint import atomic_write_json, read_json_object
 
 __all__ = [
@@ -294,17 +293,7 @@ def _check_env(env_id: str) -> str:
 
 
 def _episode(env: Any, params: np.ndarray, seed: int) -> tuple[np.ndarray, int]:
-    obs, _ = env.reset(seed=seed)
-    total: np.ndarray | None = None
-    steps = 0
-    while True:
-        obs, reward, terminated, truncated, info = env.step(flight_action(obs, params))
-        r = reward_vector(reward, info)
-        total = r if total is None else total + r
-        steps += 1
-        if terminated or truncated:
-            assert total is not None
-            return total, steps
+    return episode_return(env, lambda obs: flight_action(obs, params), seed)
 
 
 def search_flight(

@@ -38,11 +38,12 @@ def data_source_tag(env_id: str) -> str:
     characters of the shipped set's :func:`~tora.behavior.shipped.policy_set_digest`.
     Raises ToraError when no set ships for ``env_id``."""
     from tora.behavior.shipped import load_shipped_policies, policy_set_digest, shipped_policy_dir
+    from tora.behavior.train import INDEX_FILE
 
     if is_scripted(env_id):
         return "scripted"
     folder = shipped_policy_dir(env_id)
-    if not folder.is_dir():
+    if not (folder / INDEX_FILE).is_file():  # the test load_shipped_policies makes
         load_shipped_policies(env_id)  # raises the error that says how to train a set
     return "set" + policy_set_digest(folder)[:12]
 

@@ -50,7 +50,14 @@ from numpy.typing import ArrayLike
 from torch import nn
 from tqdm.auto import tqdm
 
-from tora.behavior.ars import EnvSource, build_env, derive_seed, objective_signs, scalarize
+from tora.behavior.ars import (
+    EnvSource,
+    build_env,
+    derive_seed,
+    episode_return,
+    objective_signs,
+    scalarize,
+)
 from tora.behavior.policy import (
     MLP_POLICY_FORMAT,
     RunningStat,
@@ -434,19 +441,10 @@ def _evaluate(
     policy: MLPPolicy, env: gym.Env, episodes: int, limit: int, seed: int
 ) -> tuple[np.ndarray, int]:
     """Mean return vector of ``episodes`` deterministic episodes, and their steps."""
-    totals, steps = [], 0
-    for e in range(episodes):
-        obs, _ = env.reset(seed=derive_seed(seed, 10**6, e))
-        total = None
-        for _ in range(limit):
-            obs, reward, terminated, truncated, info = env.step(policy.act(obs))
-            steps += 1
-            rv = reward_vector(reward, info)
-            total = rv if total is None else total + rv
-            if terminated or truncated:
-                break
-        totals.append(total)
-    return np.mean(np.stack(totals), axis=0), steps
+    runs = [
+        episode_return(env, policy.act, derive_seed(seed, 10**6, e), limit) for e in range(episodes)
+    ]
+    return np.mean(np.stack([r for r, _ in runs]), axis=0), sum(n for _, n in runs)
 
 
 def train_ppo(

@@ -454,7 +454,7 @@ def _record_finished(
     total: int,
     i: int,
     parent: int | None,
-    policy: LinearPolicy | MLPPolicy,
+    policy: LinearPolicy | MLPPolicy | FlightPolicy,
 ) -> None:
     """Save finished policy ``i`` next to the index and list it there. The index is the
     record of what is finished: written after the policy files and before the caller drops
@@ -467,7 +467,7 @@ def _record_finished(
 
 
 def _entry(
-    i: int, parent: int | None, file: str, policy: LinearPolicy | MLPPolicy
+    i: int, parent: int | None, file: str, policy: LinearPolicy | MLPPolicy | FlightPolicy
 ) -> dict[str, Any]:
     info = policy.info
     # ARS counts iterations, PPO updates; an index entry names whichever the policy has.

@@ -242,22 +242,18 @@ def task_dataset(
         return traj, {"file": given.name, "sha256": file_sha256(given)}
     env_id = task_env(entry.id)
     d = suite.data
+    make: Callable[[], Trajectories]
     if env_id == SAFE_DASH_ID:
-        tag = "scripted"
+        tag, make = "scripted", lambda: collect_toy(d.episodes, d.seed)
     else:
-        from tora.behavior.make import data_source_tag
+        from tora.behavior.make import data_source_tag, make_dataset
 
         tag = data_source_tag(env_id)
+        make = lambda: make_dataset(env_id, d.episodes, seed=d.seed, progress=progress)  # noqa: E731
     path = suite.out_dir / "data" / f"{task_name(env_id)}_{d.episodes}_seed{d.seed}_{tag}.hdf5"
     if not path.is_file():
-        if env_id == SAFE_DASH_ID:
-            traj = collect_toy(d.episodes, d.seed)
-        else:
-            from tora.behavior.make import make_dataset
-
-            traj = make_dataset(env_id, d.episodes, seed=d.seed, progress=progress)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_dataset(traj, path, format="dsrl")
+        save_dataset(make(), path, format="dsrl")
     return load_dataset(path, format="dsrl"), {"file": path.name}
 
 
