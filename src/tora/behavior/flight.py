@@ -276,6 +276,13 @@ class FlightConfig:
         g = asdict(self)
         return np.array([radius, speed, *(g[k] for k in PARAM_NAMES[2:])], dtype=np.float64)
 
+    def settings(self) -> dict[str, Any]:
+        """The fields as JSON gives them back (lists, not tuples), so a record written by one
+        run compares equal to the settings of the same run resumed."""
+        out = asdict(self)
+        out.update(radii=list(self.radii), speeds=list(self.speeds))
+        return out
+
     def pairs(self) -> list[tuple[float, float]]:
         return [(float(r), float(v)) for r, v in itertools.product(self.radii, self.speeds)]
 
@@ -308,8 +315,7 @@ def search_flight(
     and a rerun picks up where a killed one stopped; a record made with other settings is
     refused (CheckpointError)."""
     resolved = _check_env(env_id)
-    settings = {"env_id": resolved, **asdict(config)}
-    settings["radii"], settings["speeds"] = list(config.radii), list(config.speeds)
+    settings = {"env_id": resolved, **config.settings()}
     done: list[dict[str, Any]] = []
     path = Path(record) if record is not None else None
     if path is not None and path.is_file():

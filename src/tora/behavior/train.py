@@ -131,10 +131,7 @@ def _stem(i: int) -> str:
 
 def _settings(config: ARSConfig | PPOConfig | FlightConfig) -> dict[str, Any]:
     if isinstance(config, FlightConfig):
-        settings = asdict(config)
-        # Lists, not tuples: the plan is compared with its JSON copy when a run resumes.
-        settings.update(radii=list(config.radii), speeds=list(config.speeds))
-        return {"algorithm": "flight", **settings}
+        return {"algorithm": "flight", **config.settings()}
     if isinstance(config, PPOConfig):
         # What decides the policies: the PPO fingerprint plus the chain's shape and lengths.
         return {
