@@ -37,3 +37,8 @@ class InvalidWeightsError(ToraError, ValueError):
 
 class CheckpointError(ToraError, ValueError):
     """A checkpoint directory is missing files, corrupt, or incompatible with the request."""
+
+
+class StaleRunError(CheckpointError):
+    """Saved training was started from other inputs (data, reference, settings) than a call
+    to continue it; resuming would mix them, so it is refused until the user starts over."""

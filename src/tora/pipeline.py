@@ -5,7 +5,7 @@ The CLI and the demo are thin layers over these functions; so is any user script
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from tora.envs import make_env
 from tora.evaluate.report import summarize_sweep, write_sweep_report
 from tora.evaluate.rollout import SweepResult, rollout_sweep, row_seeds
 from tora.planning.agent import Agent
+from tora.preferences import validate_weights
 from tora.train.dpo import DPOConfig, finetune_objective
 from tora.train.inverse import InverseDynamicsTrainConfig, train_inverse_dynamics
 from tora.train.planner_io import INVERSE_DIR, REFERENCE_DIR, load_planner
@@ -32,14 +33,25 @@ def pretrain_run(
     inverse: InverseDynamicsTrainConfig,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    restart: bool = False,
 ) -> None:
-    """Stage 1: the reference planner and the inverse dynamics model (same normalization)."""
+    """Stage 1: the reference planner and the inverse dynamics model (same normalization).
+
+    Earlier training in ``run_dir`` on other data or settings is refused; ``restart`` moves
+    both models aside and starts over (objective models then need ``restart`` too)."""
     run_dir = Path(run_dir)
-    pretrain_planner(traj, run_dir / REFERENCE_DIR, pretrain, device, progress)
+    pretrain_planner(traj, run_dir / REFERENCE_DIR, pretrain, device, progress, restart)
     _, spec, _ = load_planner(run_dir / REFERENCE_DIR)
     # The action leads from s_t to the first planned state s_{t+m}: same stride as the planner.
     train_inverse_dynamics(
-        traj, run_dir / INVERSE_DIR, inverse, spec.normalizer, spec.stride, device, progress
+        traj,
+        run_dir / INVERSE_DIR,
+        inverse,
+        spec.normalizer,
+        spec.stride,
+        device,
+        progress,
+        restart,
     )
 
 
@@ -50,10 +62,14 @@ def finetune_run(
     objectives: Sequence[str] | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    restart: bool = False,
 ) -> list[Path]:
-    """Stage 2: one Diffusion-DPO model per objective (default: every objective of ``traj``)."""
+    """Stage 2: one Diffusion-DPO model per objective (default: every objective of ``traj``);
+    ``restart`` moves each one's earlier training aside and starts over."""
     names = list(objectives) if objectives else traj.objective_names
-    return [finetune_objective(run_dir, traj, name, dpo, device, progress) for name in names]
+    return [
+        finetune_objective(run_dir, traj, name, dpo, device, progress, restart) for name in names
+    ]
 
 
 def evaluate_run(
@@ -75,7 +91,8 @@ def evaluate_run(
     processes step the environments (0: all in this process).
     """
     agent = Agent.load(run_dir, objectives, device=device, sampler=sampler, seed=seed)
-    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    # One weight per loaded model, checked before any environment is built.
+    weights = validate_weights(weights, len(agent.objective_names), agent.objective_names)
     agent.seed_rows(row_seeds(seed, weights.shape[0], episodes))
     probe = make_env(env_id)
     agent.check_spaces(probe.observation_space.shape, probe.action_space.shape)
@@ -104,10 +121,14 @@ def report_run(
     title: str = "",
     extra: dict[str, Any] | None = None,
     overlay: dict[str, np.ndarray] | None = None,
+    json_files: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Metrics of a sweep, written with its plots into ``out_dir``; returns the summary.
-    ``overlay`` adds reference return sets (e.g. the dataset's episodes) to the front plot."""
+    ``overlay`` adds reference return sets (e.g. the dataset's episodes) to the front plot;
+    ``json_files`` (file name -> JSON object, e.g. a command's config.json) are published
+    into ``out_dir`` together with the report (see
+    :func:`~tora.evaluate.report.write_sweep_report`)."""
     summary = summarize_sweep(result, ref_point)
-    paths = write_sweep_report(result, summary, out_dir, title, extra, overlay)
+    paths = write_sweep_report(result, summary, out_dir, title, extra, overlay, json_files)
     summary["files"] = {k: str(v) for k, v in paths.items()}
     return summary

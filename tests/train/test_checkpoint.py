@@ -67,9 +67,16 @@ def test_module_round_trip(tmp_path: Path) -> None:
     config = {"hidden": 8, "name": "mlp", "dims": [4, 3]}
     with no_pickle():
         ckpt.save_module(tmp_path / "m", model, config)
-        assert ckpt.read_config(tmp_path / "m") == config
+        saved = ckpt.read_config(tmp_path / "m")
+    weights = tmp_path / "m" / ckpt.MODEL_FILE
+    # The config comes back with the weights' own hash and size added, nothing else.
+    assert saved == {
+        **config,
+        ckpt.WEIGHTS_SHA256_KEY: ckpt.file_sha256(weights),
+        ckpt.WEIGHTS_BYTES_KEY: weights.stat().st_size,
+    }
     text = (tmp_path / "m" / "config.json").read_text()
-    assert text.endswith("\n") and text == json.dumps(config, sort_keys=True, indent=2) + "\n"
+    assert text.endswith("\n") and text == json.dumps(saved, sort_keys=True, indent=2) + "\n"
 
     fresh = _mlp(seed=1)
     assert not torch.equal(fresh[0].weight, model[0].weight)
@@ -166,6 +173,12 @@ def test_truncated_safetensors_raises(tmp_path: Path) -> None:
     path = tmp_path / "m" / ckpt.MODEL_FILE
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
+    half = f"truncated \\({len(data) // 2:,} of {len(data):,} bytes\\)"
+    with pytest.raises(CheckpointError, match=half):
+        ckpt.load_state_into(tmp_path / "m", _mlp())
+    # Without a recorded hash (directories saved by older versions) safetensors itself still
+    # refuses the half file.
+    (tmp_path / "m" / ckpt.CONFIG_FILE).write_text("{}")
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         ckpt.load_state_into(tmp_path / "m", _mlp())
     path.write_bytes(b"not a safetensors file at all")
@@ -173,6 +186,36 @@ def test_truncated_safetensors_raises(tmp_path: Path) -> None:
         ckpt.load_tensors(path)
     with pytest.raises(CheckpointError, match="no such"):
         ckpt.load_tensors(tmp_path / "absent.safetensors")
+
+
+def _flip_byte(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_byte_in_weights_is_refused_as_corrupt(tmp_path: Path) -> None:
+    ckpt.save_module(tmp_path / "m", _mlp(), {})
+    path = tmp_path / "m" / ckpt.MODEL_FILE
+    # The last byte is inside the tensor data: safetensors alone would load it silently.
+    _flip_byte(path, path.stat().st_size - 1)
+    with pytest.raises(CheckpointError, match=r"corrupt \(same size as saved.*SHA-256"):
+        ckpt.load_state_into(tmp_path / "m", _mlp(), remedy="do X")
+    with pytest.raises(CheckpointError, match=r"; do X$"):
+        ckpt.verify_weights(tmp_path / "m", remedy="do X")
+    _flip_byte(path, path.stat().st_size - 1)  # flipped back: loads again
+    ckpt.load_state_into(tmp_path / "m", _mlp())
+
+
+def test_weights_of_another_size_and_missing_weights(tmp_path: Path) -> None:
+    ckpt.save_module(tmp_path / "m", _mlp(), {})
+    path = tmp_path / "m" / ckpt.MODEL_FILE
+    path.write_bytes(path.read_bytes() + b"extra")
+    with pytest.raises(CheckpointError, match="replaced or corrupt"):
+        ckpt.verify_weights(tmp_path / "m")
+    path.unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        ckpt.verify_weights(tmp_path / "m")
 
 
 def test_config_missing_or_corrupt(tmp_path: Path) -> None:

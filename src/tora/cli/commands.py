@@ -206,6 +206,10 @@ class PretrainOptions:
     run: str = "runs/my-run"
     """Run directory; the reference planner goes to RUN/reference, inverse dynamics to
     RUN/inverse_dynamics. An interrupted run resumes from its last checkpoint."""
+    restart: bool = False
+    """Start over: move earlier training in RUN/reference and RUN/inverse_dynamics into a
+    stale-<time>/ subdirectory of each (needed when the data or settings changed; objective
+    models must then be fine-tuned again with --restart)."""
 
 
 def pretrain(args: argparse.Namespace) -> int:
@@ -221,8 +225,17 @@ def pretrain(args: argparse.Namespace) -> int:
     inverse = dataclass_from_args(InverseDynamicsTrainConfig, args, prefix="inverse")
     traj = load_dataset(_required(opts.data, "--data"))
     run = Path(opts.run)
+    pretrain_run(
+        traj,
+        run,
+        config,
+        inverse,
+        resolve_device(runtime.device),
+        runtime.progress,
+        restart=opts.restart,
+    )
+    # Written after training: a refused call must not leave a record of data it never used.
     _write_config(run / "pretrain_command.json", options=opts, pretrain=config, inverse=inverse)
-    pretrain_run(traj, run, config, inverse, resolve_device(runtime.device), runtime.progress)
     print(f"reference planner and inverse dynamics saved in {run}")
     return 0
 
@@ -237,6 +250,9 @@ class FinetuneOptions:
     """Run directory holding the reference planner; writes RUN/objectives/OBJECTIVE."""
     objective: str = ""
     """Name of the objective to fine-tune for (see `tora data inspect`)."""
+    restart: bool = False
+    """Start over: move earlier training in RUN/objectives/OBJECTIVE into a stale-<time>/
+    subdirectory (needed when the reference planner, the data or the settings changed)."""
 
 
 def finetune(args: argparse.Namespace) -> int:
@@ -251,7 +267,13 @@ def finetune(args: argparse.Namespace) -> int:
     objective = _required(opts.objective, "--objective")
     traj.objective_index(objective)  # fail before any work on an unknown name
     out = finetune_objective(
-        Path(opts.run), traj, objective, config, resolve_device(runtime.device), runtime.progress
+        Path(opts.run),
+        traj,
+        objective,
+        config,
+        resolve_device(runtime.device),
+        runtime.progress,
+        restart=opts.restart,
     )
     _write_config(out / "finetune_command.json", options=opts, dpo=config)
     pairs = json.loads((out / "pairs.json").read_text())
@@ -272,73 +294,194 @@ class EvaluateOptions:
     """Run directory with reference, inverse dynamics and objective models."""
     env: str = ""
     """Environment id (default: the one recorded with the reference planner)."""
-    objectives: str = ""
-    """Comma-separated objective models to compose, in weight order (default: all)."""
-    weights: str = ""
-    """One weight vector, comma-separated, e.g. 0.3,0.7. Overrides --sweep."""
+    # The comma-separated options default to None, not "": an explicit empty value
+    # (--weights "") is then told apart from an omitted option, and refused.
+    objectives: str | None = None
+    """Comma-separated objective models to compose, in weight order; any subset of the run's
+    models (default: all, in the dataset's column order)."""
+    weights: str | None = None
+    """One weight vector, comma-separated, one weight per model in --objectives order, e.g.
+    0.3,0.7. Overrides --sweep (default: the --sweep grid)."""
     sweep: int = 11
     """Number of preference vectors on the simplex when --weights is not given."""
     episodes: int = 5
     """Episodes per weight vector."""
     seed: int = 0
     """Seed of environment resets and sampling noise."""
-    ref_point: str = "0,0"
-    """Hypervolume reference point, comma-separated, one value per reward objective."""
+    ref_point: str | None = None
+    """Hypervolume reference point, comma-separated, one value per reward objective of the
+    environment (default: 0 for each)."""
     out: str = ""
-    """Where to write results.json, returns.csv and plots (default: RUN/eval)."""
+    """Directory for results.json, returns.csv, plots and config.json, all replaced together;
+    other files in it are left alone (default: RUN/eval)."""
     workers: int = 0
     """Processes stepping the environments, counting this one (0 or 1: all in this process;
     worth it for large sweeps on machines with spare cores)."""
 
 
+@dataclass
+class EvaluatePlan:
+    """What ``tora evaluate`` will do, resolved and checked from its options before any model
+    is loaded or environment built (see :func:`plan_evaluation`)."""
+
+    run: Path
+    env_id: str
+    models: list[str]
+    """Objective models to compose, in weight-column order."""
+    reward_names: list[str]
+    """The environment's reward objectives, in return-column order."""
+    weights: np.ndarray
+    ref_point: list[float]
+    out: Path
+
+
+def plan_evaluation(opts: EvaluateOptions) -> EvaluatePlan:
+    """Check every option of ``tora evaluate`` that can be checked before work starts: a typo
+    should cost an instant error, not a rollout. Reads only the run's config files and the
+    environment's declared reward names (envs that declare none are built once to count
+    them)."""
+    from tora.envs import objective_names
+    from tora.errors import InvalidWeightsError
+    from tora.preferences import simplex_grid, validate_weights
+
+    run = Path(opts.run)
+    if not run.is_dir():
+        raise ToraError(f"--run {run}: no such run directory")
+    if opts.episodes < 1 or opts.seed < 0 or opts.workers < 0:
+        raise ToraError("--episodes must be at least 1, --seed and --workers non-negative")
+    models = _objective_models(run, opts.objectives)
+    if opts.weights is None:
+        weights = simplex_grid(len(models), opts.sweep)
+    else:
+        try:
+            weights = validate_weights(_floats(opts.weights, "--weights"), len(models), models)
+        except InvalidWeightsError as exc:
+            raise InvalidWeightsError(f"--weights {opts.weights!r}: {exc}") from exc
+    env_id = opts.env or _recorded_env(run)
+    reward_names = list(objective_names(env_id))  # also refuses an unknown environment id
+    if opts.ref_point is None:
+        # Zero on every reward objective: D4MORL's reference point, sized for this env.
+        ref = [0.0] * len(reward_names)
+    else:
+        ref = _floats(opts.ref_point, "--ref-point")
+        if len(ref) != len(reward_names):
+            raise ToraError(
+                f"--ref-point has {len(ref)} values but {env_id} has {len(reward_names)} "
+                f"reward objectives {reward_names}: give one value per reward objective"
+            )
+    out = Path(opts.out) if opts.out else run / "eval"
+    _check_out_dir(out)
+    return EvaluatePlan(run, env_id, models, reward_names, weights, ref, out)
+
+
+def _recorded_env(run: Path) -> str:
+    from tora.train.checkpoint import read_config
+    from tora.train.planner_io import REFERENCE_DIR
+
+    env_id = read_config(run / REFERENCE_DIR).get("env_id") or ""
+    if not env_id:
+        raise ToraError("no environment recorded with this run; pass --env")
+    return str(env_id)
+
+
+def _objective_models(run: Path, text: str | None) -> list[str]:
+    """The objective models ``--objectives`` names (default: all the run has, in the dataset's
+    column order), each present in the run and named once."""
+    from tora.errors import UnknownObjectiveError
+    from tora.train.planner_io import OBJECTIVES_DIR, available_objectives, default_objective_order
+
+    if text is None:
+        names = default_objective_order(run)
+        if not names:
+            raise ToraError(
+                f"no objective models in {run / OBJECTIVES_DIR}; run `tora finetune` first"
+            )
+        return names
+    names = _csv_items(text, "--objectives")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ToraError(
+            f"--objectives names {', '.join(repeated)} more than once; each objective model "
+            "can be composed once"
+        )
+    available = available_objectives(run)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise UnknownObjectiveError(
+            f"no objective model {', '.join(map(repr, unknown))} in {run}; available: "
+            f"{', '.join(available) or 'none'}"
+        )
+    return names
+
+
+def _check_out_dir(out: Path) -> None:
+    """Refuse an output directory that could not be written: an existing file, or a path
+    under one."""
+    if out.exists() and not out.is_dir():
+        raise ToraError(f"--out {out} is an existing file; give a directory")
+    ancestor = out.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise ToraError(f"--out {out} cannot be created: {ancestor} is a file")
+
+
 def evaluate(args: argparse.Namespace) -> int:
     from tora.diffusion.samplers import SamplerConfig
+    from tora.evaluate.report import weight_names
     from tora.pipeline import evaluate_run, report_run
-    from tora.preferences import simplex_grid
-    from tora.train.checkpoint import read_config
-    from tora.train.planner_io import REFERENCE_DIR, default_objective_order
 
     opts = dataclass_from_args(EvaluateOptions, args)
     runtime = _runtime(args)
     sampler = dataclass_from_args(SamplerConfig, args, prefix="sampler")
-    run = Path(opts.run)
-    env_id = opts.env or read_config(run / REFERENCE_DIR).get("env_id") or ""
-    if not env_id:
-        raise ToraError("no environment recorded with this run; pass --env")
-    names = _csv_list(opts.objectives) or default_objective_order(run)
-    weights = (
-        np.array([_floats(opts.weights, "--weights")])
-        if opts.weights
-        else simplex_grid(len(names), opts.sweep)
-    )
+    plan = plan_evaluation(opts)
     result = evaluate_run(
-        run,
-        weights,
+        plan.run,
+        plan.weights,
         opts.episodes,
         opts.seed,
-        env_id,
-        names,
+        plan.env_id,
+        plan.models,
         sampler,
         runtime.device,
         runtime.progress,
         workers=opts.workers,
     )
-    out = Path(opts.out) if opts.out else run / "eval"
-    ref = _floats(opts.ref_point, "--ref-point")
-    if len(ref) != result.returns.shape[2]:
-        raise ToraError(
-            f"--ref-point has {len(ref)} values but the environment has "
-            f"{result.returns.shape[2]} reward objectives {result.objective_names}"
-        )
-    summary = report_run(result, out, ref, title=f"TORA on {env_id}")
-    _write_config(out / "config.json", options=opts, sampler=sampler, runtime=runtime)
-    print(format_sweep_table(result.weights, result.mean_returns, names, result.objective_names))
+    # config.json is published with the report, so a directory never holds the results of
+    # one run next to the config of another.
+    config = {
+        name: config_to_dict(c)
+        for name, c in {"options": opts, "sampler": sampler, "runtime": runtime}.items()
+    }
+    summary = report_run(
+        result,
+        plan.out,
+        plan.ref_point,
+        title=f"TORA on {plan.env_id}",
+        json_files={"config.json": config},
+    )
     print(
-        f"hypervolume (ref {ref}): {summary['hypervolume']:.4g}   sparsity: "
+        format_sweep_table(
+            result.weights, result.mean_returns, weight_names(result), result.objective_names
+        )
+    )
+    print(
+        f"hypervolume (ref {plan.ref_point}): {summary['hypervolume']:.4g}   sparsity: "
         f"{summary['sparsity']:.4g}   front points: {summary['num_front_points']}"
     )
-    print(f"results in {out}")
+    print(format_steering(summary))
+    print(f"results in {plan.out}")
     return 0
+
+
+def format_steering(summary: dict) -> str:
+    """One line: the steering correlation and the objectives it covers (those with both a
+    weight and a reward of the same name)."""
+    covered = [str(n) for n in summary.get("steering_objectives") or []]
+    value = summary.get("steering_correlation")
+    if value is None or not covered:
+        return "steering correlation: none (no objective model has a reward of its name)"
+    return f"steering correlation: {float(value):.3g} over {', '.join(covered)}"
 
 
 def format_sweep_table(
@@ -458,15 +601,28 @@ def _required(value: str, flag: str) -> str:
     return value
 
 
-def _csv_list(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
+def _csv_items(text: str, flag: str) -> list[str]:
+    """The items of an option given as comma-separated values. An empty value or item is
+    refused rather than skipped: "0.5,,0.5" most likely lost a number, and quietly using
+    what is left would answer a different question than the one asked."""
+    if not text.strip():
+        raise ToraError(f"{flag} is empty; give comma-separated values or leave the option out")
+    items = [s.strip() for s in text.split(",")]
+    if "" in items:
+        raise ToraError(f"{flag} has an empty item in {text!r}; give one value between commas")
+    return items
 
 
 def _floats(text: str, flag: str) -> list[float]:
+    """Comma-separated finite numbers (see :func:`_csv_items` for empty items)."""
+    items = _csv_items(text, flag)
     try:
-        return [float(s) for s in _csv_list(text)]
+        values = [float(s) for s in items]
     except ValueError as exc:
         raise ToraError(f"{flag} must be comma-separated numbers, got {text!r}") from exc
+    if not np.isfinite(values).all():
+        raise ToraError(f"{flag} must be finite numbers, got {text!r}")
+    return values
 
 
 # ----------------------------------------------------------------------------- DiME

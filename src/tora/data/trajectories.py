@@ -9,6 +9,8 @@ objective to minimize).
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -192,6 +194,31 @@ class Trajectories:
     @property
     def episode_lengths(self) -> np.ndarray:
         return np.diff(self.episode_bounds)
+
+    def fingerprint(self) -> str:
+        """Hex SHA-256 of the data itself: every array (dtype, shape, bytes) and the
+        objectives, not ``metadata``, so the same data read from another path or format has
+        the same fingerprint. Training states record it to refuse resuming on other data."""
+        digest = hashlib.sha256()
+        header = {"objectives": [o.to_dict() for o in self.objectives]}
+        digest.update(json.dumps(header, sort_keys=True).encode())
+        arrays = (
+            self.observations,
+            self.actions,
+            self.rewards,
+            self.next_observations,
+            self.terminals,
+            self.timeouts,
+            self.episode_bounds,
+            self.preferences,
+        )
+        for array in arrays:
+            if array is None:
+                digest.update(b"none")
+                continue
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).data)
+        return digest.hexdigest()
 
     def objective_index(self, name: str) -> int:
         """Column of objective ``name``; raises :class:`UnknownObjectiveError` listing choices."""

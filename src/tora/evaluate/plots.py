@@ -171,43 +171,47 @@ def plot_weight_sweep(
     objective_names: Sequence[str],
     title: str = "",
     returns_std: ArrayLike | None = None,
+    weight_names: Sequence[str] | None = None,
 ) -> Path:
     """Return of each objective across a sweep of preferences.
 
-    One line per objective. For two objectives the x-axis is the weight on objective 0, so a
-    controllable policy shows one rising and one falling line; for more objectives there is
-    no single weight to sort by and the x-axis is the preference's row index.
+    One line per return column. With two weight columns the x-axis is the weight on the
+    first, so a controllable policy shows one rising and one falling line; with one or more
+    than two there is no single weight to sort by and the x-axis is the preference's row index.
 
     Args:
         weights: ``(n, K)`` preferences (each row on the simplex).
-        returns: ``(n, K)`` mean return vector obtained for each preference.
+        returns: ``(n, R)`` mean return vector obtained for each preference.
         path: where to write the PNG.
-        objective_names: ``K`` names, used as line labels.
+        objective_names: ``R`` names of the return columns, used as line labels.
         title: figure title.
-        returns_std: optional ``(n, K)`` standard deviations, drawn as a +-1 std band.
+        returns_std: optional ``(n, R)`` standard deviations, drawn as a +-1 std band.
+        weight_names: ``K`` names of the objectives the weight columns weigh, when they are
+            not the return columns in their order (a subset of objective models, or models
+            given in another order); default ``objective_names``.
 
     Returns:
         The path written.
     """
-    k = len(objective_names)
-    names = _check_names(objective_names, k)
-    w = validate_weights(weights, k, names)
-    ret = _as_points(returns, k)
+    names = [str(n) for n in objective_names]
+    w_names = names if weight_names is None else [str(n) for n in weight_names]
+    w = validate_weights(weights, len(w_names), w_names)
+    ret = _as_points(returns, len(names))
     if ret.shape[0] != w.shape[0]:
         raise ShapeMismatchError(
             f"{w.shape[0]} weight rows but {ret.shape[0]} return rows; give one return per weight"
         )
     std = None
     if returns_std is not None:
-        std = _as_points(returns_std, k)
+        std = _as_points(returns_std, len(names))
         if std.shape != ret.shape:
             raise ShapeMismatchError(
                 f"returns_std has shape {std.shape}, returns have shape {ret.shape}"
             )
 
-    if k == 2:
+    if len(w_names) == 2:
         x = w[:, 0]
-        xlabel = f"weight on {names[0]}"
+        xlabel = f"weight on {w_names[0]}"
     else:
         x = np.arange(w.shape[0], dtype=np.float64)
         xlabel = "preference index"

@@ -89,7 +89,9 @@ class Agent:
             if config.get("reference_sha256") != ref_hash:
                 raise CheckpointError(
                     f"objective model {name!r} was fine-tuned from a different reference "
-                    f"planner than {run_dir}/reference; retrain it with `tora finetune`"
+                    f"planner than {run_dir}/reference (which has changed since); fine-tune "
+                    f"it again: `tora finetune --data DATA --run {run_dir} --objective {name} "
+                    "--restart`"
                 )
             models.append(model)
             spec = spec or model_spec

@@ -9,7 +9,8 @@ Two layouts:
 
 * a *model directory* (:func:`save_module` / :func:`load_state_into`): ``model.safetensors``
   plus ``config.json``; ``config.json`` is written last, so its presence marks a complete
-  directory;
+  directory, and it records the SHA-256 and size of the weights, so a flipped byte or a
+  truncated copy is refused at load with a message that says which of the two it is;
 * a *training-state directory* (:func:`save_training_state` / :func:`load_training_state`):
   model, optional EMA model, optimizer state flattened into tensors + JSON, caller-provided
   extra tensors (e.g. RNG states) and JSON, swapped in as a whole directory so a resume
@@ -46,15 +47,22 @@ __all__ = [
     "load_tensors",
     "load_training_state",
     "read_config",
+    "read_training_state_doc",
     "save_module",
     "save_tensors",
     "save_training_state",
+    "verify_weights",
 ]
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 TRAINING_STATE_FILE = "state.json"
 """Written last inside a training-state directory: its presence means the directory is complete."""
+WEIGHTS_SHA256_KEY = "weights_sha256"
+"""Key of a model directory's ``config.json`` holding the SHA-256 of its weights as saved."""
+WEIGHTS_BYTES_KEY = "weights_bytes"
+"""Key of a model directory's ``config.json`` holding the size of its weights as saved."""
+_DEFAULT_REMEDY = "retrain it or restore the directory from a copy"
 
 _EMA_FILE = "ema.safetensors"
 _OPTIMIZER_FILE = "optimizer.safetensors"
@@ -238,8 +246,42 @@ def save_module(
     directory.mkdir(parents=True, exist_ok=True)
     (directory / CONFIG_FILE).unlink(missing_ok=True)
     _fsync_dir(directory)
-    save_tensors(directory / MODEL_FILE, module.state_dict(), metadata={"format": "pt"})
-    atomic_write_json(directory / CONFIG_FILE, dict(config))
+    weights = directory / MODEL_FILE
+    save_tensors(weights, module.state_dict(), metadata={"format": "pt"})
+    record = {WEIGHTS_SHA256_KEY: file_sha256(weights), WEIGHTS_BYTES_KEY: weights.stat().st_size}
+    atomic_write_json(directory / CONFIG_FILE, {**dict(config), **record})
+
+
+def verify_weights(
+    directory: str | os.PathLike[str],
+    config: Mapping[str, Any] | None = None,
+    remedy: str = _DEFAULT_REMEDY,
+) -> str:
+    """Check ``directory/model.safetensors`` against the hash its ``config.json`` recorded;
+    returns the file's SHA-256.
+
+    The error says which failure it is (missing, truncated, another size, same size but other
+    bytes) and ends with ``remedy``: a truncated copy and a flipped bit call for the same fix,
+    but telling them apart tells the user whether a copy or the disk went wrong. Directories
+    saved before hashes were recorded have nothing to check against and pass.
+    """
+    directory = Path(directory)
+    path = directory / MODEL_FILE
+    record = dict(config) if config is not None else read_config(directory)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing (config.json vouches for it); {remedy}")
+    actual = file_sha256(path)
+    expected = record.get(WEIGHTS_SHA256_KEY)
+    if expected is None or actual == expected:
+        return actual
+    size, want = path.stat().st_size, record.get(WEIGHTS_BYTES_KEY)
+    if isinstance(want, int) and size < want:
+        problem = f"truncated ({size:,} of {want:,} bytes)"
+    elif isinstance(want, int) and size != want:
+        problem = f"replaced or corrupt ({size:,} bytes where {want:,} were saved)"
+    else:
+        problem = "corrupt (same size as saved, but its SHA-256 differs from the recorded one)"
+    raise CheckpointError(f"{path}: {problem}; {remedy}")
 
 
 def read_json_object(
@@ -282,12 +324,19 @@ def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     )
 
 
-def load_state_into(directory: str | os.PathLike[str], module: nn.Module) -> nn.Module:
+def load_state_into(
+    directory: str | os.PathLike[str], module: nn.Module, remedy: str = _DEFAULT_REMEDY
+) -> nn.Module:
     """Load ``directory/model.safetensors`` into ``module`` (in place) and return ``module``.
 
-    Keys and shapes must match exactly; otherwise CheckpointError lists every mismatch.
+    The file is first checked against the hash in ``config.json`` (:func:`verify_weights`;
+    ``remedy`` ends its error). Keys and shapes must match exactly; otherwise CheckpointError
+    lists every mismatch.
     """
-    path = Path(directory) / MODEL_FILE
+    directory = Path(directory)
+    if (directory / CONFIG_FILE).is_file():
+        verify_weights(directory, remedy=remedy)
+    path = directory / MODEL_FILE
     _load_checked(module, load_tensors(path), path)
     return module
 
@@ -488,6 +537,18 @@ def save_training_state(
         shutil.rmtree(old)
 
 
+def read_training_state_doc(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``state.json`` of the complete training state in ``directory`` (step, extra_json,
+    ...) without loading any tensor: enough to decide whether the state may be resumed."""
+    source = _resolve_training_dir(Path(directory))
+    return read_json_object(
+        source / TRAINING_STATE_FILE,
+        format_name=_TRAINING_FORMAT,
+        version=_TRAINING_VERSION,
+        what="training state",
+    )
+
+
 def load_training_state(
     directory: str | os.PathLike[str],
     model: nn.Module,
@@ -526,3 +587,79 @@ def load_training_state(
         "extra_tensors": load_tensors(source / _EXTRA_FILE),
         "extra_json": doc["extra_json"],
     }
+
+
+PUBLISH_LOCK_FILE = ".tora-publish.lock"
+"""The lock file :func:`publish_files` holds in the output directory while it moves files in."""
+
+
+def _fsync_file(path: Path) -> None:
+    """Flush a file written without fsync (e.g. a plot) before it is renamed into place."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # e.g. Windows cannot fsync a read-only descriptor; the rename still works
+        pass
+    finally:
+        os.close(fd)
+
+
+def publish_files(
+    tmp_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    names: list[str] | tuple[str, ...],
+) -> list[Path]:
+    """Move the files ``names`` from ``tmp_dir`` into ``out_dir`` as one unit; returns the
+    paths moved in.
+
+    A writer of several files that belong together (results, tables, plots, the config that
+    made them) writes them all into ``tmp_dir``, a directory on the same filesystem as
+    ``out_dir`` (e.g. a hidden sibling), then calls this. Holding an exclusive lock on
+    ``out_dir/.tora-publish.lock``, it moves each named file present in ``tmp_dir`` over its
+    namesake in ``out_dir`` and removes from ``out_dir`` each named file absent from
+    ``tmp_dir``, since one left by an earlier writer would sit among files it does not belong
+    with. So writers publishing into one directory at the same time leave the files of one of
+    them, the last to take the lock, never a mix. Files of ``out_dir`` not in ``names`` are
+    never touched. Readers do not take the lock: one reading during a publish may still see
+    files of both writers.
+
+    Where ``fcntl`` is missing (Windows) there is no lock: each file is still replaced
+    atomically, but concurrent writers may interleave.
+
+    Raises:
+        CheckpointError: a name is not a plain file name, or ``out_dir`` is not a directory.
+    """
+    tmp, out = Path(tmp_dir), Path(out_dir)
+    names = list(names)
+    for name in names:
+        if not name or name in (".", "..", PUBLISH_LOCK_FILE) or Path(name).name != name:
+            raise CheckpointError(f"publish_files takes plain file names, got {name!r}")
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:  # flushed before the lock is taken: no need to hold others up for it
+        if (tmp / name).is_file():
+            _fsync_file(tmp / name)
+    try:
+        import fcntl  # POSIX only, hence imported here
+    except ImportError:
+        fcntl = None  # type: ignore[assignment]
+    fd = os.open(out / PUBLISH_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    moved = []
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        for name in names:
+            src, dst = tmp / name, out / name
+            if src.is_file():
+                os.replace(src, dst)
+                moved.append(dst)
+            elif dst.is_file() or dst.is_symlink():
+                dst.unlink()
+        _fsync_dir(out)
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+    return moved

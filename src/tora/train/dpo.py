@@ -20,7 +20,7 @@ from tora.data.trajectories import Direction, Trajectories
 from tora.data.windows import WindowSpec
 from tora.errors import ShapeMismatchError
 from tora.train.checkpoint import atomic_write_json
-from tora.train.loop import OptimConfig, train_and_save
+from tora.train.loop import OptimConfig, prepare_out_dir, run_identity, train_and_save
 from tora.train.losses import diffusion_dpo_loss, window_errors
 from tora.train.planner_io import OBJECTIVES_DIR, REFERENCE_DIR, load_planner, reference_hash
 from tora.train.pretrain import noisy_windows, window_tensors
@@ -65,9 +65,14 @@ def finetune_objective(
     config: DPOConfig,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    restart: bool = False,
 ) -> Path:
     """Fine-tune a copy of ``run_dir/reference`` for ``objective``; writes
-    ``run_dir/objectives/<objective>/`` and resumes there if interrupted."""
+    ``run_dir/objectives/<objective>/`` and resumes there if interrupted.
+
+    Earlier training there from another reference planner, other data or other settings is
+    refused (:class:`~tora.errors.StaleRunError`) before any file is written; ``restart``
+    moves it aside and starts over."""
     device = torch.device(device)
     run_dir = Path(run_dir)
     k = traj.objective_index(objective)  # clear error listing the dataset's objectives
@@ -84,6 +89,18 @@ def finetune_objective(
             f"({window_span} steps); labels must cover at least the planned span"
         )
     out_dir = run_dir / OBJECTIVES_DIR / objective
+    ref_sha256 = reference_hash(run_dir)
+    # Checked before pairs.json is written: a refused call must leave the directory as it was.
+    identity = prepare_out_dir(
+        out_dir,
+        run_identity(
+            config,
+            objective=objective,
+            data_sha256=traj.fingerprint(),
+            reference_sha256=ref_sha256,
+        ),
+        restart,
+    )
     minimize = traj.objectives[k].direction is Direction.MINIMIZE
     pairs = make_pairs(
         traj,
@@ -139,12 +156,13 @@ def finetune_objective(
             "kind": "objective_planner",
             "objective": objective,
             "direction": traj.objectives[k].direction.value,
-            "reference_sha256": reference_hash(run_dir),
+            "reference_sha256": ref_sha256,
             "planner": ref_config["planner"],
             "env_id": ref_config.get("env_id"),
             "pairs": pair_stats,
             "train": asdict(config),
         },
         progress=progress,
+        identity=identity,
     )
     return out_dir

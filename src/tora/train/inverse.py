@@ -11,7 +11,7 @@ from tora.data.normalize import Normalizer
 from tora.data.trajectories import Trajectories
 from tora.data.windows import WindowSpec
 from tora.nn.inverse_dynamics import InverseDynamics, InverseDynamicsConfig
-from tora.train.loop import OptimConfig, train_and_save
+from tora.train.loop import OptimConfig, run_identity, train_and_save
 from tora.train.losses import inverse_dynamics_loss
 from tora.train.pretrain import window_tensors
 
@@ -40,9 +40,11 @@ def train_inverse_dynamics(
     stride: int = 1,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    restart: bool = False,
 ) -> Path:
     """Fit f on every (s_t, s_{t+m}, a_t) of ``traj``, m = ``stride`` (the planner's stride);
-    states are normalized with the planner's ``normalizer``."""
+    states are normalized with the planner's ``normalizer``. Earlier training in ``out_dir``
+    on other data, stride or settings is refused; ``restart`` moves it aside."""
     device = torch.device(device)
     out_dir = Path(out_dir)
     states, rows = window_tensors(traj, WindowSpec(2, stride), normalizer, device)
@@ -83,5 +85,8 @@ def train_inverse_dynamics(
             "train": asdict(config),
         },
         progress=progress,
+        # The normalizer is fitted on the data, so the data's fingerprint stands for it too.
+        identity=run_identity(config, data_sha256=traj.fingerprint(), stride=stride),
+        restart=restart,
     )
     return out_dir

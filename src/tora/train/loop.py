@@ -5,12 +5,22 @@ pretraining, inverse dynamics and DPO resume after a kill in exactly the same wa
 randomness of a run flows from one ``torch.Generator`` (plus torch's global RNG for
 dropout), and both are saved with each checkpoint, so a resumed run continues the same
 random stream it would have drawn without the interruption.
+
+A trainer may also describe what its run is made from (an *identity*: data fingerprint,
+reference hash, settings; see :func:`run_identity`). It is saved with every checkpoint and
+with the finished model, and a call whose identity differs is refused before anything is
+trained or written, naming what changed: resuming a state on other inputs would silently mix
+two runs. ``restart=True`` moves the earlier contents aside and starts over.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Callable
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,16 +29,33 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from tora.configs import config_to_dict, settings_diff
+from tora.errors import StaleRunError
 from tora.train.checkpoint import (
+    CONFIG_FILE,
     atomic_write_json,
     has_training_state,
     load_training_state,
+    read_config,
+    read_training_state_doc,
     save_module,
     save_training_state,
 )
 from tora.train.ema import EMA
 
 StepFn = Callable[[], tuple[torch.Tensor, dict[str, float]]]
+
+STATE_DIR = "train_state"
+"""Subdirectory of a trainer's output directory holding its resumable state."""
+IDENTITY_KEY = "trained_from"
+"""Key under which the identity is saved, in the training state and in ``config.json``."""
+STALE_PREFIX = "stale-"
+"""Prefix of the subdirectory that ``restart`` moves earlier contents into."""
+RESTART_HINT = "--restart (restart=True in Python)"
+
+# Settings that may change between a run and its resumption without making it another run:
+# more steps continue the same training; how often it checkpoints or logs changes no weight.
+_RESUMABLE_SETTINGS = ("steps", "optim.checkpoint_every", "optim.log_every")
 
 
 @dataclass
@@ -71,8 +98,12 @@ def run_loop(
     state_dir: Path,
     generator: torch.Generator,
     progress: bool = True,
+    identity: Mapping[str, Any] | None = None,
 ) -> LoopResult:
-    """Optimize ``model`` for ``steps`` steps of ``step_fn``, resuming from ``state_dir``."""
+    """Optimize ``model`` for ``steps`` steps of ``step_fn``, resuming from ``state_dir``.
+
+    ``identity`` is saved with each checkpoint; checking it before a resume is the caller's
+    job (:func:`check_resumable`), done before any other file is touched."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
@@ -83,6 +114,13 @@ def run_loop(
         generator.set_state(restored["extra_tensors"]["generator"])
         torch.set_rng_state(restored["extra_tensors"]["torch_rng"])
         history = list(restored["extra_json"].get("history", []))
+        if start > steps:
+            raise StaleRunError(
+                f"{state_dir}: already trained {start} steps, more than the {steps} asked for; "
+                f"ask for at least {start} steps, or pass {RESTART_HINT} to start over"
+            )
+        # One line whether or not progress bars are on, so a log shows that a run continued.
+        print(f"{desc}: resuming from step {start} of {steps} ({state_dir})", file=sys.stderr)
     window: dict[str, list[float]] = {}
 
     def checkpoint(step: int) -> None:
@@ -93,7 +131,10 @@ def run_loop(
             optimizer=optimizer,
             ema=ema.shadow if ema else None,
             extra_tensors={"generator": generator.get_state(), "torch_rng": torch.get_rng_state()},
-            extra_json={"history": history},
+            extra_json={
+                "history": history,
+                **({IDENTITY_KEY: dict(identity)} if identity is not None else {}),
+            },
         )
 
     model.train()
@@ -137,23 +178,125 @@ def train_and_save(
     generator: torch.Generator,
     saved_config: dict[str, Any],
     progress: bool = True,
+    identity: Mapping[str, Any] | None = None,
+    restart: bool = False,
 ) -> LoopResult:
     """Run the loop with its resumable state in ``out_dir/train_state``, then write the
-    history and the trained weights with ``saved_config`` as ``out_dir/config.json``."""
+    history and the trained weights with ``saved_config`` as ``out_dir/config.json``.
+
+    With an ``identity``, earlier contents of ``out_dir`` made from other inputs are refused
+    (:class:`StaleRunError`) before anything is written; ``restart`` moves them aside instead
+    (:func:`move_aside`). Callers that write files of their own into ``out_dir`` before
+    training should call :func:`prepare_out_dir` first themselves."""
     out_dir = Path(out_dir)
+    if identity is not None:
+        identity = prepare_out_dir(out_dir, identity, restart)
     result = run_loop(
         desc=desc,
         model=model,
         step_fn=step_fn,
         steps=steps,
         config=config,
-        state_dir=out_dir / "train_state",
+        state_dir=out_dir / STATE_DIR,
         generator=generator,
         progress=progress,
+        identity=identity,
     )
     write_history(out_dir / "history.json", result.history)
+    if identity is not None:
+        saved_config = {**saved_config, IDENTITY_KEY: dict(identity)}
     save_module(out_dir, result.model, saved_config)
     return result
+
+
+def run_identity(settings: Any, **inputs: Any) -> dict[str, Any]:
+    """What a training run is made from, as JSON: ``settings`` (a config dataclass) without
+    the fields that may change on resume (steps, checkpoint and log intervals), and
+    ``inputs`` such as ``data_sha256`` or ``reference_sha256``."""
+    as_dict = config_to_dict(settings) if dataclasses.is_dataclass(settings) else dict(settings)
+    for dotted in _RESUMABLE_SETTINGS:
+        *parents, leaf = dotted.split(".")
+        node: Any = as_dict
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    # A JSON round trip makes the identity compare equal to the one read back from disk.
+    return json.loads(json.dumps({"settings": as_dict, **inputs}, sort_keys=True))
+
+
+def prepare_out_dir(
+    out_dir: Path, identity: Mapping[str, Any], restart: bool = False
+) -> dict[str, Any]:
+    """Make ``out_dir`` ready for a run with ``identity``: move earlier contents aside when
+    ``restart``, else refuse them if they were made from other inputs. Returns the identity
+    as it will be saved."""
+    out_dir = Path(out_dir)
+    identity = json.loads(json.dumps(dict(identity), sort_keys=True))
+    if restart:
+        moved = move_aside(out_dir)
+        if moved is not None:
+            print(f"moved the earlier contents of {out_dir} to {moved}", file=sys.stderr)
+    else:
+        check_resumable(out_dir, identity)
+    return identity
+
+
+def check_resumable(out_dir: Path, identity: Mapping[str, Any]) -> None:
+    """Refuse (:class:`StaleRunError`) to continue ``out_dir`` if its training state, or
+    its finished model when no state is left, was made from other inputs than ``identity``.
+
+    Directories saved before identities were recorded cannot be checked; they pass with a
+    one-line warning."""
+    out_dir = Path(out_dir)
+    state_dir = out_dir / STATE_DIR
+    if has_training_state(state_dir):
+        where, what = state_dir, "the saved training state"
+        saved = read_training_state_doc(state_dir).get("extra_json", {}).get(IDENTITY_KEY)
+    elif (out_dir / CONFIG_FILE).is_file():
+        where, what = out_dir / CONFIG_FILE, "the finished model"
+        saved = read_config(out_dir).get(IDENTITY_KEY)
+    else:
+        return
+    if saved is None:
+        print(
+            f"warning: {where} was saved by an older tora that did not record its data and "
+            f"settings; continuing without that check ({RESTART_HINT} starts over)",
+            file=sys.stderr,
+        )
+        return
+    if saved != dict(identity):
+        changed = "; ".join(settings_diff(saved, dict(identity)))
+        raise StaleRunError(
+            f"{out_dir}: {what} was made from other inputs than this call's ({changed}); "
+            f"continuing would mix the two. Pass {RESTART_HINT} to move it aside into "
+            f"{out_dir}/{STALE_PREFIX}<time>/ and train from scratch, or give the inputs it "
+            "was made from"
+        )
+
+
+def move_aside(out_dir: Path) -> Path | None:
+    """Move everything in ``out_dir`` (but earlier stale copies) into a new
+    ``out_dir/stale-<UTC time>/``, so starting over never deletes a model silently. Returns
+    the new directory, or None when there was nothing to move."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return None
+    entries = [p for p in out_dir.iterdir() if not p.name.startswith(STALE_PREFIX)]
+    if not entries:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest, n = out_dir / f"{STALE_PREFIX}{stamp}", 1
+    while dest.exists():  # two restarts within a second
+        n += 1
+        dest = out_dir / f"{STALE_PREFIX}{stamp}-{n}"
+    dest.mkdir()
+    # config.json first: it vouches for the directory, so a kill half-way leaves no model
+    # that claims to be complete next to weights that were already moved.
+    entries.sort(key=lambda p: p.name != CONFIG_FILE)
+    for entry in entries:
+        os.replace(entry, dest / entry.name)
+    return dest
 
 
 def write_history(path: Path, history: list[dict[str, float]]) -> None:

@@ -8,9 +8,10 @@ A run directory holds one directory per trained piece, each a ``config.json`` pl
       inverse_dynamics/     a_t = f(s_t, s_{t+m})
       objectives/<name>/    one DPO-fine-tuned planner per objective
 
-Objective directories record the SHA-256 of the reference weights they started from, so a
-set of objective models trained from different references is refused rather than mixed.
-Adding an objective adds a directory and touches nothing else.
+Every ``config.json`` records the SHA-256 of its own weights, checked at load, and objective
+directories also record the SHA-256 of the reference weights they started from, so a corrupt
+file is refused as corrupt and a set of objective models trained from different references is
+refused rather than mixed. Adding an objective adds a directory and touches nothing else.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tora.diffusion.schedule import NoiseSchedule
 from tora.errors import CheckpointError, UnknownObjectiveError
 from tora.nn.denoisers import DenoiserConfig, build_denoiser
 from tora.nn.inverse_dynamics import InverseDynamics, InverseDynamicsConfig
-from tora.train.checkpoint import file_sha256, load_state_into, read_config
+from tora.train.checkpoint import load_state_into, read_config, verify_weights
 
 REFERENCE_DIR = "reference"
 INVERSE_DIR = "inverse_dynamics"
@@ -74,14 +75,38 @@ class PlannerSpec:
         return build_denoiser(self.horizon, self.obs_dim, self.denoiser)
 
 
+def remedy(directory: Path, config: dict[str, Any] | None = None) -> str:
+    """What to do about a damaged model directory of a run, by the kind of model it holds."""
+    directory = Path(directory)
+    kind = (config or {}).get("kind")
+    if kind == "objective_planner" or directory.parent.name == OBJECTIVES_DIR:
+        run = directory.parent.parent
+        return (
+            f"fine-tune it again: `tora finetune --data DATA --run {run} "
+            f"--objective {directory.name} --restart`"
+        )
+    if kind == "inverse_dynamics" or directory.name == INVERSE_DIR:
+        return (
+            f"move {directory} away and re-run `tora pretrain --data DATA --run "
+            f"{directory.parent}` (the reference planner is kept)"
+        )
+    if kind == "reference_planner" or directory.name == REFERENCE_DIR:
+        return (
+            f"pretrain it again: `tora pretrain --data DATA --run {directory.parent} --restart`, "
+            "then fine-tune every objective again with --restart"
+        )
+    return "retrain it or restore the directory from a copy"
+
+
 def load_planner(
     directory: Path, device: torch.device | str = "cpu"
 ) -> tuple[nn.Module, PlannerSpec, dict]:
-    """(denoiser in eval mode, its spec, the whole config.json) from a planner directory."""
+    """(denoiser in eval mode, its spec, the whole config.json) from a planner directory;
+    its weights are checked against the hash recorded when they were saved."""
     config = read_config(directory)
     spec = PlannerSpec.from_dict(config.get("planner", {}))
     model = spec.build()
-    load_state_into(directory, model)
+    load_state_into(directory, model, remedy(directory, config))
     return model.to(device).eval().requires_grad_(False), spec, config
 
 
@@ -109,15 +134,19 @@ def load_inverse_dynamics(
         raise CheckpointError(
             f"{directory}/config.json is not an inverse dynamics config: {exc!r}"
         ) from exc
-    load_state_into(directory, model)
+    load_state_into(directory, model, remedy(directory, config))
     return model.to(device).eval().requires_grad_(False)
 
 
 def reference_hash(run_dir: Path) -> str:
-    path = Path(run_dir) / REFERENCE_DIR / WEIGHTS_FILE
-    if not path.exists():
-        raise CheckpointError(f"no reference planner at {path.parent}; run `tora pretrain` first")
-    return file_sha256(path)
+    """SHA-256 of the run's reference weights, after checking them against the hash recorded
+    when they were saved: a damaged reference is reported as damaged, not as a reference the
+    objective models were not fine-tuned from."""
+    directory = Path(run_dir) / REFERENCE_DIR
+    if not (directory / WEIGHTS_FILE).exists() or not (directory / "config.json").exists():
+        raise CheckpointError(f"no reference planner at {directory}; run `tora pretrain` first")
+    config = read_config(directory)
+    return verify_weights(directory, config, remedy(directory, config))
 
 
 def available_objectives(run_dir: Path) -> list[str]:

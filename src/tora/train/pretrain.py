@@ -18,7 +18,7 @@ from tora.data.trajectories import Trajectories
 from tora.data.windows import WindowIndex, WindowSpec
 from tora.diffusion.schedule import NoiseSchedule
 from tora.nn.denoisers import DenoiserConfig
-from tora.train.loop import OptimConfig, train_and_save
+from tora.train.loop import OptimConfig, run_identity, train_and_save
 from tora.train.losses import denoising_loss
 from tora.train.planner_io import PlannerSpec
 
@@ -83,8 +83,12 @@ def pretrain_planner(
     config: PretrainConfig,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    restart: bool = False,
 ) -> Path:
-    """Train the reference planner on ``traj`` and save it to ``out_dir``; resumes if killed."""
+    """Train the reference planner on ``traj`` and save it to ``out_dir``; resumes if killed.
+
+    Earlier training in ``out_dir`` on other data or settings is refused
+    (:class:`~tora.errors.StaleRunError`); ``restart`` moves it aside and starts over."""
     device = torch.device(device)
     out_dir = Path(out_dir)
     window = WindowSpec(config.horizon, config.stride)
@@ -126,5 +130,7 @@ def pretrain_planner(
             "train": asdict(config),
         },
         progress=progress,
+        identity=run_identity(config, data_sha256=traj.fingerprint()),
+        restart=restart,
     )
     return out_dir
