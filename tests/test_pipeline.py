@@ -130,6 +130,11 @@ def test_one_hot_composition_equals_single_model_agent(tiny_run: Path) -> None:
         tiny_run, ["speed"], device="cpu", sampler=SamplerConfig(steps=4), seed=7
     )
     obs = collect_cruise(1, seed=9, progress=False).observations[:5]
+    # Exact by construction, not by luck of rounding: on the CPU the composition runs its
+    # models one after another and skips a model whose weight is 0 for the whole batch, so
+    # both agents call the same speed model on the same (5, H, D) batch and scale it by 1.0.
+    # (Stacked mode would run the K models as one batched call, which may round differently.)
+    assert both.composed.execution_mode("cpu") == "sequential"
     np.testing.assert_array_equal(both.plan(obs, [1.0, 0.0]), speed_only.plan(obs, [1.0]))
 
 
