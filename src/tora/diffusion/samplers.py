@@ -34,13 +34,42 @@ class SamplerConfig:
     """DDIM stochasticity: 0 is deterministic, 1 matches DDPM's variance."""
     clip_x0: float = 5.0
     """Clip the predicted clean window to +-this many standard deviations (0 disables)."""
+    start_abar: float = 0.0
+    """Start at the noisiest training step whose signal fraction abar_t is at least this
+    (0: the last step). At a step where abar_t is ~0 the clean-window estimate divides the
+    network's error by sqrt(abar_t) (the cosine schedule ends at abar 2.4e-7, a factor of
+    ~2000), so a deterministic sampler starting there begins from a clipped corner; starting
+    where abar_t >= 1e-3 bounds that factor by ~32 and changes the start distribution by at
+    most 3% of the data's scale. See :func:`first_step`."""
 
 
-def ddim_timesteps(num_train_steps: int, steps: int) -> list[int]:
-    """Evenly spaced steps from the noisiest down to 0, ``steps`` of them."""
-    steps = max(1, min(steps, num_train_steps))
-    ts = torch.linspace(num_train_steps - 1, 0, steps).round().long().tolist()
+def ddim_timesteps(num_train_steps: int, steps: int, start: int | None = None) -> list[int]:
+    """Evenly spaced steps from ``start`` (default: the noisiest, ``num_train_steps - 1``)
+    down to 0, ``steps`` of them."""
+    start = num_train_steps - 1 if start is None else int(start)
+    if not 0 <= start < num_train_steps:
+        raise ValueError(f"start step {start} outside [0, {num_train_steps})")
+    steps = max(1, min(steps, start + 1))
+    ts = torch.linspace(start, 0, steps).round().long().tolist()
     return sorted(set(ts), reverse=True)
+
+
+def first_step(schedule: NoiseSchedule, start_abar: float) -> int:
+    """The noisiest training step whose signal fraction abar_t is at least ``start_abar``
+    (the last step when ``start_abar`` is 0), where sampling starts.
+
+    The first clean-window estimate (x - sqrt(1 - abar) eps) / sqrt(abar) multiplies the
+    network's error by sqrt((1 - abar) / abar); ``start_abar`` bounds that factor by
+    1 / sqrt(start_abar)."""
+    if not 0.0 <= start_abar < 1.0:
+        raise ValueError(f"start_abar must lie in [0, 1), got {start_abar}")
+    keeps = torch.nonzero(schedule.alphas_cumprod >= start_abar).flatten()
+    if keeps.numel() == 0:  # only when start_abar exceeds abar_0, itself near 1
+        raise ValueError(
+            f"no step of the schedule keeps abar >= {start_abar} (abar_0 is "
+            f"{float(schedule.alphas_cumprod[0]):.4g})"
+        )
+    return int(keeps.max())
 
 
 def _predict_x0(
@@ -62,7 +91,11 @@ def ddim_step(
     noise: torch.Tensor | None,
 ) -> torch.Tensor:
     """One DDIM update x_t -> x_prev (Song et al. 2021, Eq. 12). ``abar_t``, ``abar_prev``:
-    scalar tensors or floats (coefficients are computed in float64)."""
+    scalar tensors or floats (coefficients are computed in float64). With ``eta > 0`` the
+    update needs ``noise``: without it the step would shrink the direction term to make room
+    for noise and then add none, pulling every sample towards the mean."""
+    if eta > 0 and noise is None:
+        raise ValueError("a DDIM step with eta > 0 needs noise")
     a_t, a_prev = float(abar_t), float(abar_prev)
     x0 = _predict_x0(x, eps, abar_t, clip)
     # Recompute eps from the (possibly clipped) x0 so the update stays self-consistent.
@@ -207,12 +240,13 @@ def sample(
     the batched network (which must treat rows independently, as the denoisers do).
     """
     device, dtype = first_state.device, first_state.dtype
+    start = first_step(schedule, config.start_abar)
     x = _noise(shape, device, dtype, generator, noise_fn)
     x[:, 0] = first_state
     if config.method == "ddpm":
-        steps = list(range(schedule.num_steps - 1, -1, -1))
+        steps = list(range(start, -1, -1))
     elif config.method == "ddim":
-        steps = ddim_timesteps(schedule.num_steps, config.steps)
+        steps = ddim_timesteps(schedule.num_steps, config.steps, start)
     else:
         raise ValueError(f"unknown sampler {config.method!r}; choose 'ddim' or 'ddpm'")
     abars = schedule.alphas_cumprod  # float64 on the CPU: step coefficients, not data
