@@ -6,11 +6,24 @@ state: at horizon 4 the window's own few rewards say too little about where it l
 starts whose whole segment lies inside the episode are drawn, so every label sums the same
 number of rewards. Higher wins for a maximized objective, lower for a minimized one; exact ties
 are skipped.
+
+Two refinements (issue 17), each an option of :func:`make_pairs`:
+
+- ``through_terminals``: an episode that ends in a terminal (a fall) has no reward after it,
+  so a segment cut by the terminal is a true segment return, not a truncated one: starts up to
+  the last whose *window* is still made of recorded states are drawn, and falls are counted
+  in the labels (windows just before a fall become the losers they are). Episodes cut by a
+  timeout keep the full-segment rule.
+- ``label="advantage"``: the planner is given its first state and only generates what follows,
+  yet the segment return mostly measures that state (on MO-HalfCheetah a linear fit on the
+  first state explains R^2 0.98 of the speed label). The advantage label subtracts a value of
+  the start state, fitted per objective by ridge regression of the segment return on the
+  state's linear and quadratic features, so the label compares continuations.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,13 +48,25 @@ def segment_returns(traj: Trajectories, length: int, discount: float) -> np.ndar
     return out
 
 
-def valid_segment_starts(traj: Trajectories, length: int) -> np.ndarray:
-    """Transition indices whose segment of ``length`` steps stays inside their episode."""
-    starts = [
-        np.arange(b, e - length + 1)
-        for b, e in zip(traj.episode_bounds[:-1], traj.episode_bounds[1:], strict=True)
-        if e - b >= length
-    ]
+def valid_segment_starts(
+    traj: Trajectories, length: int, span: int = 0, through_terminals: bool = False
+) -> np.ndarray:
+    """Transition indices whose segment of ``length`` steps stays inside their episode.
+
+    With ``through_terminals``, in an episode that ends in a terminal every start whose
+    window of ``span`` steps ends at a recorded state qualifies too (its segment is cut by the
+    terminal, after which the MDP gives nothing)."""
+    if span < 0:
+        raise DataError(f"span must be >= 0, got {span}")
+    ends_in_terminal = np.zeros(traj.num_episodes, dtype=bool)
+    if through_terminals:
+        ends_in_terminal = traj.terminals[traj.episode_bounds[1:] - 1]
+    starts = []
+    for i, (b, e) in enumerate(zip(traj.episode_bounds[:-1], traj.episode_bounds[1:], strict=True)):
+        # e - b transitions, states b .. e: a window from t ends at state t + span <= e.
+        last = e - span if ends_in_terminal[i] else e - length
+        if last >= b:
+            starts.append(np.arange(b, last + 1))
     if not starts:
         raise DataError(
             f"segment length {length} exceeds every episode (longest "
@@ -50,17 +75,51 @@ def valid_segment_starts(traj: Trajectories, length: int) -> np.ndarray:
     return np.concatenate(starts)
 
 
+def start_values(
+    traj: Trajectories, starts: np.ndarray, targets: np.ndarray, ridge: float = 1e-3
+) -> tuple[np.ndarray, np.ndarray]:
+    """(values (T, K), R^2 (K,)): a per-objective value of every transition's state, fitted
+    by ridge regression of ``targets[starts]`` (T, K) on the standardized state, its squares
+    and pairwise products (one least-squares solve; no network to train).
+
+    ``ridge`` is relative to the mean diagonal of the normal equations, so it does not depend
+    on the number of samples. R^2 is measured on the fitted starts."""
+    obs = traj.observations.astype(np.float64)
+    mean, std = obs[starts].mean(0), obs[starts].std(0)
+    std[std < 1e-8] = 1.0
+    z = (obs - mean) / std
+
+    def features(x: np.ndarray) -> np.ndarray:
+        i, j = np.triu_indices(x.shape[1])
+        return np.concatenate([np.ones((len(x), 1)), x, x[:, i] * x[:, j]], axis=1)
+
+    phi = features(z[starts])
+    y = targets[starts]
+    gram = phi.T @ phi
+    gram += ridge * np.trace(gram) / len(gram) * np.eye(len(gram))
+    coef = np.linalg.solve(gram, phi.T @ y)
+    fitted = phi @ coef
+    resid = ((y - fitted) ** 2).sum(0)
+    total = ((y - y.mean(0)) ** 2).sum(0)
+    r2 = 1.0 - resid / np.where(total > 0, total, 1.0)
+    values = np.concatenate([features(z[lo : lo + 65536]) @ coef for lo in range(0, len(z), 65536)])
+    return values, r2
+
+
 @dataclass(frozen=True)
 class PreferencePairs:
-    """N pairs of window starts with their segment returns for every objective.
+    """N pairs of window starts with their labels for every objective.
 
     first, second: (N,) transition indices (window starts) from different episodes.
-    returns: (N, 2, K) segment returns of (first, second) for each objective.
+    returns: (N, 2, K) labels of (first, second) for each objective: segment returns, or
+        segment returns minus the start state's value (``make_pairs(label="advantage")``).
+    info: how the labels were made (e.g. the value fit's R^2 per objective).
     """
 
     first: np.ndarray
     second: np.ndarray
     returns: np.ndarray
+    info: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.first.size)
@@ -88,10 +147,12 @@ class PreferencePairs:
         }
         if not keep.any():
             raise DataError(f"every pair ties on objective {objective}; no preference to learn")
+        stats.update({k: v[objective] if isinstance(v, list) else v for k, v in self.info.items()})
         return winners, losers, stats
 
 
 PAIR_MATCHING = ("random", "nearest")
+PAIR_LABELS = ("return", "advantage")
 
 
 def make_pairs(
@@ -102,6 +163,9 @@ def make_pairs(
     seed: int,
     matching: str = "random",
     candidates: int = 256,
+    label: str = "return",
+    span: int = 0,
+    through_terminals: bool = False,
 ) -> PreferencePairs:
     """Draw ``num_pairs`` pairs of window starts from different episodes (seeded).
 
@@ -112,6 +176,10 @@ def make_pairs(
     label that compares two windows from very different states mostly says which *state* is
     better, something the planner cannot choose; pairs that start alike make the label about
     the continuation, which it can.
+
+    ``label`` "return" labels a window by its segment return, "advantage" by that minus its
+    start state's fitted value (:func:`start_values`). ``span`` (the planned window's steps)
+    and ``through_terminals`` choose the starts (:func:`valid_segment_starts`).
     """
     if traj.num_episodes < 2:
         raise DataError("preference pairs need at least two episodes")
@@ -121,8 +189,10 @@ def make_pairs(
         raise DataError(f"unknown pair matching {matching!r}; choose one of {PAIR_MATCHING}")
     if candidates < 1:
         raise DataError(f"candidates must be >= 1, got {candidates}")
+    if label not in PAIR_LABELS:
+        raise DataError(f"unknown pair label {label!r}; choose one of {PAIR_LABELS}")
     rng = np.random.default_rng(seed)
-    starts = valid_segment_starts(traj, segment_length)
+    starts = valid_segment_starts(traj, segment_length, span, through_terminals)
     episode_of = np.repeat(np.arange(traj.num_episodes), traj.episode_lengths)
     if np.unique(episode_of[starts]).size < 2:
         raise DataError("only one episode is long enough for the segment length; lower it")
@@ -136,7 +206,13 @@ def make_pairs(
         second[same] = rng.choice(starts, size=int(same.sum()))
         same = episode_of[first] == episode_of[second]
     seg = segment_returns(traj, segment_length, discount)
-    return PreferencePairs(first, second, np.stack([seg[first], seg[second]], axis=1))
+    info: dict = {}
+    if label == "advantage":
+        values, r2 = start_values(traj, starts, seg)
+        seg = seg - values
+        info["value_r2"] = [float(v) for v in r2]
+    info["starts"] = int(starts.size)
+    return PreferencePairs(first, second, np.stack([seg[first], seg[second]], axis=1), info)
 
 
 def _nearest_partners(
