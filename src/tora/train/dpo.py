@@ -9,10 +9,12 @@ so adding an objective later trains one more model and touches no existing file.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 
 from tora.data.pairs import make_pairs
@@ -22,7 +24,13 @@ from tora.errors import ShapeMismatchError
 from tora.train.checkpoint import atomic_write_json
 from tora.train.loop import OptimConfig, prepare_out_dir, run_identity, train_and_save
 from tora.train.losses import diffusion_dpo_loss, window_errors
-from tora.train.planner_io import OBJECTIVES_DIR, REFERENCE_DIR, load_planner, reference_hash
+from tora.train.planner_io import (
+    OBJECTIVES_DIR,
+    REFERENCE_DIR,
+    PlannerSpec,
+    load_planner,
+    reference_hash,
+)
 from tora.train.pretrain import noisy_windows, window_tensors
 
 
@@ -44,8 +52,21 @@ class DPOConfig:
     """How a pair's two windows are drawn: "random" (independently) or "nearest" (the partner
     of each window is, among 256 random windows of other episodes, the one whose first state
     is closest), so the label compares continuations rather than start states."""
+    pair_label: Literal["return", "advantage"] = "return"
+    """What a window's label is: its segment "return", or the "advantage" (segment return
+    minus a value of its first state fitted on the data, see tora.data.pairs): the planner
+    cannot choose its first state, so a return label mostly teaches which start was better."""
+    through_terminals: bool = False
+    """Also draw windows whose segment is cut by a terminal (a fall), labelled with the
+    rewards up to it, so that windows just before a fall are compared too."""
     num_pairs: int = 20000
     """Preference pairs drawn from the data (ties on this objective are dropped)."""
+    held_out: float = 0.05
+    """Fraction of the pairs kept out of training to measure, every evaluate_every steps,
+    held-out implicit accuracy and the winners' and losers' denoising errors relative to the
+    reference (history.json, val_*)."""
+    evaluate_every: int = 250
+    """Steps between held-out measurements (0: only at the start and the end)."""
     segment_length: int = 20
     """Steps of reward summed into a window's label, from the window's first state (>= H*m)."""
     discount: float = 0.99
@@ -102,6 +123,9 @@ def finetune_objective(
         restart,
     )
     minimize = traj.objectives[k].direction is Direction.MINIMIZE
+    if not 0.0 <= config.held_out < 1.0:
+        raise ValueError(f"held_out must lie in [0, 1), got {config.held_out}")
+    window = WindowSpec(spec.horizon, spec.stride)
     pairs = make_pairs(
         traj,
         config.num_pairs,
@@ -109,16 +133,29 @@ def finetune_objective(
         config.discount,
         config.seed,
         matching=config.pair_matching,
+        label=config.pair_label,
+        span=window.span,
+        through_terminals=config.through_terminals,
     )
     winners, losers, pair_stats = pairs.labelled(k, minimize=minimize)
-    states, rows = window_tensors(
-        traj, WindowSpec(spec.horizon, spec.stride), spec.normalizer, device
-    )
-    winners_t = torch.as_tensor(winners, device=device)
-    losers_t = torch.as_tensor(losers, device=device)
+    states, rows = window_tensors(traj, window, spec.normalizer, device)
+    # A seeded split, so a resumed run trains on the same pairs.
+    order = np.random.default_rng(config.seed).permutation(winners.size)
+    n_val = min(round(config.held_out * winners.size), winners.size - 1)
+    val, train = order[:n_val], order[n_val:]
+    pair_stats["held_out"] = int(n_val)
+    winners_t = torch.as_tensor(winners[train], device=device)
+    losers_t = torch.as_tensor(losers[train], device=device)
 
     model = copy.deepcopy(reference).requires_grad_(True)
     generator = torch.Generator(device=device).manual_seed(config.seed)
+    evaluate = (
+        _held_out_evaluation(
+            model, reference, spec, states, rows, winners[val], losers[val], config, device
+        )
+        if n_val > 0
+        else None
+    )
 
     def step_fn() -> tuple[torch.Tensor, dict[str, float]]:
         pick = torch.randint(
@@ -164,5 +201,51 @@ def finetune_objective(
         },
         progress=progress,
         identity=identity,
+        evaluate=evaluate,
+        evaluate_every=config.evaluate_every,
     )
     return out_dir
+
+
+def _held_out_evaluation(
+    model: torch.nn.Module,
+    reference: torch.nn.Module,
+    spec: PlannerSpec,
+    states: torch.Tensor,
+    rows: torch.Tensor,
+    winners: np.ndarray,
+    losers: np.ndarray,
+    config: DPOConfig,
+    device: torch.device,
+    max_pairs: int = 512,
+) -> Callable[[], dict[str, float]]:
+    """A function measuring ``model`` on held-out pairs at fixed steps and noise (its own
+    generator, so measuring never changes the training run's random stream).
+
+    Returns implicit_accuracy (the DPO loss's ranking of held-out pairs), dpo_loss, and
+    winner_error / loser_error: the model's mean denoising error on winners and losers over
+    the reference's on the same inputs (1 at the start; DPO may lower both, but a winner
+    error well above 1 means the model is drifting away from a model of the data)."""
+    n = min(max_pairs, winners.size)
+    gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+    x_win = states[rows[torch.as_tensor(winners[:n], device=device)]]
+    x_lose = states[rows[torch.as_tensor(losers[:n], device=device)]]
+    xt_win, t, noise = noisy_windows(x_win, spec.schedule, gen)
+    xt_lose = spec.schedule.add_noise(x_lose, noise, t)
+    xt_lose[:, 0] = x_lose[:, 0]
+    with torch.no_grad():
+        ref_win = window_errors(reference(xt_win, t), noise)
+        ref_lose = window_errors(reference(xt_lose, t), noise)
+
+    def evaluate() -> dict[str, float]:
+        err_win = window_errors(model(xt_win, t), noise)
+        err_lose = window_errors(model(xt_lose, t), noise)
+        _, stats = diffusion_dpo_loss(err_win, ref_win, err_lose, ref_lose, config.beta)
+        return {
+            "implicit_accuracy": stats["implicit_accuracy"],
+            "dpo_loss": stats["dpo_loss"],
+            "winner_error": float(err_win.mean() / ref_win.mean()),
+            "loser_error": float(err_lose.mean() / ref_lose.mean()),
+        }
+
+    return evaluate

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -44,6 +45,9 @@ from tora.train.checkpoint import (
 from tora.train.ema import EMA
 
 StepFn = Callable[[], tuple[torch.Tensor, dict[str, float]]]
+EvalFn = Callable[[], dict[str, float]]
+"""Held-out measurements of the model being trained; must not draw from the run's generator
+(a resumed run would then draw other batches than an uninterrupted one)."""
 
 STATE_DIR = "train_state"
 """Subdirectory of a trainer's output directory holding its resumable state."""
@@ -74,6 +78,21 @@ class OptimConfig:
     """Steps between resumable checkpoints."""
     log_every: int = 50
     """Steps averaged into one history entry."""
+    warmup_steps: int = 0
+    """Steps over which the learning rate rises linearly from lr / warmup_steps to lr."""
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """After warm-up: keep lr ("constant") or decay it to 0 by the last step ("cosine")."""
+
+
+def learning_rate(config: OptimConfig, step: int, steps: int) -> float:
+    """The learning rate of 0-indexed ``step`` of ``steps``: a pure function of the step, so a
+    resumed run needs no scheduler state to continue exactly where it stopped."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    if config.lr_schedule == "cosine":
+        done = (step - config.warmup_steps) / max(1, steps - config.warmup_steps)
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, done)))
+    return config.lr
 
 
 @dataclass
@@ -99,11 +118,15 @@ def run_loop(
     generator: torch.Generator,
     progress: bool = True,
     identity: Mapping[str, Any] | None = None,
+    evaluate: EvalFn | None = None,
+    evaluate_every: int = 0,
 ) -> LoopResult:
     """Optimize ``model`` for ``steps`` steps of ``step_fn``, resuming from ``state_dir``.
 
     ``identity`` is saved with each checkpoint; checking it before a resume is the caller's
-    job (:func:`check_resumable`), done before any other file is touched."""
+    job (:func:`check_resumable`), done before any other file is touched. ``evaluate`` runs
+    (model in eval mode, no gradients) every ``evaluate_every`` steps, at step 0 and at the
+    end; its values join that step's history entry prefixed with ``val_``."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
@@ -137,9 +160,26 @@ def run_loop(
             },
         )
 
+    def held_out() -> dict[str, float]:
+        if evaluate is None:
+            return {}
+        model.eval()
+        with torch.no_grad():
+            values = {f"val_{k}": float(v) for k, v in evaluate().items()}
+        model.train()
+        return values
+
+    def due(done: int) -> bool:
+        return evaluate is not None and evaluate_every > 0 and done % evaluate_every == 0
+
     model.train()
+    if start == 0 and evaluate is not None:
+        history.append({"step": 0, **held_out()})  # where the model started (the reference)
     bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, disable=not progress)
     for step in bar:
+        lr = learning_rate(config, step, steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         loss, stats = step_fn()
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -156,8 +196,10 @@ def run_loop(
         for key, value in stats.items():
             window.setdefault(key, []).append(value)
         done = step + 1
-        if done % config.log_every == 0 or done == steps:
+        if done % config.log_every == 0 or done == steps or due(done):
             entry = {"step": done, **{k: sum(v) / len(v) for k, v in window.items()}}
+            if due(done) or done == steps:
+                entry.update(held_out())
             history.append(entry)
             window.clear()
             bar.set_postfix({k: f"{v:.3g}" for k, v in entry.items() if k != "step"})
@@ -180,6 +222,8 @@ def train_and_save(
     progress: bool = True,
     identity: Mapping[str, Any] | None = None,
     restart: bool = False,
+    evaluate: EvalFn | None = None,
+    evaluate_every: int = 0,
 ) -> LoopResult:
     """Run the loop with its resumable state in ``out_dir/train_state``, then write the
     history and the trained weights with ``saved_config`` as ``out_dir/config.json``.
@@ -187,7 +231,8 @@ def train_and_save(
     With an ``identity``, earlier contents of ``out_dir`` made from other inputs are refused
     (:class:`StaleRunError`) before anything is written; ``restart`` moves them aside instead
     (:func:`move_aside`). Callers that write files of their own into ``out_dir`` before
-    training should call :func:`prepare_out_dir` first themselves."""
+    training should call :func:`prepare_out_dir` first themselves. ``evaluate`` and
+    ``evaluate_every``: see :func:`run_loop`."""
     out_dir = Path(out_dir)
     if identity is not None:
         identity = prepare_out_dir(out_dir, identity, restart)
@@ -201,6 +246,8 @@ def train_and_save(
         generator=generator,
         progress=progress,
         identity=identity,
+        evaluate=evaluate,
+        evaluate_every=evaluate_every,
     )
     write_history(out_dir / "history.json", result.history)
     if identity is not None:

@@ -1,0 +1,89 @@
+"""The shared loop's learning-rate schedule and held-out measurements, by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from tora.envs.scripted import collect_cruise
+from tora.nn.denoisers import DenoiserConfig
+from tora.pipeline import finetune_run, pretrain_run
+from tora.train.dpo import DPOConfig
+from tora.train.inverse import InverseDynamicsTrainConfig
+from tora.train.loop import OptimConfig, learning_rate, run_loop
+from tora.train.pretrain import PretrainConfig
+
+
+def test_learning_rate_warmup_then_cosine_by_hand() -> None:
+    config = OptimConfig(lr=1.0, warmup_steps=4, lr_schedule="cosine")
+    assert [learning_rate(config, s, 12) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    # 8 steps after warm-up: step 4 is the top, step 8 half-way down, step 12 would be 0.
+    assert learning_rate(config, 4, 12) == pytest.approx(1.0)
+    assert learning_rate(config, 8, 12) == pytest.approx(0.5)
+    assert learning_rate(config, 10, 12) == pytest.approx(0.5 * (1 + math.cos(0.75 * math.pi)))
+    assert learning_rate(OptimConfig(lr=0.1), 7, 12) == 0.1  # constant, no warm-up
+
+
+def test_loop_sets_each_steps_learning_rate_and_resumes_on_it(tmp_path: Path) -> None:
+    model = torch.nn.Linear(2, 1)
+    optimizer_lrs: list[float] = []
+
+    def step_fn() -> tuple[torch.Tensor, dict[str, float]]:
+        loss = model(torch.ones(1, 2)).pow(2).sum()
+        return loss, {}
+
+    config = OptimConfig(lr=0.4, warmup_steps=2, checkpoint_every=3, ema_decay=0.0)
+    gen = torch.Generator().manual_seed(0)
+    original = torch.optim.AdamW.step
+
+    def spy(self: torch.optim.AdamW, *args: object, **kwargs: object) -> object:
+        optimizer_lrs.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.AdamW, "step", spy)
+        run_loop(
+            desc="t", model=model, step_fn=step_fn, steps=3, config=config,
+            state_dir=tmp_path / "s", generator=gen, progress=False,
+        )  # fmt: skip
+        run_loop(
+            desc="t", model=model, step_fn=step_fn, steps=5, config=config,
+            state_dir=tmp_path / "s", generator=gen, progress=False,
+        )  # fmt: skip
+    # Warm-up 0.2, 0.4, then constant; the resumed steps 3 and 4 use the schedule, not the
+    # learning rate the optimizer state was saved with.
+    assert optimizer_lrs == pytest.approx([0.2, 0.4, 0.4, 0.4, 0.4])
+
+
+def test_dpo_logs_held_out_measurements_starting_from_the_reference(tmp_path: Path) -> None:
+    data = collect_cruise(8, seed=3, progress=False)
+    net = DenoiserConfig(hidden_dim=32, depth=1, time_dim=8)
+    pretrain = PretrainConfig(steps=20, batch_size=16, diffusion_steps=10, denoiser=net)
+    pretrain_run(data, tmp_path, pretrain, InverseDynamicsTrainConfig(steps=5), progress=False)
+    dpo = DPOConfig(
+        steps=20,
+        batch_size=8,
+        num_pairs=400,
+        segment_length=8,
+        held_out=0.1,
+        evaluate_every=10,
+        optim=OptimConfig(lr=1e-3, ema_decay=0.0, log_every=5),
+    )
+    finetune_run(data, tmp_path, dpo, ["speed"], progress=False)
+    out = tmp_path / "objectives" / "speed"
+    history = json.loads((out / "history.json").read_text())["history"]
+    measured = [h for h in history if "val_winner_error" in h]
+    assert [h["step"] for h in measured] == [0, 10, 20]
+    # At step 0 the model is the reference: equal errors, a zero margin on every pair.
+    start = measured[0]
+    assert start["val_winner_error"] == 1.0 and start["val_loser_error"] == 1.0
+    assert start["val_implicit_accuracy"] == 0.0
+    assert start["val_dpo_loss"] == pytest.approx(math.log(2), rel=1e-6)
+    # Training moves them (the guard against drifting reads these numbers).
+    assert measured[-1]["val_winner_error"] != 1.0
+    pairs = json.loads((out / "pairs.json").read_text())
+    assert pairs["held_out"] == round(0.1 * pairs["pairs"])
