@@ -1,20 +1,23 @@
-"""DPO variants on a reference planner of the reduced suite (BENCHMARKS.md, section 5).
+"""DPO and sampler variants on a reference planner of the reduced suite, measured on
+validation data and validation episodes (never the table's evaluation episodes).
 
 Re-runs TORA's stage 2 (one Diffusion-DPO run per objective) from an already trained
 reference planner and inverse dynamics of `tora bench run benchmarks/suites/reduced.toml`,
-with other DPO settings, then measures two things:
+with other DPO settings, then measures:
 
-- the suite's evaluation (51 preferences x 1 episode, the same start states and noise as the
-  suite's cells): hypervolume, steering and the returns at the two ends;
-- the plans themselves: the mean planned x velocity (MO-HalfCheetah's observation 8) one and
-  three steps ahead from 400 dataset states, with all weight on each objective. This asks
-  whether DPO moved the planner the right way before inverse dynamics and the environment
-  have a say.
+- the suite's protocol (51 preferences x 1 episode) with another evaluation seed, so other
+  start states and noise than the table's: hypervolume, steering and the returns at the ends;
+- next-state error of each objective model alone on a validation dataset (another data
+  seed), next to the reference planner's: how far DPO moved each model from a model of the
+  dynamics;
+- the last held-out DPO measurements (winner / loser error relative to the reference,
+  implicit accuracy) from each objective's history.
 
-    python benchmarks/dpo_variants.py TAG --seed 1 --beta 300 --pairs nearest [--sft 1.0]
+    python benchmarks/dpo_variants.py TAG --seed 0 --beta 100 --label advantage \\
+        --val-data runs/validation/MO-HalfCheetah-v0_100_seed1.h5
 
-TAG names the output directory runs/dpo_variants/TAG. Needs the suite's cells for the env
-and seed (the reference planner and inverse dynamics are copied from there).
+TAG names the output directory runs/dpo_variants/<env>/TAG/seed<k>; a finished variant is
+not retrained (its report is rewritten). Needs the suite's cell for the env and seed.
 """
 
 from __future__ import annotations
@@ -31,17 +34,20 @@ import torch
 
 from tora.bench.suite import (
     cell_dir,
+    env_dirname,
     evaluate_sweep,
     load_suite,
     method_config,
     suite_dataset,
     suite_method,
 )
+from tora.data.formats import load_dataset
+from tora.diffusion.samplers import SamplerConfig
 from tora.envs import objective_names, resolve_env_id
+from tora.evaluate.planning import next_state_error
 from tora.planning.agent import Agent
-from tora.policies.tora_planner import load_tora, train_tora
-
-VELOCITY_DIM = 8  # MO-HalfCheetah: qpos[1:] (8 values), then qvel whose first entry is v_x
+from tora.policies.tora_planner import train_tora
+from tora.train.planner_io import INVERSE_DIR, REFERENCE_DIR, load_inverse_dynamics, load_planner
 
 
 def main() -> None:
@@ -49,64 +55,86 @@ def main() -> None:
     parser.add_argument("tag")
     parser.add_argument("--suite", default="benchmarks/suites/reduced.toml")
     parser.add_argument("--env", default="MO-HalfCheetah-v2")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-data", required=True, help="dataset of another data seed")
+    parser.add_argument("--val-eval-seed", type=int, default=20000)
     parser.add_argument("--beta", type=float, default=100.0)
     parser.add_argument("--sft", type=float, default=0.0)
     parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--warmup", type=int, default=0)
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--pairs", choices=("random", "nearest"), default="random")
+    parser.add_argument("--label", choices=("return", "advantage"), default="return")
+    parser.add_argument("--through-terminals", action="store_true")
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta of the evaluation")
+    parser.add_argument("--start-abar", type=float, default=0.0)
+    parser.add_argument("--sampler-steps", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     suite = load_suite(args.suite)
-    entry = next(e for e in suite.envs if resolve_env_id(e.id) == resolve_env_id(args.env))
     env_id = resolve_env_id(args.env)
+    entry = next(e for e in suite.envs if resolve_env_id(e.id) == env_id)
     config = method_config(suite, entry, suite_method(suite, "tora"), args.seed)
     dpo = replace(
         config.dpo,
         beta=args.beta,
         sft_weight=args.sft,
         steps=args.steps,
+        batch_size=args.batch,
         pair_matching=args.pairs,
-        optim=replace(config.dpo.optim, lr=args.lr),
+        pair_label=args.label,
+        through_terminals=args.through_terminals,
+        optim=replace(config.dpo.optim, lr=args.lr, warmup_steps=args.warmup),
     )
-    config = replace(config, dpo=dpo)
+    sampler = SamplerConfig(steps=args.sampler_steps, eta=args.eta, start_abar=args.start_abar)
+    config = replace(config, dpo=dpo, sampler=sampler)
     source = cell_dir(suite, env_id, "tora", args.seed) / "model"
-    out = Path("runs/dpo_variants") / args.tag / "model"
-    if not out.exists():
-        for part in ("reference", "inverse_dynamics"):
-            shutil.copytree(source / part, out / part)
+    out = Path("runs/dpo_variants") / env_dirname(env_id) / args.tag / f"seed{args.seed}"
+    model = out / "model"
+    if not model.exists():
+        for part in (REFERENCE_DIR, INVERSE_DIR):
+            shutil.copytree(source / part, model / part)
     traj, _ = suite_dataset(suite, entry, progress=False)
     start = time.perf_counter()
-    train_tora(traj, out, config, "cpu", progress=False)
+    train_tora(traj, model, config, "cpu", progress=False)
     train_s = time.perf_counter() - start
 
-    policy = load_tora(out, "cpu", suite.eval.seed)
-    _, summary, _ = evaluate_sweep(suite, entry, policy, progress=False)
+    val_suite = replace(suite, eval=replace(suite.eval, seed=args.val_eval_seed))
+    agent = Agent.load(model, device="cpu", sampler=sampler, seed=0)
+    _, summary, _ = evaluate_sweep(val_suite, entry, agent, progress=False)
     names = list(objective_names(env_id))
     means = np.asarray(summary["mean_returns"])
 
-    agent = Agent.load(out, device="cpu", seed=0)
-    rng = np.random.default_rng(0)
-    states = traj.observations[rng.choice(traj.observations.shape[0], 400, replace=False)]
-    planned = {}
-    for k, name in enumerate(names):
-        w = np.eye(len(names))[k]
-        plan = agent.plan(states, w)
-        planned[name] = [
-            float(plan[:, 1, VELOCITY_DIM].mean()),
-            float(plan[:, 3, VELOCITY_DIM].mean()),
-        ]
+    val = load_dataset(args.val_data)
+    reference, spec, _ = load_planner(model / REFERENCE_DIR)
+    inverse = load_inverse_dynamics(model / INVERSE_DIR, spec)
+    ref_agent = Agent([reference], ["reference"], spec, inverse, sampler, "cpu", seed=0)
+    nse = {
+        "reference": next_state_error(
+            lambda s: ref_agent.plan(s, [1.0]), val, spec.normalizer, spec.stride
+        )["planned"]
+    }
+    held_out = {}
+    for k, name in enumerate(agent.objective_names):
+        w = np.eye(len(agent.objective_names))[k]
+        nse[name] = next_state_error(
+            lambda s, w=w: agent.plan(s, w), val, spec.normalizer, spec.stride
+        )["planned"]
+        history = json.loads((model / "objectives" / name / "history.json").read_text())
+        last = [h for h in history["history"] if "val_winner_error" in h][-1]
+        held_out[name] = {k: v for k, v in last.items() if k.startswith("val_")}
     report = {
         "args": vars(args),
         "train_s": train_s,
-        "hypervolume": summary["hypervolume"],
-        "steering_correlation": summary.get("steering_correlation"),
-        "returns_at_ends": {names[0]: means[0].tolist(), names[-1]: means[-1].tolist()},
-        "data_velocity": float(states[:, VELOCITY_DIM].mean()),
-        "planned_velocity_t1_t3": planned,
+        "hypervolume_val": summary["hypervolume"],
+        "steering_val": summary.get("steering_correlation"),
+        "returns_at_ends_val": {names[0]: means[0].tolist(), names[-1]: means[-1].tolist()},
+        "next_state_error_val": nse,
+        "held_out_dpo": held_out,
     }
-    (out.parent / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 

@@ -236,6 +236,20 @@ def config_from_dict(cls: type[T], d: Mapping[str, Any]) -> T:
     return _config_from_dict(cls, d, "")
 
 
+def fill_missing(saved: Any, defaults: Any) -> Any:
+    """``saved`` with every key it lacks taken from ``defaults``, recursively.
+
+    Settings saved before a config field existed are read as if they held its default: by
+    this project's rule a new field's default reproduces the behaviour from before it
+    existed, so old runs and cells stay comparable with new ones that leave it alone."""
+    if not isinstance(saved, Mapping) or not isinstance(defaults, Mapping):
+        return saved
+    out = {k: fill_missing(v, defaults.get(k)) for k, v in saved.items()}
+    for k, v in defaults.items():
+        out.setdefault(k, v)
+    return out
+
+
 def settings_diff(saved: Any, wanted: Any, limit: int = 5, _path: str = "") -> list[str]:
     """Where two JSON-like settings differ, as ``"a.b: saved -> wanted"`` lines (at most
     ``limit``, keys in sorted order, a key missing on one side shown as ``<missing>``): what a

@@ -23,7 +23,8 @@ from tora.data.formats import save_dataset
 from tora.envs.scripted import collect_cruise
 from tora.errors import CheckpointError, StaleRunError
 from tora.train.checkpoint import file_sha256
-from tora.train.loop import STALE_PREFIX, check_resumable, run_identity
+from tora.train.dpo import DPOConfig
+from tora.train.loop import STALE_PREFIX, OptimConfig, check_resumable, run_identity
 from tora.train.planner_io import reference_hash
 from tora.train.pretrain import PretrainConfig
 
@@ -161,7 +162,7 @@ def test_finished_model_without_state_still_refuses_other_data(
     saved = json.loads((run / "reference" / "config.json").read_text())
     settings = config_from_dict(PretrainConfig, saved["train"])
     same = run_identity(settings, data_sha256=tora.load_dataset(data_files[0]).fingerprint())
-    assert same == saved["trained_from"]
+    assert same.values == saved["trained_from"]
     check_resumable(run / "reference", same)
     other = run_identity(settings, data_sha256=tora.load_dataset(data_files[1]).fingerprint())
     with pytest.raises(StaleRunError, match="the finished model was made from other inputs"):
@@ -213,3 +214,23 @@ def test_output_piped_into_a_closed_reader_exits_quietly(data_files: tuple[Path,
     proc.stderr.close()
     assert proc.wait() == 141
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_a_setting_added_later_counts_as_its_default(run: Path) -> None:
+    # A state saved before the field "warmup_steps" existed: resuming with the default (which
+    # reproduces the old behaviour) is the same run; asking for a warm-up is another.
+    path = run / "objectives" / "speed" / "train_state" / "state.json"
+    doc = json.loads(path.read_text())
+    saved = doc["extra_json"]["trained_from"]
+    del saved["settings"]["optim"]["warmup_steps"]
+    path.write_text(json.dumps(doc))
+    config = config_from_dict(
+        DPOConfig, json.loads((path.parent.parent / "config.json").read_text())["train"]
+    )
+    inputs = {k: v for k, v in saved.items() if k != "settings"}
+    check_resumable(path.parent.parent, run_identity(config, **inputs))
+    warm = DPOConfig(
+        **{**vars(config), "optim": OptimConfig(**{**vars(config.optim), "warmup_steps": 5})}
+    )
+    with pytest.raises(StaleRunError, match="warmup_steps"):
+        check_resumable(path.parent.parent, run_identity(warm, **inputs))

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import tomllib
 
-from tora.configs import config_from_dict, config_to_dict, settings_diff
+from tora.configs import config_from_dict, config_to_dict, fill_missing, settings_diff
 from tora.data.card import dataset_card
 from tora.data.formats import load_dataset, save_dataset
 from tora.data.trajectories import Trajectories
@@ -292,16 +292,6 @@ def ref_point(entry: EnvEntry, num_objectives: int) -> list[float]:
     return list(entry.ref_point) if entry.ref_point is not None else [0.0] * num_objectives
 
 
-def _fill_missing(saved: Any, defaults: Any) -> Any:
-    """``saved`` with every key it lacks taken from ``defaults``, recursively."""
-    if not isinstance(saved, Mapping) or not isinstance(defaults, Mapping):
-        return saved
-    out = {k: _fill_missing(v, defaults.get(k)) for k, v in saved.items()}
-    for k, v in defaults.items():
-        out.setdefault(k, v)
-    return out
-
-
 def _check_cell_settings(
     cell: Path, settings: dict[str, Any], config_defaults: dict[str, Any]
 ) -> None:
@@ -312,7 +302,7 @@ def _check_cell_settings(
     if path.is_file():
         saved = read_json_object(path).get("settings")
         if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
-            saved = {**saved, "config": _fill_missing(saved["config"], config_defaults)}
+            saved = {**saved, "config": fill_missing(saved["config"], config_defaults)}
         if saved != settings:
             changed = "; ".join(settings_diff(saved, settings))
             raise ToraError(

@@ -61,10 +61,11 @@ class DPOConfig:
     rewards up to it, so that windows just before a fall are compared too."""
     num_pairs: int = 20000
     """Preference pairs drawn from the data (ties on this objective are dropped)."""
-    held_out: float = 0.05
-    """Fraction of the pairs kept out of training to measure, every evaluate_every steps,
-    held-out implicit accuracy and the winners' and losers' denoising errors relative to the
-    reference (history.json, val_*)."""
+    held_out_pairs: int = 512
+    """Pairs drawn apart from the training pairs (another seed; none shares a window with a
+    training pair) to measure, every evaluate_every steps, held-out implicit accuracy and the
+    winners' and losers' denoising errors relative to the reference (history.json, val_*).
+    Drawing them apart leaves the training pairs as they were without this check (0: none)."""
     evaluate_every: int = 250
     """Steps between held-out measurements (0: only at the start and the end)."""
     segment_length: int = 20
@@ -123,39 +124,45 @@ def finetune_objective(
         restart,
     )
     minimize = traj.objectives[k].direction is Direction.MINIMIZE
-    if not 0.0 <= config.held_out < 1.0:
-        raise ValueError(f"held_out must lie in [0, 1), got {config.held_out}")
+    if config.held_out_pairs < 0:
+        raise ValueError(f"held_out_pairs must be >= 0, got {config.held_out_pairs}")
     window = WindowSpec(spec.horizon, spec.stride)
-    pairs = make_pairs(
-        traj,
-        config.num_pairs,
-        config.segment_length,
-        config.discount,
-        config.seed,
-        matching=config.pair_matching,
-        label=config.pair_label,
-        span=window.span,
-        through_terminals=config.through_terminals,
-    )
-    winners, losers, pair_stats = pairs.labelled(k, minimize=minimize)
+
+    def draw(count: int, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+        pairs = make_pairs(
+            traj,
+            count,
+            config.segment_length,
+            config.discount,
+            seed,
+            matching=config.pair_matching,
+            label=config.pair_label,
+            span=window.span,
+            through_terminals=config.through_terminals,
+        )
+        return pairs.labelled(k, minimize=minimize)
+
+    winners, losers, pair_stats = draw(config.num_pairs, config.seed)
     states, rows = window_tensors(traj, window, spec.normalizer, device)
-    # A seeded split, so a resumed run trains on the same pairs.
-    order = np.random.default_rng(config.seed).permutation(winners.size)
-    n_val = min(round(config.held_out * winners.size), winners.size - 1)
-    val, train = order[:n_val], order[n_val:]
-    pair_stats["held_out"] = int(n_val)
-    winners_t = torch.as_tensor(winners[train], device=device)
-    losers_t = torch.as_tensor(losers[train], device=device)
+    winners_t = torch.as_tensor(winners, device=device)
+    losers_t = torch.as_tensor(losers, device=device)
 
     model = copy.deepcopy(reference).requires_grad_(True)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    evaluate = (
-        _held_out_evaluation(
-            model, reference, spec, states, rows, winners[val], losers[val], config, device
-        )
-        if n_val > 0
-        else None
-    )
+    evaluate = None
+    if config.held_out_pairs > 0:
+        # Drawn twice as many as needed, then every pair that shares a window with a
+        # training pair is dropped: the measurement is on windows DPO never compared.
+        val_win, val_lose, _ = draw(2 * config.held_out_pairs, config.seed + _HELD_OUT_SEED)
+        seen = np.union1d(winners, losers)
+        unseen = ~(np.isin(val_win, seen) | np.isin(val_lose, seen))
+        val_win = val_win[unseen][: config.held_out_pairs]
+        val_lose = val_lose[unseen][: config.held_out_pairs]
+        pair_stats["held_out"] = int(val_win.size)
+        if val_win.size > 0:
+            evaluate = _held_out_evaluation(
+                model, reference, spec, states, rows, val_win, val_lose, config, device
+            )
 
     def step_fn() -> tuple[torch.Tensor, dict[str, float]]:
         pick = torch.randint(
@@ -207,6 +214,9 @@ def finetune_objective(
     return out_dir
 
 
+_HELD_OUT_SEED = 104_729  # offset of the held-out draw's seed from the training draw's
+
+
 def _held_out_evaluation(
     model: torch.nn.Module,
     reference: torch.nn.Module,
@@ -217,7 +227,6 @@ def _held_out_evaluation(
     losers: np.ndarray,
     config: DPOConfig,
     device: torch.device,
-    max_pairs: int = 512,
 ) -> Callable[[], dict[str, float]]:
     """A function measuring ``model`` on held-out pairs at fixed steps and noise (its own
     generator, so measuring never changes the training run's random stream).
@@ -226,10 +235,9 @@ def _held_out_evaluation(
     winner_error / loser_error: the model's mean denoising error on winners and losers over
     the reference's on the same inputs (1 at the start; DPO may lower both, but a winner
     error well above 1 means the model is drifting away from a model of the data)."""
-    n = min(max_pairs, winners.size)
-    gen = torch.Generator(device=device).manual_seed(config.seed + 1)
-    x_win = states[rows[torch.as_tensor(winners[:n], device=device)]]
-    x_lose = states[rows[torch.as_tensor(losers[:n], device=device)]]
+    gen = torch.Generator(device=device).manual_seed(config.seed + _HELD_OUT_SEED)
+    x_win = states[rows[torch.as_tensor(winners, device=device)]]
+    x_lose = states[rows[torch.as_tensor(losers, device=device)]]
     xt_win, t, noise = noisy_windows(x_win, spec.schedule, gen)
     xt_lose = spec.schedule.add_noise(x_lose, noise, t)
     xt_lose[:, 0] = x_lose[:, 0]

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from tora.configs import config_to_dict, settings_diff
+from tora.configs import config_to_dict, fill_missing, settings_diff
 from tora.errors import StaleRunError
 from tora.train.checkpoint import (
     CONFIG_FILE,
@@ -117,7 +117,7 @@ def run_loop(
     state_dir: Path,
     generator: torch.Generator,
     progress: bool = True,
-    identity: Mapping[str, Any] | None = None,
+    identity: RunIdentity | None = None,
     evaluate: EvalFn | None = None,
     evaluate_every: int = 0,
 ) -> LoopResult:
@@ -156,7 +156,7 @@ def run_loop(
             extra_tensors={"generator": generator.get_state(), "torch_rng": torch.get_rng_state()},
             extra_json={
                 "history": history,
-                **({IDENTITY_KEY: dict(identity)} if identity is not None else {}),
+                **({IDENTITY_KEY: identity.values} if identity is not None else {}),
             },
         )
 
@@ -220,7 +220,7 @@ def train_and_save(
     generator: torch.Generator,
     saved_config: dict[str, Any],
     progress: bool = True,
-    identity: Mapping[str, Any] | None = None,
+    identity: RunIdentity | Mapping[str, Any] | None = None,
     restart: bool = False,
     evaluate: EvalFn | None = None,
     evaluate_every: int = 0,
@@ -234,8 +234,7 @@ def train_and_save(
     training should call :func:`prepare_out_dir` first themselves. ``evaluate`` and
     ``evaluate_every``: see :func:`run_loop`."""
     out_dir = Path(out_dir)
-    if identity is not None:
-        identity = prepare_out_dir(out_dir, identity, restart)
+    checked = prepare_out_dir(out_dir, identity, restart) if identity is not None else None
     result = run_loop(
         desc=desc,
         model=model,
@@ -245,41 +244,73 @@ def train_and_save(
         state_dir=out_dir / STATE_DIR,
         generator=generator,
         progress=progress,
-        identity=identity,
+        identity=checked,
         evaluate=evaluate,
         evaluate_every=evaluate_every,
     )
     write_history(out_dir / "history.json", result.history)
-    if identity is not None:
-        saved_config = {**saved_config, IDENTITY_KEY: dict(identity)}
+    if checked is not None:
+        saved_config = {**saved_config, IDENTITY_KEY: checked.values}
     save_module(out_dir, result.model, saved_config)
     return result
 
 
-def run_identity(settings: Any, **inputs: Any) -> dict[str, Any]:
-    """What a training run is made from, as JSON: ``settings`` (a config dataclass) without
-    the fields that may change on resume (steps, checkpoint and log intervals), and
-    ``inputs`` such as ``data_sha256`` or ``reference_sha256``."""
-    as_dict = config_to_dict(settings) if dataclasses.is_dataclass(settings) else dict(settings)
+@dataclass(frozen=True)
+class RunIdentity:
+    """What a training run is made from (:func:`run_identity`).
+
+    ``values`` (JSON) is saved with the run; ``defaults``, the settings' defaults, is not:
+    it fills in settings a run saved before they existed, so adding a config field does not
+    make every earlier run look like another run (:func:`tora.configs.fill_missing`)."""
+
+    values: dict[str, Any]
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+def run_identity(settings: Any, **inputs: Any) -> RunIdentity:
+    """What a training run is made from: ``settings`` (a config dataclass) without the
+    fields that may change on resume (steps, checkpoint and log intervals), and ``inputs``
+    such as ``data_sha256`` or ``reference_sha256``."""
+    if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+        as_dict = _without_resumable(config_to_dict(settings))
+        try:
+            defaults = _without_resumable(config_to_dict(type(settings)()))
+        except TypeError:  # a config without defaults for every field
+            defaults = {}
+    else:
+        as_dict, defaults = _without_resumable(dict(settings)), {}
+    return RunIdentity(_as_json({"settings": as_dict, **inputs}), _as_json(defaults))
+
+
+def _without_resumable(settings: dict[str, Any]) -> dict[str, Any]:
     for dotted in _RESUMABLE_SETTINGS:
         *parents, leaf = dotted.split(".")
-        node: Any = as_dict
+        node: Any = settings
         for key in parents:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(leaf, None)
+    return settings
+
+
+def _as_json(obj: Any) -> Any:
     # A JSON round trip makes the identity compare equal to the one read back from disk.
-    return json.loads(json.dumps({"settings": as_dict, **inputs}, sort_keys=True))
+    return json.loads(json.dumps(obj, sort_keys=True))
+
+
+def _as_identity(identity: RunIdentity | Mapping[str, Any]) -> RunIdentity:
+    if isinstance(identity, RunIdentity):
+        return identity
+    return RunIdentity(_as_json(dict(identity)))
 
 
 def prepare_out_dir(
-    out_dir: Path, identity: Mapping[str, Any], restart: bool = False
-) -> dict[str, Any]:
+    out_dir: Path, identity: RunIdentity | Mapping[str, Any], restart: bool = False
+) -> RunIdentity:
     """Make ``out_dir`` ready for a run with ``identity``: move earlier contents aside when
-    ``restart``, else refuse them if they were made from other inputs. Returns the identity
-    as it will be saved."""
+    ``restart``, else refuse them if they were made from other inputs."""
     out_dir = Path(out_dir)
-    identity = json.loads(json.dumps(dict(identity), sort_keys=True))
+    identity = _as_identity(identity)
     if restart:
         moved = move_aside(out_dir)
         if moved is not None:
@@ -289,13 +320,14 @@ def prepare_out_dir(
     return identity
 
 
-def check_resumable(out_dir: Path, identity: Mapping[str, Any]) -> None:
+def check_resumable(out_dir: Path, identity: RunIdentity | Mapping[str, Any]) -> None:
     """Refuse (:class:`StaleRunError`) to continue ``out_dir`` if its training state, or
     its finished model when no state is left, was made from other inputs than ``identity``.
 
     Directories saved before identities were recorded cannot be checked; they pass with a
     one-line warning."""
     out_dir = Path(out_dir)
+    identity = _as_identity(identity)
     state_dir = out_dir / STATE_DIR
     if has_training_state(state_dir):
         where, what = state_dir, "the saved training state"
@@ -312,8 +344,10 @@ def check_resumable(out_dir: Path, identity: Mapping[str, Any]) -> None:
             file=sys.stderr,
         )
         return
-    if saved != dict(identity):
-        changed = "; ".join(settings_diff(saved, dict(identity)))
+    if isinstance(saved, dict) and isinstance(saved.get("settings"), dict):
+        saved = {**saved, "settings": fill_missing(saved["settings"], identity.defaults)}
+    if saved != identity.values:
+        changed = "; ".join(settings_diff(saved, identity.values))
         raise StaleRunError(
             f"{out_dir}: {what} was made from other inputs than this call's ({changed}); "
             f"continuing would mix the two. Pass {RESTART_HINT} to move it aside into "
