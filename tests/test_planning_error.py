@@ -9,7 +9,12 @@ import pytest
 from tora.data.normalize import Normalizer
 from tora.data.trajectories import Objective, Trajectories
 from tora.errors import ShapeMismatchError, ToraError
-from tora.evaluate.planning import next_state_error
+from tora.evaluate.planning import (
+    diagnose_planners,
+    next_state_error,
+    transition_features,
+    transition_reward_model,
+)
 
 
 def _line(episodes: int = 3, length: int = 10) -> Trajectories:
@@ -76,3 +81,67 @@ def test_bad_input_is_refused() -> None:
         next_state_error(lambda s: s, traj, Normalizer(np.zeros(1), np.ones(1)))
     with pytest.raises(ToraError, match="longer than the stride"):
         next_state_error(same, traj, Normalizer(np.zeros(1), np.ones(1)), stride=11)
+
+
+def _rewarded_line(episodes: int = 4, length: int = 30) -> Trajectories:
+    """2-D states (position, velocity) with rewards that are known functions of the
+    transition: r0 = velocity of the next state, r1 = -(change of velocity)^2."""
+    rng = np.random.default_rng(0)
+    obs, nxt, rew, ends = [], [], [], []
+    for _ in range(episodes):
+        v = np.cumsum(rng.normal(scale=0.3, size=length + 1))
+        x = np.cumsum(v)
+        s = np.stack([x, v], axis=1)
+        obs.append(s[:-1])
+        nxt.append(s[1:])
+        rew.append(np.stack([v[1:], -(np.diff(v) ** 2)], axis=1))
+        ends.append(np.arange(length) == length - 1)
+    n = episodes * length
+    return Trajectories(
+        observations=np.concatenate(obs),
+        actions=np.zeros((n, 1)),
+        rewards=np.concatenate(rew),
+        next_observations=np.concatenate(nxt),
+        terminals=np.zeros(n, bool),
+        timeouts=np.concatenate(ends),
+        episode_bounds=np.arange(episodes + 1) * length,
+        objectives=(Objective("speed"), Objective("smooth")),
+    )
+
+
+def test_reward_model_recovers_rewards_that_are_quadratic_in_the_transition() -> None:
+    traj = _rewarded_line()
+    model = transition_reward_model(traj)
+    assert model.r2.tolist() == pytest.approx([1.0, 1.0], abs=1e-4)
+    both = transition_features(traj.observations, traj.next_observations)
+    np.testing.assert_allclose(model.predict(both), traj.rewards, atol=2e-3)
+
+
+def test_diagnosis_of_an_exact_a_still_and_a_faster_planner() -> None:
+    traj = _rewarded_line()
+    norm = Normalizer(np.zeros(2), np.ones(2))
+
+    def planner(dv: float):
+        def plan(s: np.ndarray) -> np.ndarray:
+            v_next = s[:, 1] + dv  # the data's dynamics: x' = x + v'
+            nxt = np.stack([s[:, 0] + v_next, v_next], axis=1)
+            return np.stack([s, nxt], axis=1)
+
+        return plan
+
+    found = diagnose_planners(
+        {"still": lambda s: np.stack([s, s], axis=1), "faster": planner(0.5)},
+        traj,
+        norm,
+        samples=100,
+    )
+    assert found.objectives == ["speed", "smooth"]
+    # A still plan predicts "no change": its error is the "still" baseline exactly.
+    assert found.next_state_error["still"] == pytest.approx(found.still)
+    # Raising the next velocity by 0.5 raises the planned speed reward by 0.5 against a
+    # plan that keeps it, and costs smoothness (-(0.5)^2 = -0.25 on every transition).
+    keep = diagnose_planners({"keep": planner(0.0)}, traj, norm, samples=100).planned_reward
+    faster = found.planned_reward["faster"]
+    assert faster[0] - keep["keep"][0] == pytest.approx(0.5, abs=0.01)
+    assert faster[1] - keep["keep"][1] == pytest.approx(-0.25, abs=0.01)
+    assert len(found.data_reward) == 2 and found.reward_model_r2[0] > 0.999

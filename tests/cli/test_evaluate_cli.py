@@ -251,3 +251,27 @@ def test_reordered_objective_models_pair_by_name(
     with (out / "returns.csv").open(newline="") as f:
         head = next(csv.reader(f))
     assert head[2:6] == ["w_energy", "w_speed", "return_speed", "return_energy"]
+
+
+def test_diagnose_reports_every_planner_on_a_dataset(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tora.data.formats import save_dataset
+    from tora.envs.scripted import collect_cruise
+
+    data = tmp_path / "val.h5"
+    save_dataset(collect_cruise(3, seed=5, progress=False), data)
+    command = ["diagnose", "--run", str(trained_run), "--data", str(data), "--samples", "50"]
+    code, stdout, _ = run_cli(
+        [*command, "--sampler-steps", "2", "--device", "cpu", "--json"], capsys
+    )
+    assert code == 0
+    found = json.loads(stdout)
+    assert list(found["next_state_error"]) == ["reference", "speed", "energy"]
+    assert found["objectives"] == ["speed", "energy"]
+    assert all(len(v) == 2 for v in found["planned_reward"].values())
+    assert found["still"] > 0 and found["shuffled"] > found["still"]
+    code, stdout, _ = run_cli([*command, "--sampler-steps", "2", "--device", "cpu"], capsys)
+    assert code == 0 and "next-state error" in stdout and "shift speed" in stdout
+    code, _, err = run_cli([*command, "--samples", "1"], capsys)
+    assert code == 2 and "--samples" in err

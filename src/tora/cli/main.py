@@ -134,6 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_dataclass_arguments(evaluate, SamplerConfig, prefix="sampler", group_title="sampler")
 
+    diagnose = _add_command(
+        sub,
+        "diagnose",
+        "Planner health before any rollout: next-state error and the planned objectives of\n"
+        "the reference planner and of each objective model alone, on a dataset's transitions.",
+        commands.diagnose,
+    )
+    add_dataclass_arguments(diagnose, commands.DiagnoseOptions)
+    add_dataclass_arguments(diagnose, RuntimeOptions)
+    add_dataclass_arguments(diagnose, SamplerConfig, prefix="sampler", group_title="sampler")
+
     behavior = sub.add_parser("behavior", help="Behaviour policies that make offline data.")
     behavior_sub = behavior.add_subparsers(
         dest="behavior_command", metavar="BEHAVIOR_COMMAND", required=True

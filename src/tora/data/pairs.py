@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tora.data.regression import QuadraticRidge
 from tora.data.trajectories import Trajectories
 from tora.errors import DataError
 
@@ -76,34 +77,14 @@ def valid_segment_starts(
 
 
 def start_values(
-    traj: Trajectories, starts: np.ndarray, targets: np.ndarray, ridge: float = 1e-3
+    traj: Trajectories, starts: np.ndarray, targets: np.ndarray, ridge: float = 1e-4
 ) -> tuple[np.ndarray, np.ndarray]:
     """(values (T, K), R^2 (K,)): a per-objective value of every transition's state, fitted
-    by ridge regression of ``targets[starts]`` (T, K) on the standardized state, its squares
-    and pairwise products (one least-squares solve; no network to train).
-
-    ``ridge`` is relative to the mean diagonal of the normal equations, so it does not depend
-    on the number of samples. R^2 is measured on the fitted starts."""
-    obs = traj.observations.astype(np.float64)
-    mean, std = obs[starts].mean(0), obs[starts].std(0)
-    std[std < 1e-8] = 1.0
-    z = (obs - mean) / std
-
-    def features(x: np.ndarray) -> np.ndarray:
-        i, j = np.triu_indices(x.shape[1])
-        return np.concatenate([np.ones((len(x), 1)), x, x[:, i] * x[:, j]], axis=1)
-
-    phi = features(z[starts])
-    y = targets[starts]
-    gram = phi.T @ phi
-    gram += ridge * np.trace(gram) / len(gram) * np.eye(len(gram))
-    coef = np.linalg.solve(gram, phi.T @ y)
-    fitted = phi @ coef
-    resid = ((y - fitted) ** 2).sum(0)
-    total = ((y - y.mean(0)) ** 2).sum(0)
-    r2 = 1.0 - resid / np.where(total > 0, total, 1.0)
-    values = np.concatenate([features(z[lo : lo + 65536]) @ coef for lo in range(0, len(z), 65536)])
-    return values, r2
+    by ridge regression of ``targets[starts]`` (T, K) on the state's linear and quadratic
+    features (:class:`~tora.data.regression.QuadraticRidge`; one solve, no network).
+    R^2 is measured on the fitted starts."""
+    fit = QuadraticRidge.fit(traj.observations[starts], targets[starts], ridge)
+    return fit.predict(traj.observations), fit.r2
 
 
 @dataclass(frozen=True)

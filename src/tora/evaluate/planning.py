@@ -20,16 +20,18 @@ fed the true next states flies it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from tora.data.normalize import Normalizer
+from tora.data.regression import QuadraticRidge
 from tora.data.trajectories import Trajectories
 from tora.errors import ShapeMismatchError, ToraError
 
-__all__ = ["next_state_error"]
+__all__ = ["PlannerDiagnosis", "diagnose_planners", "next_state_error", "transition_reward_model"]
 
 PlanFn = Callable[[np.ndarray], np.ndarray]
 """Observations (B, D) -> planned windows (B, H, D), row 0 the observation itself."""
@@ -64,11 +66,21 @@ def next_state_error(
 
     Returns ``planned``, ``still`` and ``shuffled`` (module docstring), ``per_dim`` (the
     planned error per state dimension) and ``samples`` (transitions used)."""
+    s, s_next, shuffle = _sample_transitions(traj, normalizer, stride, samples, seed)
+    return _scores(_plan_checked(plan, s), s, s_next, shuffle, normalizer)
+
+
+def _sample_transitions(
+    traj: Trajectories, normalizer: Normalizer, stride: int, samples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``samples`` random (s_t, s_{t+stride}) of ``traj`` (at most), after checking that the
+    normalizer fits them, and the permutation of the "shuffled" baseline; the same ``seed``
+    draws the same ones."""
     if stride < 1 or samples < 2:
         raise ToraError(f"need stride >= 1 and samples >= 2, got {stride} and {samples}")
+    s, s_next = _pairs(traj, stride)
     mean = np.asarray(normalizer.mean, np.float64)
     std = np.asarray(normalizer.std, np.float64)
-    s, s_next = _pairs(traj, stride)
     if mean.shape != (s.shape[1],) or std.shape != (s.shape[1],) or (std <= 0).any():
         raise ShapeMismatchError(
             f"the normalizer must have {s.shape[1]} positive stds for these states, got "
@@ -76,15 +88,30 @@ def next_state_error(
         )
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(s), size=min(samples, len(s)), replace=False)
-    s, s_next = s[pick].astype(np.float64), s_next[pick].astype(np.float64)
+    return s[pick].astype(np.float64), s_next[pick].astype(np.float64), rng.permutation(pick.size)
+
+
+def _plan_checked(plan: PlanFn, s: np.ndarray) -> np.ndarray:
     planned = np.asarray(plan(s), np.float64)
     if planned.ndim != 3 or planned.shape[0] != len(s) or planned.shape[1] < 2:
         raise ShapeMismatchError(
             f"plan() must return (B, H >= 2, D) windows for {len(s)} states, got {planned.shape}"
         )
+    return planned
+
+
+def _scores(
+    planned: np.ndarray,
+    s: np.ndarray,
+    s_next: np.ndarray,
+    shuffle: np.ndarray,
+    normalizer: Normalizer,
+) -> dict[str, Any]:
+    mean = np.asarray(normalizer.mean, np.float64)
+    std = np.asarray(normalizer.std, np.float64)
     z = lambda x: (x - mean) / std  # noqa: E731  (a one-line local helper)
     err = np.abs(z(planned[:, 1]) - z(s_next))
-    shuffled = s_next[rng.permutation(len(s_next))]
+    shuffled = s_next[shuffle]
     return {
         "planned": float(err.mean()),
         "still": float(np.abs(z(s) - z(s_next)).mean()),
@@ -92,3 +119,103 @@ def next_state_error(
         "per_dim": err.mean(axis=0).tolist(),
         "samples": len(s),
     }
+
+
+def _stride_pairs_and_rewards(
+    traj: Trajectories, stride: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(s_t, s_{t+stride}, sum of the ``stride`` rewards in between) inside every episode."""
+    firsts, seconds, rewards = [], [], []
+    for i in range(traj.num_episodes):
+        states = traj.episode_states(i)
+        r = traj.rewards[traj.episode_slice(i)].astype(np.float64)
+        if len(states) > stride:
+            firsts.append(states[:-stride])
+            seconds.append(states[stride:])
+            csum = np.concatenate([np.zeros((1, r.shape[1])), np.cumsum(r, axis=0)])
+            rewards.append(csum[stride:] - csum[:-stride])
+    if not firsts:
+        raise ToraError(f"no episode is longer than the stride ({stride})")
+    return np.concatenate(firsts), np.concatenate(seconds), np.concatenate(rewards)
+
+
+def transition_reward_model(
+    traj: Trajectories, stride: int = 1, samples: int = 50000, seed: int = 0
+) -> QuadraticRidge:
+    """A model of each objective's reward over ``stride`` steps from the transition
+    (s_t, s_{t+stride}) alone (inputs: :func:`transition_features`), fitted on at most
+    ``samples`` transitions of ``traj`` (quadratic ridge regression; its ``r2`` says how far
+    to trust it). It scores planned transitions, which have states but no rewards."""
+    s, s_next, r = _stride_pairs_and_rewards(traj, stride)
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(s), size=min(samples, len(s)), replace=False)
+    return QuadraticRidge.fit(transition_features(s[pick], s_next[pick]), r[pick])
+
+
+def transition_features(s: np.ndarray, s_next: np.ndarray) -> np.ndarray:
+    """(s, s_next - s): the change is what a reward of the transition mostly depends on
+    (velocities, effort), and as its own input a quadratic in it needs no cancellation
+    between large terms such as s_next^2 - 2 s s_next + s^2."""
+    s, s_next = np.asarray(s, np.float64), np.asarray(s_next, np.float64)
+    return np.concatenate([s, s_next - s], axis=1)
+
+
+@dataclass(frozen=True)
+class PlannerDiagnosis:
+    """What :func:`diagnose_planners` found for each planner, on the same transitions."""
+
+    next_state_error: dict[str, float]
+    """Planned next state's mean absolute error (normalized units), per planner."""
+    still: float
+    """The error of predicting "no change": a planner should beat it."""
+    shuffled: float
+    """The error of predicting another transition's next state: about a planner that ignores
+    its start state."""
+    planned_reward: dict[str, list[float]]
+    """Per planner, the mean predicted reward of its first planned transition, per objective."""
+    data_reward: list[float]
+    """The same reward model on the data's own transitions."""
+    reward_model_r2: list[float]
+    """How well the reward model fits each objective (1 = exactly)."""
+    objectives: list[str]
+
+
+def diagnose_planners(
+    planners: Mapping[str, PlanFn],
+    traj: Trajectories,
+    normalizer: Normalizer,
+    stride: int = 1,
+    samples: int = 2000,
+    seed: int = 0,
+) -> PlannerDiagnosis:
+    """Planner health before any rollout: for each planner (e.g. the reference and each
+    objective model alone), the next-state error (:func:`next_state_error`) and the
+    objectives' reward its first planned transition would earn according to a reward model
+    fitted on the data (:func:`transition_reward_model`).
+
+    A healthy objective model predicts the next state about as well as the reference (DPO
+    should not unlearn the dynamics) and plans more of its own objective than the reference
+    does (DPO moved it the right way)."""
+    model = transition_reward_model(traj, stride, seed=seed)
+    s, s_next, shuffle = _sample_transitions(traj, normalizer, stride, samples, seed)
+    data_reward = model.predict(transition_features(s, s_next)).mean(0)
+    errors: dict[str, float] = {}
+    rewards: dict[str, list[float]] = {}
+    scores: dict[str, Any] = {}
+    for name, plan in planners.items():
+        planned = _plan_checked(plan, s)
+        scores = _scores(planned, s, s_next, shuffle, normalizer)
+        errors[name] = scores["planned"]
+        predicted = model.predict(transition_features(s, planned[:, 1]))
+        rewards[name] = predicted.mean(0).tolist()
+    still = scores.get("still", float("nan"))
+    shuffled = scores.get("shuffled", float("nan"))
+    return PlannerDiagnosis(
+        next_state_error=errors,
+        still=still,
+        shuffled=shuffled,
+        planned_reward=rewards,
+        data_reward=data_reward.tolist(),
+        reward_model_r2=model.r2.tolist(),
+        objectives=traj.objective_names,
+    )
