@@ -107,6 +107,7 @@ def main() -> None:
     names = list(objective_names(env_id))
     means = np.asarray(summary["mean_returns"])
 
+    agent.seed(0)  # back to one shared noise stream (the sweep gave it one per row)
     val = load_dataset(args.val_data)
     reference, spec, _ = load_planner(model / REFERENCE_DIR)
     inverse = load_inverse_dynamics(model / INVERSE_DIR, spec)

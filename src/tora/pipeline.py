@@ -20,6 +20,7 @@ from tora.evaluate.report import summarize_sweep, write_sweep_report
 from tora.evaluate.rollout import SweepResult, rollout_sweep, row_seeds
 from tora.planning.agent import Agent
 from tora.preferences import validate_weights
+from tora.train.critic import ValueCriticTrainConfig, train_value_critic
 from tora.train.dpo import DPOConfig, finetune_objective
 from tora.train.inverse import InverseDynamicsTrainConfig, train_inverse_dynamics
 from tora.train.planner_io import INVERSE_DIR, REFERENCE_DIR, load_planner
@@ -72,6 +73,26 @@ def finetune_run(
     ]
 
 
+def critic_run(
+    traj: Trajectories,
+    run_dir: Path,
+    config: ValueCriticTrainConfig,
+    objectives: Sequence[str] | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    restart: bool = False,
+) -> list[Path]:
+    """Value critics for preference-weighted selection: one per objective (default: every
+    objective of ``traj``), on the reference planner's normalized states; ``restart`` moves
+    each one's earlier training aside and starts over."""
+    names = list(objectives) if objectives else traj.objective_names
+    for name in names:  # every name checked before the first critic is trained
+        traj.objective_index(name)
+    return [
+        train_value_critic(run_dir, traj, name, config, device, progress, restart) for name in names
+    ]
+
+
 def evaluate_run(
     run_dir: Path,
     weights: np.ndarray,
@@ -83,14 +104,18 @@ def evaluate_run(
     device: str = "auto",
     progress: bool = True,
     workers: int = 0,
+    candidates: int = 1,
 ) -> SweepResult:
     """Roll out the composed agent for every weight row; all rows advance as one batch.
 
     Every (preference, episode) row samples from its own noise stream, so a preference's
     returns are the same whether it is evaluated alone or inside a sweep. ``workers``
-    processes step the environments (0: all in this process).
+    processes step the environments (0: all in this process). ``candidates`` > 1 selects
+    among that many plans per step by the run's value critics (see :class:`Agent`).
     """
-    agent = Agent.load(run_dir, objectives, device=device, sampler=sampler, seed=seed)
+    agent = Agent.load(
+        run_dir, objectives, device=device, sampler=sampler, seed=seed, candidates=candidates
+    )
     # One weight per loaded model, checked before any environment is built.
     weights = validate_weights(weights, len(agent.objective_names), agent.objective_names)
     agent.seed_rows(row_seeds(seed, weights.shape[0], episodes))
@@ -111,6 +136,8 @@ def evaluate_run(
         pass_rows=True,
     )
     result.meta["models"] = agent.objective_names
+    if candidates > 1:
+        result.meta["candidates"] = candidates
     return result
 
 

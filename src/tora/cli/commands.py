@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -286,6 +286,56 @@ def finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass
+class CriticOptions:
+    """Inputs and outputs of ``tora critic``."""
+
+    data: str = ""
+    """Offline dataset (the one the reference planner was pretrained on)."""
+    run: str = "runs/my-run"
+    """Run directory holding the reference planner; writes RUN/critics/OBJECTIVE."""
+    objective: list[str] = field(default_factory=list)
+    """Objectives to train a value critic for (default: every objective of the data)."""
+    restart: bool = False
+    """Start over: move earlier training in RUN/critics/OBJECTIVE into a stale-<time>/
+    subdirectory (needed when the reference planner, the data or the settings changed)."""
+
+
+def critic(args: argparse.Namespace) -> int:
+    from tora.data.formats import load_dataset
+    from tora.device import resolve_device
+    from tora.pipeline import critic_run
+    from tora.train.critic import ValueCriticTrainConfig
+    from tora.train.loop import read_history
+
+    opts = dataclass_from_args(CriticOptions, args)
+    runtime = _runtime(args)
+    config = dataclass_from_args(ValueCriticTrainConfig, args)
+    traj = load_dataset(_required(opts.data, "--data"))
+    names = list(opts.objective) or traj.objective_names
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ToraError(f"--objective names {', '.join(repeated)} more than once")
+    for name in names:  # fail before any work on an unknown name
+        traj.objective_index(name)
+    outs = critic_run(
+        traj,
+        Path(opts.run),
+        config,
+        names,
+        resolve_device(runtime.device),
+        runtime.progress,
+        restart=opts.restart,
+    )
+    for name, out in zip(names, outs, strict=True):
+        _write_config(out / "critic_command.json", options=opts, critic=config)
+        last = read_history(out / "history.json")[-1]
+        fit = last.get("val_explained_variance")
+        held = f"held-out R^2 {fit:.3f}" if fit is not None else "no held-out episodes"
+        print(f"value critic '{name}' saved in {out} ({held})")
+    return 0
+
+
 # ----------------------------------------------------------------------- evaluation
 @dataclass
 class EvaluateOptions:
@@ -318,6 +368,10 @@ class EvaluateOptions:
     workers: int = 0
     """Processes stepping the environments, counting this one (0 or 1: all in this process;
     worth it for large sweeps on machines with spare cores)."""
+    candidates: int = 1
+    """Plans sampled per step and row; above 1 the agent acts towards the one whose last
+    planned state has the highest sum_i w_i V_i by the run's value critics (train them with
+    `tora critic`); 1: no selection."""
 
 
 @dataclass
@@ -350,7 +404,14 @@ def plan_evaluation(opts: EvaluateOptions) -> EvaluatePlan:
         raise ToraError(f"--run {run}: no such run directory")
     if opts.episodes < 1 or opts.seed < 0 or opts.workers < 0:
         raise ToraError("--episodes must be at least 1, --seed and --workers non-negative")
+    if opts.candidates < 1:
+        raise ToraError(f"--candidates must be at least 1, got {opts.candidates}")
     models = _objective_models(run, opts.objectives)
+    if opts.candidates > 1:
+        from tora.train.planner_io import critic_dir
+
+        for name in models:  # a missing critic is named before any model is loaded
+            critic_dir(run, name)
     if opts.weights is None:
         weights = simplex_grid(len(models), opts.sweep)
     else:
@@ -447,6 +508,7 @@ def evaluate(args: argparse.Namespace) -> int:
         runtime.device,
         runtime.progress,
         workers=opts.workers,
+        candidates=opts.candidates,
     )
     # config.json is published with the report, so a directory never holds the results of
     # one run next to the config of another.

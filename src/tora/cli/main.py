@@ -122,6 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_dataclass_arguments(finetune, DPOConfig, group_title="Diffusion-DPO")
 
+    critic = _add_command(
+        sub,
+        "critic",
+        "Train a value critic per objective (discounted return from a state, under the data's\n"
+        "behaviour), for selection among candidate plans (`tora evaluate --candidates N`).",
+        commands.critic,
+    )
+    add_dataclass_arguments(critic, commands.CriticOptions)
+    add_dataclass_arguments(critic, RuntimeOptions)
+    from tora.train.critic import ValueCriticTrainConfig
+
+    add_dataclass_arguments(critic, ValueCriticTrainConfig, group_title="value critic")
+
     evaluate = _add_command(
         sub,
         "evaluate",

@@ -10,6 +10,13 @@ Sampling noise comes from one generator shared by the batch (:meth:`Agent.seed`)
 stream per row (:meth:`Agent.seed_rows`): then a row's actions do not depend on which other
 rows share its batch, so a batched sweep gives each preference the actions it would get
 evaluated alone (up to floating-point differences of batched matrix products).
+
+Preference-weighted selection (``candidates`` N > 1, issue 17): the agent samples N windows
+per row in one batch of B * N, scores each by the preference's utility of where it leads,
+sum_k w_k V_k(last planned state) with one value critic per composed objective
+(:mod:`tora.train.critic`; V in reward units, negated for an objective to minimize), and acts
+towards the best one. With per-row streams, a row's N candidates draw from that row's stream
+only, so selection keeps a row's actions independent of the rest of its batch.
 """
 
 from __future__ import annotations
@@ -30,16 +37,40 @@ from tora.planning.inputs import batch_inputs, check_spaces
 from tora.train.planner_io import (
     INVERSE_DIR,
     PlannerSpec,
+    critic_dir,
     default_objective_order,
     load_inverse_dynamics,
     load_planner,
+    load_value_critic,
     objective_dir,
     reference_hash,
 )
 
 
+def preference_scores(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(B, N) utility sum_k w_k v_k of each row's N candidates.
+
+    values: (B, N, K) candidate values per objective, signed so that higher is better;
+    weights: (B, K) each row's preference."""
+    return (values * weights[:, None, :]).sum(-1)
+
+
+def pick_best(windows: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """(B, H, D): for each row the window of highest score (the first of equal ones).
+    windows: (B, N, H, D); scores: (B, N)."""
+    best = scores.argmax(dim=1)
+    return windows[torch.arange(windows.shape[0], device=windows.device), best]
+
+
 class Agent:
-    """A TORA agent: K objective planners, their shared spec, and an inverse dynamics model."""
+    """A TORA agent: K objective planners, their shared spec, and an inverse dynamics model.
+
+    ``candidates`` > 1 turns on preference-weighted selection among that many sampled windows
+    per row; it needs ``critics``, one value critic per model in ``names`` order ((B, D)
+    normalized states -> (B,) values in reward units), and ``critic_signs`` (+1 for an
+    objective to maximize, -1 for one to minimize; default all +1). With ``candidates`` 1
+    critics are ignored and the agent acts exactly as without them.
+    """
 
     def __init__(
         self,
@@ -50,11 +81,31 @@ class Agent:
         sampler: SamplerConfig | None = None,
         device: torch.device | str = "cpu",
         seed: int = 0,
+        candidates: int = 1,
+        critics: Sequence[nn.Module] | None = None,
+        critic_signs: Sequence[float] | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.spec = spec
         self.composed = ComposedDenoiser(list(models), list(names)).to(self.device).eval()
         self.inverse = inverse.to(self.device).eval()
+        if int(candidates) != candidates or candidates < 1:
+            raise ValueError(f"candidates must be a positive integer, got {candidates}")
+        self.candidates = int(candidates)
+        self.critics: nn.ModuleList | None = None
+        self.critic_signs: torch.Tensor | None = None
+        if self.candidates > 1:
+            if critics is None or len(critics) != len(self.composed.names):
+                got = "none" if critics is None else len(critics)
+                raise ValueError(
+                    f"selection among {self.candidates} candidates needs one value critic per "
+                    f"composed objective ({len(self.composed.names)}), got {got}"
+                )
+            self.critics = nn.ModuleList(critics).to(self.device).eval()
+            signs = [1.0] * len(critics) if critic_signs is None else list(critic_signs)
+            if len(signs) != len(critics):
+                raise ValueError(f"{len(signs)} critic signs for {len(critics)} critics")
+            self.critic_signs = torch.tensor(signs, dtype=torch.float32, device=self.device)
         self.sampler = sampler or SamplerConfig()
         self.generator = torch.Generator(device=self.device)
         self._row_noise: RowNoise | None = None
@@ -69,11 +120,15 @@ class Agent:
         device: str = "auto",
         sampler: SamplerConfig | None = None,
         seed: int = 0,
+        candidates: int = 1,
     ) -> Agent:
         """Load the inverse dynamics model and the named objective planners of a run.
 
         ``objectives`` defaults to every objective model present. Each must have been
         fine-tuned from this run's reference planner (checked by its weights' hash).
+        ``candidates`` > 1 also loads the value critic of every named objective from
+        ``run_dir/critics/<name>`` (``tora critic`` trains them) and selects among that many
+        sampled plans per row.
         """
         run_dir = Path(run_dir)
         dev = resolve_device(device)
@@ -97,7 +152,13 @@ class Agent:
             spec = spec or model_spec
         assert spec is not None
         inverse = load_inverse_dynamics(run_dir / INVERSE_DIR, spec, dev)
-        return cls(models, names, spec, inverse, sampler, dev, seed)
+        critics, signs = [], []
+        if candidates > 1:
+            for name in names:
+                critic, config = load_value_critic(critic_dir(run_dir, name), spec, ref_hash, dev)
+                critics.append(critic)
+                signs.append(-1.0 if config.get("direction") == "minimize" else 1.0)
+        return cls(models, names, spec, inverse, sampler, dev, seed, candidates, critics, signs)
 
     # --------------------------------------------------------------- properties
     @property
@@ -128,9 +189,10 @@ class Agent:
         generators (:class:`~tora.diffusion.samplers.RowNoise`), so a row's noise is also the
         same on any device.
         """
-        # Blocks of 64 windows' worth of noise: one generator call per row every 64 draws.
+        # Blocks of 64 draws' worth of noise: one generator call per row every 64 draws. A
+        # draw is one window per candidate, all read from the row's own stream.
         window = self.spec.horizon * self.spec.obs_dim
-        self._row_noise = RowNoise(seeds, block=64 * window)
+        self._row_noise = RowNoise(seeds, block=64 * window * self.candidates)
 
     @property
     def row_streams(self) -> int:
@@ -165,7 +227,18 @@ class Agent:
             )
         if rows is not None and np.size(rows) != batch:
             raise ShapeMismatchError(f"{np.size(rows)} row indices for a batch of {batch}")
-        return self._row_noise.bind(rows)
+        bound = self._row_noise.bind(rows)
+        n = self.candidates
+        if n == 1:
+            return bound
+
+        def candidates_noise(shape: tuple[int, ...]) -> torch.Tensor:
+            # Row b's N candidates (rows b*N .. b*N + N - 1 of the sampled batch) take N
+            # consecutive windows of row b's stream.
+            per_row = bound((shape[0] // n, n * shape[1], *shape[2:]))
+            return per_row.reshape(shape)
+
+        return candidates_noise
 
     @torch.no_grad()
     def plan(
@@ -177,10 +250,34 @@ class Agent:
         """Planned windows (B, H, obs_dim) in environment units, first row = ``obs``.
         ``rows``: see :meth:`seed_rows`."""
         o, w, single = self._inputs(obs, weights)
-        noise_fn = self._noise_fn(o.shape[0], rows)
-        x = self._sample(self.spec.normalizer.normalize(o), w, noise_fn)
+        x = self._plan(o, w, rows)
         out = self.spec.normalizer.unnormalize(x).cpu().numpy()
         return out[0] if single else out
+
+    def _plan(
+        self, o: torch.Tensor, w: torch.Tensor, rows: Sequence[int] | np.ndarray | None
+    ) -> torch.Tensor:
+        """(B, H, D) normalized windows: the one sampled window per row, or with candidates
+        N > 1 the best of N sampled in one batch of B * N."""
+        noise_fn = self._noise_fn(o.shape[0], rows)
+        first = self.spec.normalizer.normalize(o)
+        n = self.candidates
+        if n == 1:
+            return self._sample(first, w, noise_fn)
+        b, h, d = o.shape[0], self.spec.horizon, self.spec.obs_dim
+        windows = self._sample(first.repeat_interleave(n, 0), w.repeat_interleave(n, 0), noise_fn)
+        windows = windows.view(b, n, h, d)
+        return pick_best(windows, preference_scores(self.candidate_values(windows), w))
+
+    def candidate_values(self, windows: torch.Tensor) -> torch.Tensor:
+        """(B, N, K) value of each candidate's last planned state under each objective's
+        critic, in reward units and signed (higher is better). windows: (B, N, H, D)
+        normalized."""
+        if self.critics is None or self.critic_signs is None:
+            raise ValueError("this agent has no value critics (candidates == 1)")
+        last = windows[:, :, -1].reshape(-1, windows.shape[-1])
+        values = torch.stack([critic(last) for critic in self.critics], dim=-1)
+        return (values * self.critic_signs).view(*windows.shape[:2], -1)
 
     def _sample(
         self,
@@ -211,8 +308,6 @@ class Agent:
         per-row noise streams the batch uses, after :meth:`seed_rows` (default: all, in
         order); an error without per-row streams."""
         o, w, single = self._inputs(obs, weights)
-        noise_fn = self._noise_fn(o.shape[0], rows)
-        first = self.spec.normalizer.normalize(o)
-        plan = self._sample(first, w, noise_fn)
+        plan = self._plan(o, w, rows)
         action = self.inverse(plan[:, 0], plan[:, 1]).cpu().numpy()
         return action[0] if single else action

@@ -4,6 +4,10 @@ compose them per preference at sampling time (seeds/000).
 Unlike the conditioned baselines, TORA never sees a preference during training: each
 objective model learns from preference pairs labelled by that objective alone, and the
 trade-off exists only at inference, as sum_i w_i eps_i.
+
+With ``candidates`` > 1 (issue 17, "TORA + selection"), one value critic per objective is
+trained too, still without preferences, and at every step the agent acts towards the best of
+that many sampled plans by sum_i w_i V_i(last planned state).
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from tora.data.trajectories import Trajectories
 from tora.diffusion.samplers import SamplerConfig
 from tora.errors import CheckpointError
 from tora.nn.denoisers import DenoiserConfig
-from tora.pipeline import finetune_run, pretrain_run
+from tora.pipeline import critic_run, finetune_run, pretrain_run
 from tora.planning.agent import Agent
 from tora.policies.base import Method
 from tora.train.checkpoint import atomic_write_json, read_json_object
+from tora.train.critic import ValueCriticTrainConfig
 from tora.train.dpo import DPOConfig
 from tora.train.inverse import InverseDynamicsTrainConfig
 from tora.train.loop import OptimConfig
@@ -53,6 +58,12 @@ class ToraConfig:
     """Diffusion-DPO, once per objective (stage 2)."""
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(steps=20))
     """Plan sampling at evaluation."""
+    candidates: int = 1
+    """Plans sampled per step and row; above 1 the agent acts towards the one of highest
+    sum_i w_i V_i(last planned state), and value critics are trained (1: plain TORA, no
+    critic)."""
+    critic: ValueCriticTrainConfig = field(default_factory=ValueCriticTrainConfig)
+    """Value critics, one per objective (trained only when candidates > 1)."""
 
 
 def train_tora(
@@ -62,10 +73,15 @@ def train_tora(
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> Path:
-    """Both TORA stages into ``out_dir`` (resumable, as each stage is)."""
+    """Both TORA stages into ``out_dir`` (resumable, as each stage is), and the value
+    critics when ``config.candidates`` > 1."""
     out_dir = Path(out_dir)
+    if config.candidates < 1:
+        raise ValueError(f"candidates must be >= 1, got {config.candidates}")
     pretrain_run(traj, out_dir, config.pretrain, config.inverse, device, progress)
     finetune_run(traj, out_dir, config.dpo, device=device, progress=progress)
+    if config.candidates > 1:
+        critic_run(traj, out_dir, config.critic, device=device, progress=progress)
     atomic_write_json(out_dir / METHOD_FILE, {"kind": "tora", "config": config_to_dict(config)})
     return out_dir
 
@@ -79,7 +95,13 @@ def load_tora(out_dir: Path, device: torch.device | str = "cpu", seed: int = 0) 
     if saved.get("kind") != "tora":
         raise CheckpointError(f"{path} describes {saved.get('kind')!r}, not a TORA run")
     config = config_from_dict(ToraConfig, saved["config"])
-    return Agent.load(out_dir, device=str(device), sampler=config.sampler, seed=seed)
+    return Agent.load(
+        out_dir,
+        device=str(device),
+        sampler=config.sampler,
+        seed=seed,
+        candidates=config.candidates,
+    )
 
 
 TORA = Method(

@@ -88,3 +88,17 @@ def behavior_cloning_loss(pred: torch.Tensor, target: torch.Tensor) -> tuple[tor
     diff = pred - target
     loss = diff.pow(2).mean()
     return loss, {"loss": float(loss.detach()), "abs_error": float(diff.detach().abs().mean())}
+
+
+def value_regression_loss(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+    """Mean squared error of a value critic against Monte Carlo returns. pred, target: (B,).
+
+    Both in the critic's standardized units. stats: loss, and explained_variance,
+    1 - loss / Var(target) over the batch (the R^2 of the fit; 1 is exact, 0 no better than
+    predicting the batch's mean)."""
+    if pred.shape != target.shape:
+        raise ValueError(f"predicted values {tuple(pred.shape)} vs targets {tuple(target.shape)}")
+    loss = (pred - target).pow(2).mean()
+    variance = target.detach().var(unbiased=False)
+    explained = 1.0 - float(loss.detach()) / max(float(variance), 1e-12)
+    return loss, {"loss": float(loss.detach()), "explained_variance": explained}

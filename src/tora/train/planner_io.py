@@ -7,6 +7,8 @@ A run directory holds one directory per trained piece, each a ``config.json`` pl
       reference/            the pretrained planner (the frozen DPO reference)
       inverse_dynamics/     a_t = f(s_t, s_{t+m})
       objectives/<name>/    one DPO-fine-tuned planner per objective
+      critics/<name>/       optional: a value critic per objective (preference-weighted
+                            selection among sampled plans, ``tora critic``)
 
 Every ``config.json`` records the SHA-256 of its own weights, checked at load, and objective
 directories also record the SHA-256 of the reference weights they started from, so a corrupt
@@ -26,6 +28,7 @@ from torch import nn
 from tora.data.normalize import Normalizer
 from tora.diffusion.schedule import NoiseSchedule
 from tora.errors import CheckpointError, UnknownObjectiveError
+from tora.nn.critics import ValueCritic, ValueCriticConfig
 from tora.nn.denoisers import DenoiserConfig, build_denoiser
 from tora.nn.inverse_dynamics import InverseDynamics, InverseDynamicsConfig
 from tora.train.checkpoint import load_state_into, read_config, verify_weights
@@ -33,6 +36,9 @@ from tora.train.checkpoint import load_state_into, read_config, verify_weights
 REFERENCE_DIR = "reference"
 INVERSE_DIR = "inverse_dynamics"
 OBJECTIVES_DIR = "objectives"
+CRITICS_DIR = "critics"
+CRITIC_KIND = "value_critic"
+"""The ``kind`` recorded in a value critic's config.json."""
 WEIGHTS_FILE = "model.safetensors"
 
 
@@ -83,6 +89,11 @@ def remedy(directory: Path, config: dict[str, Any] | None = None) -> str:
         run = directory.parent.parent
         return (
             f"fine-tune it again: `tora finetune --data DATA --run {run} "
+            f"--objective {directory.name} --restart`"
+        )
+    if kind == CRITIC_KIND or directory.parent.name == CRITICS_DIR:
+        return (
+            f"train it again: `tora critic --data DATA --run {directory.parent.parent} "
             f"--objective {directory.name} --restart`"
         )
     if kind == "inverse_dynamics" or directory.name == INVERSE_DIR:
@@ -180,3 +191,52 @@ def objective_dir(run_dir: Path, name: str) -> Path:
             f"(train one with `tora finetune --objective {name}`)"
         )
     return path
+
+
+def critic_dir(run_dir: Path, name: str) -> Path:
+    """``run_dir/critics/<name>``, or a CheckpointError naming the command that trains it."""
+    path = Path(run_dir) / CRITICS_DIR / name
+    if not (path / "config.json").exists():
+        raise CheckpointError(
+            f"no value critic for objective {name!r} in {Path(run_dir) / CRITICS_DIR}; "
+            "selection among several candidate plans (candidates > 1) scores them with one "
+            f"critic per composed objective: train it with `tora critic --data DATA --run "
+            f"{run_dir} --objective {name}`"
+        )
+    return path
+
+
+def load_value_critic(
+    directory: Path, spec: PlannerSpec, reference_sha256: str, device: torch.device | str = "cpu"
+) -> tuple[ValueCritic, dict[str, Any]]:
+    """(critic in eval mode, its config.json) from a critic directory, checked against the
+    planner it scores: the same state size, and the normalizer of the same reference planner
+    (its states are the planner's normalized states)."""
+    directory = Path(directory)
+    config = read_config(directory)
+    fix = remedy(directory, config)
+    if config.get("kind") != CRITIC_KIND:
+        raise CheckpointError(f"{directory} holds {config.get('kind')!r}, not a value critic")
+    if config.get("obs_dim") != spec.obs_dim:
+        raise CheckpointError(
+            f"value critic in {directory} reads {config.get('obs_dim')}-dim states but the "
+            f"planner plans {spec.obs_dim}; {fix}"
+        )
+    if config.get("reference_sha256") != reference_sha256:
+        raise CheckpointError(
+            f"value critic in {directory} was trained on the states of another reference "
+            f"planner (its normalizer) than this run's, which has changed since; {fix}"
+        )
+    try:
+        model = ValueCritic(
+            spec.obs_dim,
+            float(config["target_mean"]),
+            float(config["target_std"]),
+            ValueCriticConfig(**config["network"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{directory}/config.json is not a value critic config: {exc!r}"
+        ) from exc
+    load_state_into(directory, model, fix)
+    return model.to(device).eval().requires_grad_(False), config
