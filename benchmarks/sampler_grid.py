@@ -92,6 +92,12 @@ def main() -> None:
     parser.add_argument("--val-data", required=True, help="dataset of another data seed")
     parser.add_argument("--val-eval-seed", type=int, default=20000)
     parser.add_argument("--only", nargs="*", default=None, help="settings of GRID to run")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="a run directory to measure instead of the cell's (e.g. a dpo_variants model); "
+        "results then go under runs/sampler_grid/<env>/<TAG>/, TAG given by --method",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -100,7 +106,11 @@ def main() -> None:
     entry = next(e for e in suite.envs if resolve_env_id(e.id) == env_id)
     # Validation episodes: the suite's protocol with other start states and noise streams.
     val_suite = replace(suite, eval=replace(suite.eval, seed=args.val_eval_seed))
-    model = cell_dir(suite, env_id, args.method, args.seed) / "model"
+    model = (
+        Path(args.model)
+        if args.model
+        else cell_dir(suite, env_id, args.method, args.seed) / "model"
+    )
     val = load_dataset(args.val_data)
     names = list(objective_names(env_id))
     out = Path("runs/sampler_grid") / env_dirname(env_id) / args.method / f"seed{args.seed}"

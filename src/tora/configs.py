@@ -236,12 +236,41 @@ def config_from_dict(cls: type[T], d: Mapping[str, Any]) -> T:
     return _config_from_dict(cls, d, "")
 
 
+LEGACY_ATTR = "LEGACY"
+"""Name of a config class's optional ClassVar mapping field -> the value that reproduces the
+behaviour from before the field existed, for fields whose default differs from that value."""
+
+
+def legacy_defaults(cls: type) -> dict[str, Any]:
+    """``config_to_dict(cls())`` with each field's :data:`LEGACY_ATTR` value, recursively:
+    what a run or cell saved before a field existed used. A default can then change (to what
+    the evidence picks) without an older run being read as if it had used the new one."""
+    out = config_to_dict(cls())
+    return _apply_legacy(cls, out)
+
+
+def _apply_legacy(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    legacy = getattr(cls, LEGACY_ATTR, {}) or {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        if f.name in legacy:
+            values[f.name] = _to_jsonable(legacy[f.name], f.name)
+            continue
+        inner, _ = _split_optional(hints.get(f.name, f.type))
+        if _is_dataclass_type(inner) and isinstance(values.get(f.name), dict):
+            values[f.name] = _apply_legacy(inner, values[f.name])
+    return values
+
+
 def fill_missing(saved: Any, defaults: Any) -> Any:
     """``saved`` with every key it lacks taken from ``defaults``, recursively.
 
-    Settings saved before a config field existed are read as if they held its default: by
-    this project's rule a new field's default reproduces the behaviour from before it
-    existed, so old runs and cells stay comparable with new ones that leave it alone."""
+    Settings saved before a config field existed are read as if they held the value that
+    reproduces the behaviour from before it (``defaults`` from :func:`legacy_defaults`), so
+    old runs and cells compare equal to new ones that ask for that behaviour, and differ from
+    ones that ask for anything else."""
     if not isinstance(saved, Mapping) or not isinstance(defaults, Mapping):
         return saved
     out = {k: fill_missing(v, defaults.get(k)) for k, v in saved.items()}

@@ -24,7 +24,13 @@ from typing import Any, Literal
 import numpy as np
 import tomllib
 
-from tora.configs import config_from_dict, config_to_dict, fill_missing, settings_diff
+from tora.configs import (
+    config_from_dict,
+    config_to_dict,
+    fill_missing,
+    legacy_defaults,
+    settings_diff,
+)
 from tora.data.card import dataset_card
 from tora.data.formats import load_dataset, save_dataset
 from tora.data.trajectories import Trajectories
@@ -296,8 +302,8 @@ def _check_cell_settings(
     cell: Path, settings: dict[str, Any], config_defaults: dict[str, Any]
 ) -> None:
     """Refuse to mix a cell's results with settings it was not made with. A config field added
-    after the cell was made counts as its default, which by this project's rule reproduces the
-    behaviour from before the field existed; a non-default value for it is a change."""
+    after the cell was made counts as the value that reproduces the behaviour from before it
+    (its default, or its config class's LEGACY value); any other value is a change."""
     path = cell / CELL_FILE
     if path.is_file():
         saved = read_json_object(path).get("settings")
@@ -338,7 +344,7 @@ def run_cell(
         "eval": {k: v for k, v in config_to_dict(suite.eval).items() if k != "workers"},
         "ref_point": entry.ref_point,
     }
-    _check_cell_settings(cell, settings, config_to_dict(method.config_cls()))
+    _check_cell_settings(cell, settings, legacy_defaults(method.config_cls))
     eval_path = cell / EVAL_FILE
     if eval_path.is_file():
         return eval_path

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from tora.configs import config_to_dict, fill_missing, settings_diff
+from tora.configs import config_to_dict, fill_missing, legacy_defaults, settings_diff
 from tora.errors import StaleRunError
 from tora.train.checkpoint import (
     CONFIG_FILE,
@@ -259,9 +259,10 @@ def train_and_save(
 class RunIdentity:
     """What a training run is made from (:func:`run_identity`).
 
-    ``values`` (JSON) is saved with the run; ``defaults``, the settings' defaults, is not:
-    it fills in settings a run saved before they existed, so adding a config field does not
-    make every earlier run look like another run (:func:`tora.configs.fill_missing`)."""
+    ``values`` (JSON) is saved with the run; ``defaults`` is not: the settings' values from
+    before each field existed (:func:`tora.configs.legacy_defaults`), which fill in settings a
+    run saved before they existed, so adding a config field does not make every earlier run
+    look like another run, and changing a default does not make one look like the new one."""
 
     values: dict[str, Any]
     defaults: dict[str, Any] = field(default_factory=dict)
@@ -274,7 +275,7 @@ def run_identity(settings: Any, **inputs: Any) -> RunIdentity:
     if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
         as_dict = _without_resumable(config_to_dict(settings))
         try:
-            defaults = _without_resumable(config_to_dict(type(settings)()))
+            defaults = _without_resumable(legacy_defaults(type(settings)))
         except TypeError:  # a config without defaults for every field
             defaults = {}
     else:
