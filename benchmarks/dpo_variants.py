@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--val-data", required=True, help="dataset of another data seed")
     parser.add_argument("--val-eval-seed", type=int, default=20000)
     parser.add_argument("--beta", type=float, default=100.0)
+    parser.add_argument("--beta-per-element", type=float, default=0.0)
     parser.add_argument("--sft", type=float, default=0.0)
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--warmup", type=int, default=0)
@@ -80,6 +81,7 @@ def main() -> None:
     dpo = replace(
         config.dpo,
         beta=args.beta,
+        beta_per_element=args.beta_per_element,
         sft_weight=args.sft,
         steps=args.steps,
         batch_size=args.batch,

@@ -174,7 +174,7 @@ def test_ddim_timesteps_capped_at_train_steps() -> None:
 @pytest.mark.parametrize(
     "config",
     [
-        SamplerConfig("ddim", steps=5),
+        SamplerConfig("ddim", steps=5, eta=0.0),
         SamplerConfig("ddim", steps=5, eta=1.0),
         SamplerConfig("ddpm"),
     ],
@@ -209,8 +209,14 @@ def test_sample_passes_ddim_steps_to_eps_fn() -> None:
         seen.append(t.clone())
         return torch.zeros_like(x)
 
-    sample(eps_fn, NoiseSchedule(100), (2, 3, 1), torch.zeros(2, 1), SamplerConfig(steps=10))
+    sch = NoiseSchedule(100)
+    sample(eps_fn, sch, (2, 3, 1), torch.zeros(2, 1), SamplerConfig(steps=10, start_abar=0.0))
     assert [int(t[0]) for t in seen] == ddim_timesteps(100, 10)
+    seen.clear()
+    # The default starts where abar >= 1e-3 (step 96 of this schedule), not at step 99.
+    sample(eps_fn, sch, (2, 3, 1), torch.zeros(2, 1), SamplerConfig(steps=10))
+    assert [int(t[0]) for t in seen] == ddim_timesteps(100, 10, first_step(sch, 1e-3))
+    assert int(seen[0][0]) == 96
     assert all(t.shape == (2,) and t.dtype == torch.long and t[0] == t[1] for t in seen)
 
 
@@ -228,7 +234,7 @@ def test_two_step_ddim_sample_matches_hand_loop() -> None:
     want = (x - math.sqrt(1 - a0) * 0.5 * x) / math.sqrt(a0)
     want[:, 0] = first
 
-    cfg = SamplerConfig("ddim", steps=2, clip_x0=0.0)
+    cfg = SamplerConfig("ddim", steps=2, eta=0.0, clip_x0=0.0)
     got = sample(lambda x, t: 0.5 * x, sch, shape, first, cfg, torch.Generator().manual_seed(6))
     assert torch.allclose(got, want, rtol=1e-12, atol=1e-12)
 
@@ -324,7 +330,7 @@ def _mixture_samples(config: SamplerConfig, bias: float = 0.0, n: int = 20000) -
 @pytest.mark.parametrize(
     ("config", "var_tol"),
     [
-        (SamplerConfig("ddim", steps=20, start_abar=1e-3), 0.10),
+        (SamplerConfig("ddim", steps=20, eta=0.0, start_abar=1e-3), 0.10),
         (SamplerConfig("ddim", steps=20, eta=1.0, start_abar=1e-3), 0.10),
         (SamplerConfig("ddpm", start_abar=1e-3), 0.05),
     ],
@@ -345,8 +351,8 @@ def test_starting_where_signal_is_left_bounds_a_small_network_error() -> None:
     # A network off by 0.02 everywhere. From the last step (abar 2.4e-7) deterministic DDIM's
     # first clean-window estimate is off by 0.02 * 2000 = 40, clipped to a corner, and the
     # samples' mean lands 0.58 away from the mixture's; from abar >= 1e-3 it is 0.09 away.
-    old = _mixture_samples(SamplerConfig("ddim", steps=20, start_abar=0.0), bias=0.02)
-    new = _mixture_samples(SamplerConfig("ddim", steps=20, start_abar=1e-3), bias=0.02)
+    old = _mixture_samples(SamplerConfig("ddim", steps=20, eta=0.0, start_abar=0.0), bias=0.02)
+    new = _mixture_samples(SamplerConfig("ddim", steps=20, eta=0.0, start_abar=1e-3), bias=0.02)
     assert abs(float(old.mean()) - _MIX_MEAN) > 0.4
     assert abs(float(new.mean()) - _MIX_MEAN) < 0.15
 

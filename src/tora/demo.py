@@ -75,7 +75,6 @@ class DemoConfig:
         default_factory=lambda: DPOConfig(
             steps=2000,
             batch_size=64,
-            beta=2000.0,
             optim=OptimConfig(lr=1e-5, ema_decay=0.0, checkpoint_every=500),
         )
     )

@@ -93,7 +93,7 @@ def test_beta_per_element_scales_with_the_generated_elements() -> None:
     from tora.train.dpo import effective_beta
 
     # MO-HalfCheetah: horizon 4, 17-D states: the first state is given, 3 x 17 generated.
-    assert effective_beta(DPOConfig(beta=100.0), 4, 17) == 100.0
+    assert effective_beta(DPOConfig(beta=100.0, beta_per_element=0.0), 4, 17) == 100.0
     assert effective_beta(DPOConfig(beta_per_element=0.3), 4, 17) == pytest.approx(15.3)
     assert effective_beta(DPOConfig(beta_per_element=0.3), 8, 3) == pytest.approx(6.3)
     with pytest.raises(ValueError, match="non-negative"):

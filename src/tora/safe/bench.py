@@ -40,7 +40,13 @@ from typing import Any
 import numpy as np
 
 from tora.bench.suite import read_suite_file
-from tora.configs import config_from_dict, config_to_dict, settings_diff
+from tora.configs import (
+    config_from_dict,
+    config_to_dict,
+    fill_missing,
+    legacy_defaults,
+    settings_diff,
+)
 from tora.data.formats import load_dataset, save_dataset
 from tora.data.trajectories import Trajectories
 from tora.device import resolve_device
@@ -268,13 +274,7 @@ def _method_settings(
     suite: SafeSuiteConfig, method: str, data_id: dict[str, str]
 ) -> dict[str, Any]:
     """Everything a cell's results depend on besides its seed."""
-    config = {
-        "tora": suite.tora,
-        "tora_adaptive": suite.tora,
-        "bc": suite.bc,
-        "bc_safe": suite.bc,
-        "cdt": suite.cdt,
-    }[method]
+    config = _method_config(suite, method)
     settings: dict[str, Any] = {
         "method": method,
         "config": config_to_dict(config),
@@ -288,10 +288,30 @@ def _method_settings(
     return settings
 
 
-def _check_cell(cell: Path, settings: dict[str, Any]) -> None:
+def _method_config(suite: SafeSuiteConfig, method: str) -> Any:
+    """The config a method's cells are trained with."""
+    return {
+        "tora": suite.tora,
+        "tora_adaptive": suite.tora,
+        "bc": suite.bc,
+        "bc_safe": suite.bc,
+        "cdt": suite.cdt,
+    }[method]
+
+
+def _check_cell(cell: Path, settings: dict[str, Any], config_cls: type | None = None) -> None:
+    """Refuse to mix a cell's results with settings it was not made with; a field of
+    ``config_cls`` added after the cell was made counts as its legacy value, as in the MuJoCo
+    suite (:func:`tora.configs.legacy_defaults`)."""
     path = cell / CELL_FILE
     if path.is_file():
         saved = read_json_object(path).get("settings")
+        if (
+            config_cls is not None
+            and isinstance(saved, dict)
+            and isinstance(saved.get("config"), dict)
+        ):
+            saved = {**saved, "config": fill_missing(saved["config"], legacy_defaults(config_cls))}
         if saved != settings:
             changed = "; ".join(settings_diff(saved, settings))
             raise ToraError(
@@ -356,7 +376,11 @@ def _tora_model(ctx: CellContext) -> tuple[Path, float]:
     config = _with_seed(ctx.suite.tora, ctx.seed)
     device = resolve_device(ctx.suite.device)
     where.mkdir(parents=True, exist_ok=True)
-    _check_cell(where, {"config": config_to_dict(config), "data": config_to_dict(ctx.suite.data)})
+    _check_cell(
+        where,
+        {"config": config_to_dict(config), "data": config_to_dict(ctx.suite.data)},
+        type(config),
+    )
     seconds = ctx.timed_train(
         "TORA-safe", lambda: train_tora(ctx.traj, where, config, device, ctx.progress), where
     )
@@ -528,7 +552,7 @@ def run_cell(
     """Train (or resume) and evaluate one cell; returns its eval file (at once if done).
     ``data_id`` is :func:`task_dataset`'s identity of ``traj``."""
     cell = cell_dir(suite, env_id, method, seed)
-    _check_cell(cell, _method_settings(suite, method, data_id))
+    _check_cell(cell, _method_settings(suite, method, data_id), type(_method_config(suite, method)))
     path = cell / EVAL_FILE
     if path.is_file():
         return path

@@ -12,7 +12,7 @@ import copy
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -36,7 +36,14 @@ from tora.train.pretrain import noisy_windows, window_tensors
 
 @dataclass
 class DPOConfig:
-    """Settings of Diffusion-DPO fine-tuning for one objective."""
+    """Settings of Diffusion-DPO fine-tuning for one objective.
+
+    Defaults (BENCHMARKS.md section 5, "Sampler and DPO settings"): advantage labels with
+    0.3 per element took MO-HalfCheetah's validation hypervolume from 5.15e6 / 1.26e6 /
+    1.30e6 (three seeds, return labels, beta 100) to 5.36e6 / 5.32e6 / 5.28e6."""
+
+    LEGACY: ClassVar[dict[str, Any]] = {"pair_label": "return", "beta_per_element": 0.0}
+    """The values of runs saved before these fields existed."""
 
     steps: int = 2000
     """Gradient steps."""
@@ -46,7 +53,7 @@ class DPOConfig:
     """KL strength. Errors are means over window elements, so beta is large (image models used
     2500-5000 with per-pixel means); larger keeps the model closer to the reference. Ignored
     when beta_per_element is set."""
-    beta_per_element: float = 0.0
+    beta_per_element: float = 0.3
     """When > 0, the KL strength per planned element: beta = this x (H - 1) x obs_dim, the
     number of elements the planner generates (the official Diffusion-DPO recipe runs ~0.3 per
     latent element). One value then suits any state size and horizon, where a fixed beta
@@ -58,7 +65,7 @@ class DPOConfig:
     """How a pair's two windows are drawn: "random" (independently) or "nearest" (the partner
     of each window is, among 256 random windows of other episodes, the one whose first state
     is closest), so the label compares continuations rather than start states."""
-    pair_label: Literal["return", "advantage"] = "return"
+    pair_label: Literal["return", "advantage"] = "advantage"
     """What a window's label is: its segment "return", or the "advantage" (segment return
     minus a value of its first state fitted on the data, see tora.data.pairs): the planner
     cannot choose its first state, so a return label mostly teaches which start was better."""
@@ -81,7 +88,7 @@ class DPOConfig:
     seed: int = 0
     """Seed of pairs, batches and noise."""
     optim: OptimConfig = field(
-        default_factory=lambda: OptimConfig(lr=1e-4, ema_decay=0.0, checkpoint_every=500)
+        default_factory=lambda: OptimConfig(lr=1e-5, ema_decay=0.0, checkpoint_every=500)
     )
     """Optimizer and checkpointing."""
 
