@@ -98,3 +98,35 @@ def test_beta_per_element_scales_with_the_generated_elements() -> None:
     assert effective_beta(DPOConfig(beta_per_element=0.3), 8, 3) == pytest.approx(6.3)
     with pytest.raises(ValueError, match="non-negative"):
         effective_beta(DPOConfig(beta_per_element=-1.0), 4, 17)
+
+
+def test_guard_stops_and_keeps_the_last_accepted_weights(tmp_path: Path) -> None:
+    # One weight w, lr 0.1, loss -w: AdamW's first steps move w up by ~lr each. The held-out
+    # "drift" is w itself; the guard accepts w <= 0.45, so it accepts the measurements at steps
+    # 0, 2 and 4 (w ~ 0, 0.2, 0.4) and stops at step 6 (w ~ 0.6), keeping step 4's weights.
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+
+    def step_fn() -> tuple[torch.Tensor, dict[str, float]]:
+        return -model.weight.sum(), {}
+
+    def evaluate() -> dict[str, float]:
+        return {"drift": float(model.weight)}
+
+    def guard(values: dict[str, float]) -> str | None:
+        return "too far" if values["val_drift"] > 0.45 else None
+
+    config = OptimConfig(lr=0.1, weight_decay=0.0, grad_clip=0.0, ema_decay=0.0, log_every=1)
+    kwargs = dict(
+        desc="t", model=model, step_fn=step_fn, steps=10, config=config,
+        state_dir=tmp_path / "s", generator=torch.Generator(), progress=False,
+        evaluate=evaluate, evaluate_every=2, guard=guard,
+    )  # fmt: skip
+    result = run_loop(**kwargs)  # type: ignore[arg-type]
+    assert result.stopped == {"step": 6, "reason": "too far", "kept_step": 4}
+    kept = float(result.model.weight.detach())
+    drifts = {h["step"]: h["val_drift"] for h in result.history if "val_drift" in h}
+    assert kept == pytest.approx(drifts[4]) and drifts[6] > 0.45 >= drifts[4]
+    # A rerun, even asking for more steps, does not train past the stop.
+    again = run_loop(**{**kwargs, "steps": 20})  # type: ignore[arg-type]
+    assert float(again.model.weight.detach()) == kept and again.stopped == result.stopped

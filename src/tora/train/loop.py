@@ -45,6 +45,8 @@ from tora.train.checkpoint import (
 from tora.train.ema import EMA
 
 StepFn = Callable[[], tuple[torch.Tensor, dict[str, float]]]
+GuardFn = Callable[[dict[str, float]], str | None]
+"""Held-out values (``val_*``) -> None while training may go on, else why it must stop."""
 EvalFn = Callable[[], dict[str, float]]
 """Held-out measurements of the model being trained; must not draw from the run's generator
 (a resumed run would then draw other batches than an uninterrupted one)."""
@@ -54,6 +56,8 @@ STATE_DIR = "train_state"
 IDENTITY_KEY = "trained_from"
 """Key under which the identity is saved, in the training state and in ``config.json``."""
 STALE_PREFIX = "stale-"
+GUARD_STOP_KEY = "guard_stop"
+"""Key of a training state's record that the guard ended the run (step, reason, kept_step)."""
 """Prefix of the subdirectory that ``restart`` moves earlier contents into."""
 RESTART_HINT = "--restart (restart=True in Python)"
 
@@ -105,6 +109,8 @@ class LoopResult:
     """One entry per ``log_every`` steps: the step and the mean of each stat."""
     resumed_from: int = 0
     """Step the run resumed from (0 for a fresh run)."""
+    stopped: dict[str, Any] | None = None
+    """Where and why the guard stopped the run (step, reason, kept_step), or None."""
 
 
 def run_loop(
@@ -120,23 +126,34 @@ def run_loop(
     identity: RunIdentity | None = None,
     evaluate: EvalFn | None = None,
     evaluate_every: int = 0,
+    guard: GuardFn | None = None,
 ) -> LoopResult:
     """Optimize ``model`` for ``steps`` steps of ``step_fn``, resuming from ``state_dir``.
 
     ``identity`` is saved with each checkpoint; checking it before a resume is the caller's
     job (:func:`check_resumable`), done before any other file is touched. ``evaluate`` runs
     (model in eval mode, no gradients) every ``evaluate_every`` steps, at step 0 and at the
-    end; its values join that step's history entry prefixed with ``val_``."""
+    end; its values join that step's history entry prefixed with ``val_``.
+
+    ``guard`` reads each held-out measurement; when it names a reason to stop, training ends
+    there and the weights of the last measurement it accepted are kept (the starting weights
+    at worst), so a run that drifts away is cut back to where it was still acceptable. The
+    stop is saved with the state: a rerun does not train on past it. After a resume, the
+    weights of the resumed checkpoint stand in for earlier accepted ones."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
     start, history = 0, []
+    stopped: dict[str, Any] | None = None
     if has_training_state(state_dir):  # a complete earlier checkpoint: continue from it
         restored = load_training_state(state_dir, model, optimizer, ema.shadow if ema else None)
         start = int(restored["step"])
         generator.set_state(restored["extra_tensors"]["generator"])
         torch.set_rng_state(restored["extra_tensors"]["torch_rng"])
         history = list(restored["extra_json"].get("history", []))
+        stopped = restored["extra_json"].get(GUARD_STOP_KEY)
+        if stopped is not None:  # the guard ended this run; the kept weights are final
+            start = steps = int(start)
         if start > steps:
             raise StaleRunError(
                 f"{state_dir}: already trained {start} steps, more than the {steps} asked for; "
@@ -157,8 +174,18 @@ def run_loop(
             extra_json={
                 "history": history,
                 **({IDENTITY_KEY: identity.values} if identity is not None else {}),
+                **({GUARD_STOP_KEY: stopped} if stopped is not None else {}),
             },
         )
+
+    kept = ema.shadow if ema is not None else model  # the weights a run hands back
+
+    def snapshot() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+        own = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        shadow = None if ema is None else {k: v.clone() for k, v in kept.state_dict().items()}
+        return own, shadow
+
+    accepted = snapshot() if guard is not None else None
 
     def held_out() -> dict[str, float]:
         if evaluate is None:
@@ -198,15 +225,36 @@ def run_loop(
         done = step + 1
         if done % config.log_every == 0 or done == steps or due(done):
             entry = {"step": done, **{k: sum(v) / len(v) for k, v in window.items()}}
+            reason = None
             if due(done) or done == steps:
-                entry.update(held_out())
+                values = held_out()
+                entry.update(values)
+                reason = guard(values) if guard is not None and values else None
             history.append(entry)
             window.clear()
             bar.set_postfix({k: f"{v:.3g}" for k, v in entry.items() if k != "step"})
+            if reason is not None and accepted is not None:
+                model.load_state_dict(accepted[0])
+                if ema is not None and accepted[1] is not None:
+                    kept.load_state_dict(accepted[1])
+                last_good = max(
+                    (int(h["step"]) for h in history[:-1] if any(k.startswith("val_") for k in h)),
+                    default=start,
+                )
+                stopped = {"step": done, "reason": reason, "kept_step": last_good}
+                print(
+                    f"{desc}: stopped at step {done} ({reason}); keeping the weights of step "
+                    f"{last_good}",
+                    file=sys.stderr,
+                )
+                checkpoint(done)
+                break
+            if reason is None and accepted is not None and (due(done) or done == steps):
+                accepted = snapshot()
         if done % config.checkpoint_every == 0 or done == steps:
             checkpoint(done)
     model.eval()
-    return LoopResult(ema.shadow if ema else model, history, start)
+    return LoopResult(kept, history, start, stopped)
 
 
 def train_and_save(
@@ -224,6 +272,7 @@ def train_and_save(
     restart: bool = False,
     evaluate: EvalFn | None = None,
     evaluate_every: int = 0,
+    guard: GuardFn | None = None,
 ) -> LoopResult:
     """Run the loop with its resumable state in ``out_dir/train_state``, then write the
     history and the trained weights with ``saved_config`` as ``out_dir/config.json``.
@@ -231,8 +280,9 @@ def train_and_save(
     With an ``identity``, earlier contents of ``out_dir`` made from other inputs are refused
     (:class:`StaleRunError`) before anything is written; ``restart`` moves them aside instead
     (:func:`move_aside`). Callers that write files of their own into ``out_dir`` before
-    training should call :func:`prepare_out_dir` first themselves. ``evaluate`` and
-    ``evaluate_every``: see :func:`run_loop`."""
+    training should call :func:`prepare_out_dir` first themselves. ``evaluate``,
+    ``evaluate_every`` and ``guard``: see :func:`run_loop`; a guard's stop is recorded in the
+    saved config as ``guard_stop``."""
     out_dir = Path(out_dir)
     checked = prepare_out_dir(out_dir, identity, restart) if identity is not None else None
     result = run_loop(
@@ -247,10 +297,13 @@ def train_and_save(
         identity=checked,
         evaluate=evaluate,
         evaluate_every=evaluate_every,
+        guard=guard,
     )
     write_history(out_dir / "history.json", result.history)
     if checked is not None:
         saved_config = {**saved_config, IDENTITY_KEY: checked.values}
+    if result.stopped is not None:
+        saved_config = {**saved_config, GUARD_STOP_KEY: result.stopped}
     save_module(out_dir, result.model, saved_config)
     return result
 
