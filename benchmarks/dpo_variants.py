@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--pairs", choices=("random", "nearest"), default="random")
     parser.add_argument("--label", choices=("return", "advantage"), default="return")
     parser.add_argument("--through-terminals", action="store_true")
+    parser.add_argument("--max-winner-error", type=float, default=0.0, help="drift guard")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta of the evaluation")
     parser.add_argument("--start-abar", type=float, default=0.0)
     parser.add_argument("--sampler-steps", type=int, default=20)
@@ -88,6 +89,7 @@ def main() -> None:
         pair_matching=args.pairs,
         pair_label=args.label,
         through_terminals=args.through_terminals,
+        max_winner_error=args.max_winner_error,
         optim=replace(config.dpo.optim, lr=args.lr, warmup_steps=args.warmup),
     )
     sampler = SamplerConfig(steps=args.sampler_steps, eta=args.eta, start_abar=args.start_abar)
