@@ -100,7 +100,9 @@ def test_beta_per_element_scales_with_the_generated_elements() -> None:
         effective_beta(DPOConfig(beta_per_element=-1.0), 4, 17)
 
 
-def test_guard_stops_and_keeps_the_last_accepted_weights(tmp_path: Path) -> None:
+def test_guard_stops_and_keeps_the_last_accepted_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # One weight w, lr 0.1, loss -w: AdamW's first steps move w up by ~lr each. The held-out
     # "drift" is w itself; the guard accepts w <= 0.45, so it accepts the measurements at steps
     # 0, 2 and 4 (w ~ 0, 0.2, 0.4) and stops at step 6 (w ~ 0.6), keeping step 4's weights.
@@ -128,5 +130,7 @@ def test_guard_stops_and_keeps_the_last_accepted_weights(tmp_path: Path) -> None
     drifts = {h["step"]: h["val_drift"] for h in result.history if "val_drift" in h}
     assert kept == pytest.approx(drifts[4]) and drifts[6] > 0.45 >= drifts[4]
     # A rerun, even asking for more steps, does not train past the stop.
+    assert "stopped at step 6 (too far); keeping the weights of step 4" in capsys.readouterr().err
     again = run_loop(**{**kwargs, "steps": 20})  # type: ignore[arg-type]
     assert float(again.model.weight.detach()) == kept and again.stopped == result.stopped
+    assert "ended by its guard at step 6" in capsys.readouterr().err

@@ -160,7 +160,15 @@ def run_loop(
                 f"ask for at least {start} steps, or pass {RESTART_HINT} to start over"
             )
         # One line whether or not progress bars are on, so a log shows that a run continued.
-        print(f"{desc}: resuming from step {start} of {steps} ({state_dir})", file=sys.stderr)
+        if stopped is not None:
+            print(
+                f"{desc}: ended by its guard at step {start} ({stopped.get('reason')}), keeping "
+                f"the weights of step {stopped.get('kept_step')}; nothing left to train "
+                f"({state_dir})",
+                file=sys.stderr,
+            )
+        else:
+            print(f"{desc}: resuming from step {start} of {steps} ({state_dir})", file=sys.stderr)
     window: dict[str, list[float]] = {}
 
     def checkpoint(step: int) -> None:
