@@ -372,13 +372,18 @@ def run_cell(
 
 
 def evaluate_sweep(
-    suite: SuiteConfig, entry: EnvEntry, policy: Any, progress: bool = True
+    suite: SuiteConfig,
+    entry: EnvEntry,
+    policy: Any,
+    progress: bool = True,
+    weights: np.ndarray | None = None,
 ) -> tuple[SweepResult, dict[str, Any], float]:
-    """Evaluate ``policy`` the way every cell is: the suite's preference grid, episodes, start
-    states and noise streams; returns the sweep, its summary and the seconds it took."""
+    """Evaluate ``policy`` the way every cell is: the suite's preference grid (or ``weights``,
+    one row per preference), episodes, start states and noise streams; returns the sweep, its
+    summary and the seconds it took."""
     env_id = resolve_env_id(entry.id)
     names = list(objective_names(env_id))
-    weights = eval_weights(suite, len(names))
+    weights = eval_weights(suite, len(names)) if weights is None else np.atleast_2d(weights)
     # Methods that can give each sweep row its own noise stream do, so that a preference's
     # returns do not depend on which other preferences share its batch.
     per_row = hasattr(policy, "seed_rows")
