@@ -134,3 +134,17 @@ def test_guard_stops_and_keeps_the_last_accepted_weights(
     again = run_loop(**{**kwargs, "steps": 20})  # type: ignore[arg-type]
     assert float(again.model.weight.detach()) == kept and again.stopped == result.stopped
     assert "ended by its guard at step 6" in capsys.readouterr().err
+
+
+def test_identity_keeps_steps_only_under_a_decaying_schedule() -> None:
+    from tora.train.loop import run_identity
+
+    constant = run_identity(DPOConfig(steps=100))
+    assert "steps" not in constant.values["settings"]
+    assert run_identity(DPOConfig(steps=200)).values == constant.values  # more steps: same run
+    cosine = OptimConfig(lr_schedule="cosine")
+    decaying = run_identity(DPOConfig(steps=100, optim=cosine))
+    # Under cosine decay the step count set every earlier step's learning rate.
+    assert decaying.values["settings"]["steps"] == 100
+    assert run_identity(DPOConfig(steps=200, optim=cosine)).values != decaying.values
+    assert "checkpoint_every" not in decaying.values["settings"]["optim"]

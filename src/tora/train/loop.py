@@ -56,9 +56,9 @@ STATE_DIR = "train_state"
 IDENTITY_KEY = "trained_from"
 """Key under which the identity is saved, in the training state and in ``config.json``."""
 STALE_PREFIX = "stale-"
+"""Prefix of the subdirectory that ``restart`` moves earlier contents into."""
 GUARD_STOP_KEY = "guard_stop"
 """Key of a training state's record that the guard ended the run (step, reason, kept_step)."""
-"""Prefix of the subdirectory that ``restart`` moves earlier contents into."""
 RESTART_HINT = "--restart (restart=True in Python)"
 
 # Settings that may change between a run and its resumption without making it another run:
@@ -193,7 +193,10 @@ def run_loop(
         shadow = None if ema is None else {k: v.clone() for k, v in kept.state_dict().items()}
         return own, shadow
 
+    # The weights a guard stop falls back to, and their step: the start (or the resumed
+    # checkpoint) until a measurement is accepted.
     accepted = snapshot() if guard is not None else None
+    accepted_step = start
 
     def held_out() -> dict[str, float]:
         if evaluate is None:
@@ -245,20 +248,16 @@ def run_loop(
                 model.load_state_dict(accepted[0])
                 if ema is not None and accepted[1] is not None:
                     kept.load_state_dict(accepted[1])
-                last_good = max(
-                    (int(h["step"]) for h in history[:-1] if any(k.startswith("val_") for k in h)),
-                    default=start,
-                )
-                stopped = {"step": done, "reason": reason, "kept_step": last_good}
+                stopped = {"step": done, "reason": reason, "kept_step": accepted_step}
                 print(
                     f"{desc}: stopped at step {done} ({reason}); keeping the weights of step "
-                    f"{last_good}",
+                    f"{accepted_step}",
                     file=sys.stderr,
                 )
                 checkpoint(done)
                 break
             if reason is None and accepted is not None and (due(done) or done == steps):
-                accepted = snapshot()
+                accepted, accepted_step = snapshot(), done
         if done % config.checkpoint_every == 0 or done == steps:
             checkpoint(done)
     model.eval()
@@ -332,7 +331,8 @@ class RunIdentity:
 def run_identity(settings: Any, **inputs: Any) -> RunIdentity:
     """What a training run is made from: ``settings`` (a config dataclass) without the
     fields that may change on resume (steps, checkpoint and log intervals), and ``inputs``
-    such as ``data_sha256`` or ``reference_sha256``."""
+    such as ``data_sha256`` or ``reference_sha256``. Under a cosine learning-rate schedule
+    the number of steps stays: it sets the learning rate of every step already taken."""
     if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
         as_dict = _without_resumable(config_to_dict(settings))
         try:
@@ -345,7 +345,11 @@ def run_identity(settings: Any, **inputs: Any) -> RunIdentity:
 
 
 def _without_resumable(settings: dict[str, Any]) -> dict[str, Any]:
+    optim = settings.get("optim")
+    decays = isinstance(optim, dict) and optim.get("lr_schedule") == "cosine"
     for dotted in _RESUMABLE_SETTINGS:
+        if dotted == "steps" and decays:
+            continue
         *parents, leaf = dotted.split(".")
         node: Any = settings
         for key in parents:
