@@ -540,7 +540,10 @@ def save_training_state(
 def read_training_state_doc(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``state.json`` of the complete training state in ``directory`` (step, extra_json,
     ...) without loading any tensor: enough to decide whether the state may be resumed."""
-    source = _resolve_training_dir(Path(directory))
+    return _read_state_doc(_resolve_training_dir(Path(directory)))
+
+
+def _read_state_doc(source: Path) -> dict[str, Any]:
     return read_json_object(
         source / TRAINING_STATE_FILE,
         format_name=_TRAINING_FORMAT,
@@ -560,12 +563,7 @@ def load_training_state(
     Returns ``{"step": int, "extra_tensors": dict[str, Tensor], "extra_json": dict}``.
     """
     source = _resolve_training_dir(Path(directory))
-    doc = read_json_object(
-        source / TRAINING_STATE_FILE,
-        format_name=_TRAINING_FORMAT,
-        version=_TRAINING_VERSION,
-        what="training state",
-    )
+    doc = _read_state_doc(source)
     for name, digest in doc["sha256"].items():
         if file_sha256(source / name) != digest:
             raise CheckpointError(f"{source / name}: checksum mismatch, the file is corrupt")
