@@ -73,12 +73,13 @@ def test_returns_to_go_by_hand() -> None:
 
 def test_critic_samples_add_the_terminal_state_with_value_zero() -> None:
     traj = episodes_of([[[1, 1], [2, 1], [3, 1]], [[4, 1], [1, 1]]], [False, True])
-    states, targets = critic_samples(traj, 0, 0.5, np.array([0, 1]))
+    returns = discounted_returns_to_go(traj, 0.5)
+    states, targets = critic_samples(traj, returns[:, 0], np.array([0, 1]))
     # Five recorded states, then the state the terminal of episode 1 reached (value 0); the
     # state after episode 0's timeout has an unknown future and is left out.
     np.testing.assert_allclose(targets, [2.75, 3.5, 3.0, 4.5, 1.0, 0.0])
     np.testing.assert_array_equal(states[-1], traj.next_observations[-1])
-    states, targets = critic_samples(traj, 1, 0.5, np.array([1]))
+    states, targets = critic_samples(traj, returns[:, 1], np.array([1]))
     np.testing.assert_allclose(targets, [1.5, 1.0, 0.0])
     train, held = split_episodes(10, 0.3, seed=0)
     assert held.size == 3 and np.union1d(train, held).tolist() == list(range(10))

@@ -101,12 +101,12 @@ def discounted_returns_to_go(traj: Trajectories, gamma: float) -> np.ndarray:
 
 
 def critic_samples(
-    traj: Trajectories, objective: int, gamma: float, episodes: np.ndarray
+    traj: Trajectories, returns: np.ndarray, episodes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(states (N, D), targets (N,)) of the given episodes for one objective: every recorded
-    state with its discounted return-to-go, plus the state reached at each terminal with 0
+    state with its discounted return-to-go (``returns``, (T,), one column of
+    :func:`discounted_returns_to_go`), plus the state reached at each terminal with 0
     (nothing follows it)."""
-    returns = discounted_returns_to_go(traj, gamma)[:, objective]
     rows = np.concatenate([np.arange(*traj.episode_bounds[i : i + 2]) for i in episodes])
     terminal = rows[traj.terminals[rows]]
     states = np.concatenate([traj.observations[rows], traj.next_observations[terminal]])
@@ -151,7 +151,8 @@ def train_value_critic(
             f"{run_dir} was trained on {spec.obs_dim}: use the dataset it was pretrained on"
         )
     train_eps, held_eps = split_episodes(traj.num_episodes, config.held_out, config.seed)
-    states_np, targets_np = critic_samples(traj, k, config.gamma, train_eps)
+    returns = discounted_returns_to_go(traj, config.gamma)[:, k]
+    states_np, targets_np = critic_samples(traj, returns, train_eps)
     if targets_np.size < 2:
         raise DataError(f"{targets_np.size} training state(s) for the critic; need at least 2")
     mean = float(targets_np.mean())
@@ -176,7 +177,7 @@ def train_value_critic(
     evaluate: Callable[[], dict[str, float]] | None = None
     held_count = 0
     if held_eps.size:
-        held_states, held_targets = critic_samples(traj, k, config.gamma, held_eps)
+        held_states, held_targets = critic_samples(traj, returns, held_eps)
         # A fixed subset, chosen without the run's generator: measuring draws nothing from it.
         keep = np.random.default_rng(config.seed).permutation(held_targets.size)[:_HELD_OUT_CAP]
         val_s, val_z = tensors(held_states[keep], held_targets[keep])
