@@ -35,6 +35,10 @@ class InvalidWeightsError(ToraError, ValueError):
     """Preference weights that are not finite, non-negative, summing to 1, one per model."""
 
 
+class ConfigError(ToraError, ValueError):
+    """A setting outside the values it may take (a negative count, an impossible combination)."""
+
+
 class CheckpointError(ToraError, ValueError):
     """A checkpoint directory is missing files, corrupt, or incompatible with the request."""
 

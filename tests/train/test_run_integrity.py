@@ -234,3 +234,14 @@ def test_a_setting_added_later_counts_as_its_default(run: Path) -> None:
     )
     with pytest.raises(StaleRunError, match="warmup_steps"):
         check_resumable(path.parent.parent, run_identity(warm, **inputs))
+
+
+def test_bad_settings_with_restart_leave_the_earlier_run_in_place(
+    run: Path, data_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = str(data_files[0])
+    command = ["finetune", "--data", data, "--run", str(run), "--objective", "speed", *FINETUNE]
+    before = _snapshot(run)
+    assert main([*command, "--restart", "--held-out-pairs", "-1"]) == 2
+    assert "held_out_pairs" in capsys.readouterr().err
+    assert _snapshot(run) == before  # nothing moved aside

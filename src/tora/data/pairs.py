@@ -136,32 +136,56 @@ PAIR_MATCHING = ("random", "nearest")
 PAIR_LABELS = ("return", "advantage")
 
 
-def make_pairs(
+@dataclass(frozen=True)
+class WindowLabels:
+    """The windows pairs are drawn from and their labels (:func:`window_labels`).
+
+    starts: transition indices that may start a labelled window.
+    labels: (T, K) label of the window starting at every transition, per objective.
+    info: how the labels were made (e.g. the value fit's R^2 per objective).
+    """
+
+    starts: np.ndarray
+    labels: np.ndarray
+    info: dict = field(default_factory=dict)
+
+
+def window_labels(
     traj: Trajectories,
-    num_pairs: int,
     segment_length: int,
     discount: float,
-    seed: int,
-    matching: str = "random",
-    candidates: int = 256,
     label: str = "return",
     span: int = 0,
     through_terminals: bool = False,
-) -> PreferencePairs:
-    """Draw ``num_pairs`` pairs of window starts from different episodes (seeded).
-
-    ``matching="random"`` draws both starts independently. ``"nearest"`` gives each first
-    start the partner, among ``candidates`` random starts of other episodes, whose first
-    state is closest (Euclidean distance after scaling each state dimension by its standard
-    deviation). The planner is given its first state and only generates what follows, so a
-    label that compares two windows from very different states mostly says which *state* is
-    better, something the planner cannot choose; pairs that start alike make the label about
-    the continuation, which it can.
+) -> WindowLabels:
+    """Label every window once, for any number of pair draws (:func:`draw_pairs`).
 
     ``label`` "return" labels a window by its segment return, "advantage" by that minus its
     start state's fitted value (:func:`start_values`). ``span`` (the planned window's steps)
-    and ``through_terminals`` choose the starts (:func:`valid_segment_starts`).
-    """
+    and ``through_terminals`` choose the starts (:func:`valid_segment_starts`)."""
+    if label not in PAIR_LABELS:
+        raise DataError(f"unknown pair label {label!r}; choose one of {PAIR_LABELS}")
+    starts = valid_segment_starts(traj, segment_length, span, through_terminals)
+    seg = segment_returns(traj, segment_length, discount)
+    info: dict = {}
+    if label == "advantage":
+        values, r2 = start_values(traj, starts, seg)
+        seg = seg - values
+        info["value_r2"] = [float(v) for v in r2]
+    info["starts"] = int(starts.size)
+    return WindowLabels(starts, seg, info)
+
+
+def draw_pairs(
+    traj: Trajectories,
+    windows: WindowLabels,
+    num_pairs: int,
+    seed: int,
+    matching: str = "random",
+    candidates: int = 256,
+) -> PreferencePairs:
+    """Draw ``num_pairs`` pairs of labelled window starts from different episodes (seeded);
+    see :func:`make_pairs` for ``matching``."""
     if traj.num_episodes < 2:
         raise DataError("preference pairs need at least two episodes")
     if num_pairs < 1:
@@ -170,10 +194,8 @@ def make_pairs(
         raise DataError(f"unknown pair matching {matching!r}; choose one of {PAIR_MATCHING}")
     if candidates < 1:
         raise DataError(f"candidates must be >= 1, got {candidates}")
-    if label not in PAIR_LABELS:
-        raise DataError(f"unknown pair label {label!r}; choose one of {PAIR_LABELS}")
     rng = np.random.default_rng(seed)
-    starts = valid_segment_starts(traj, segment_length, span, through_terminals)
+    starts = windows.starts
     episode_of = np.repeat(np.arange(traj.num_episodes), traj.episode_lengths)
     if np.unique(episode_of[starts]).size < 2:
         raise DataError("only one episode is long enough for the segment length; lower it")
@@ -186,14 +208,39 @@ def make_pairs(
     while same.any():  # redraw partners from the same episode; terminates with >= 2 episodes
         second[same] = rng.choice(starts, size=int(same.sum()))
         same = episode_of[first] == episode_of[second]
-    seg = segment_returns(traj, segment_length, discount)
-    info: dict = {}
-    if label == "advantage":
-        values, r2 = start_values(traj, starts, seg)
-        seg = seg - values
-        info["value_r2"] = [float(v) for v in r2]
-    info["starts"] = int(starts.size)
-    return PreferencePairs(first, second, np.stack([seg[first], seg[second]], axis=1), info)
+    seg = windows.labels
+    return PreferencePairs(
+        first, second, np.stack([seg[first], seg[second]], axis=1), dict(windows.info)
+    )
+
+
+def make_pairs(
+    traj: Trajectories,
+    num_pairs: int,
+    segment_length: int,
+    discount: float,
+    seed: int,
+    matching: str = "random",
+    candidates: int = 256,
+    label: str = "return",
+    span: int = 0,
+    through_terminals: bool = False,
+) -> PreferencePairs:
+    """Draw ``num_pairs`` pairs of window starts from different episodes (seeded):
+    :func:`window_labels`, then :func:`draw_pairs`.
+
+    ``matching="random"`` draws both starts independently. ``"nearest"`` gives each first
+    start the partner, among ``candidates`` random starts of other episodes, whose first
+    state is closest (Euclidean distance after scaling each state dimension by its standard
+    deviation). The planner is given its first state and only generates what follows, so a
+    label that compares two windows from very different states mostly says which *state* is
+    better, something the planner cannot choose; pairs that start alike make the label about
+    the continuation, which it can.
+
+    ``label``, ``span`` and ``through_terminals``: see :func:`window_labels`.
+    """
+    windows = window_labels(traj, segment_length, discount, label, span, through_terminals)
+    return draw_pairs(traj, windows, num_pairs, seed, matching, candidates)
 
 
 def _nearest_partners(

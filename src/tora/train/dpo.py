@@ -17,10 +17,10 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from tora.data.pairs import make_pairs
+from tora.data.pairs import draw_pairs, window_labels
 from tora.data.trajectories import Direction, Trajectories
 from tora.data.windows import WindowSpec
-from tora.errors import ShapeMismatchError
+from tora.errors import ConfigError, ShapeMismatchError
 from tora.train.checkpoint import atomic_write_json
 from tora.train.loop import OptimConfig, prepare_out_dir, run_identity, train_and_save
 from tora.train.losses import diffusion_dpo_loss, window_errors
@@ -127,10 +127,17 @@ def finetune_objective(
         )
     window_span = (spec.horizon - 1) * spec.stride + 1
     if config.segment_length < window_span:
-        raise ValueError(
+        raise ConfigError(
             f"segment_length {config.segment_length} is shorter than a window "
             f"({window_span} steps); labels must cover at least the planned span"
         )
+    # Settings are checked before the directory is touched: with --restart a bad setting
+    # must not move the earlier run aside.
+    if config.held_out_pairs < 0:
+        raise ConfigError(f"held_out_pairs must be >= 0, got {config.held_out_pairs}")
+    if config.max_winner_error < 0 or (config.max_winner_error > 0 and not config.held_out_pairs):
+        raise ConfigError("max_winner_error must be >= 0 and needs held_out_pairs > 0")
+    beta = effective_beta(config, spec.horizon, spec.obs_dim)
     out_dir = run_dir / OBJECTIVES_DIR / objective
     ref_sha256 = reference_hash(run_dir)
     # Checked before pairs.json is written: a refused call must leave the directory as it was.
@@ -145,23 +152,19 @@ def finetune_objective(
         restart,
     )
     minimize = traj.objectives[k].direction is Direction.MINIMIZE
-    if config.held_out_pairs < 0:
-        raise ValueError(f"held_out_pairs must be >= 0, got {config.held_out_pairs}")
     window = WindowSpec(spec.horizon, spec.stride)
-    beta = effective_beta(config, spec.horizon, spec.obs_dim)
+    # Labelled once (the advantage labels' value fit is the costly part), drawn twice.
+    labels = window_labels(
+        traj,
+        config.segment_length,
+        config.discount,
+        config.pair_label,
+        window.span,
+        config.through_terminals,
+    )
 
     def draw(count: int, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
-        pairs = make_pairs(
-            traj,
-            count,
-            config.segment_length,
-            config.discount,
-            seed,
-            matching=config.pair_matching,
-            label=config.pair_label,
-            span=window.span,
-            through_terminals=config.through_terminals,
-        )
+        pairs = draw_pairs(traj, labels, count, seed, matching=config.pair_matching)
         return pairs.labelled(k, minimize=minimize)
 
     winners, losers, pair_stats = draw(config.num_pairs, config.seed)
@@ -171,8 +174,6 @@ def finetune_objective(
 
     model = copy.deepcopy(reference).requires_grad_(True)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    if config.max_winner_error < 0 or (config.max_winner_error > 0 and not config.held_out_pairs):
-        raise ValueError("max_winner_error must be >= 0 and needs held_out_pairs > 0")
     evaluate = None
     if config.held_out_pairs > 0:
         # Drawn twice as many as needed, then every pair that shares a window with a
@@ -257,7 +258,7 @@ def effective_beta(config: DPOConfig, horizon: int, obs_dim: int) -> float:
     """The beta the loss uses: ``beta_per_element`` x the (H - 1) x obs_dim elements a window
     generates (its first state is given), or ``beta`` when beta_per_element is 0."""
     if config.beta_per_element < 0 or config.beta <= 0:
-        raise ValueError("beta must be positive and beta_per_element non-negative")
+        raise ConfigError("beta must be positive and beta_per_element non-negative")
     if config.beta_per_element > 0:
         return config.beta_per_element * (horizon - 1) * obs_dim
     return config.beta
