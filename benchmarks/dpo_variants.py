@@ -47,7 +47,7 @@ from tora.envs import objective_names, resolve_env_id
 from tora.evaluate.planning import next_state_error
 from tora.planning.agent import Agent
 from tora.policies.tora_planner import train_tora
-from tora.train.planner_io import INVERSE_DIR, REFERENCE_DIR, load_inverse_dynamics, load_planner
+from tora.train.planner_io import INVERSE_DIR, REFERENCE_DIR, load_planner
 
 
 def main() -> None:
@@ -113,9 +113,8 @@ def main() -> None:
 
     agent.seed(0)  # back to one shared noise stream (the sweep gave it one per row)
     val = load_dataset(args.val_data)
-    reference, spec, _ = load_planner(model / REFERENCE_DIR)
-    inverse = load_inverse_dynamics(model / INVERSE_DIR, spec)
-    ref_agent = Agent([reference], ["reference"], spec, inverse, sampler, "cpu", seed=0)
+    spec = agent.spec
+    ref_agent = agent.planning_alone(load_planner(model / REFERENCE_DIR)[0], "reference")
     nse = {
         "reference": next_state_error(
             lambda s: ref_agent.plan(s, [1.0]), val, spec.normalizer, spec.stride

@@ -36,7 +36,7 @@ from tora.envs import objective_names, resolve_env_id
 from tora.evaluate.planning import next_state_error
 from tora.planning.agent import Agent
 from tora.tables import aligned_table
-from tora.train.planner_io import INVERSE_DIR, REFERENCE_DIR, load_inverse_dynamics, load_planner
+from tora.train.planner_io import REFERENCE_DIR, load_planner
 
 GRID: dict[str, SamplerConfig] = {
     "ddim20_eta0_start0": SamplerConfig(steps=20, eta=0.0, start_abar=0.0),
@@ -55,10 +55,9 @@ GRID: dict[str, SamplerConfig] = {
 def measure(
     model: Path, setting: SamplerConfig, val: Any, suite: Any, entry: Any, names: list[str]
 ) -> dict[str, Any]:
-    reference, spec, _ = load_planner(model / REFERENCE_DIR)
-    inverse = load_inverse_dynamics(model / INVERSE_DIR, spec)
-    ref_agent = Agent([reference], ["reference"], spec, inverse, setting, "cpu", seed=0)
     agent = Agent.load(model, device="cpu", sampler=setting, seed=0)
+    spec = agent.spec
+    ref_agent = agent.planning_alone(load_planner(model / REFERENCE_DIR)[0], "reference")
     errors = {
         "reference": next_state_error(
             lambda s: ref_agent.plan(s, [1.0]), val, spec.normalizer, spec.stride, seed=0

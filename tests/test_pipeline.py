@@ -250,3 +250,14 @@ def test_rollout_batches_one_policy_call_per_step() -> None:
     assert calls == [6] * 100
     speed, energy = res.mean_returns[:, 0], res.mean_returns[:, 1]
     assert speed[0] > speed[1] and energy[1] == pytest.approx(100.0)  # zero throttle costs nothing
+
+
+def test_an_agent_planning_alone_with_one_model_is_that_models_agent(tiny_run: Path) -> None:
+    both = tora.Agent.load(tiny_run, device="cpu", sampler=SamplerConfig(steps=4))
+    speed_only = tora.Agent.load(tiny_run, ["speed"], device="cpu", sampler=SamplerConfig(steps=4))
+    alone = both.planning_alone(speed_only.composed.models[0], "speed", seed=7)
+    speed_only.seed(7)
+    obs = collect_cruise(1, seed=9, progress=False).observations[:5]
+    # The same model on the same batch with the same noise: exact.
+    np.testing.assert_array_equal(alone.plan(obs, [1.0]), speed_only.plan(obs, [1.0]))
+    assert alone.objective_names == ["speed"] and alone.inverse is both.inverse

@@ -111,6 +111,9 @@ def test_critic_refuses_other_data_unknown_names_and_restarts(
         capsys,
     )
     assert code == 2 and "unknown objective 'comfort'" in err
+    twice = ["critic", "--run", str(run), "--objective", "speed", "speed"]
+    code, _, err = run_cli([*twice, "--data", str(data_files[0]), *CRITIC], capsys)
+    assert code == 2 and "speed more than once" in err
     code, _, err = run_cli(
         ["critic", "--run", str(tmp_path / "nope"), "--data", str(data_files[0]), *CRITIC],
         capsys,

@@ -313,12 +313,8 @@ def critic(args: argparse.Namespace) -> int:
     config = dataclass_from_args(ValueCriticTrainConfig, args)
     traj = load_dataset(_required(opts.data, "--data"))
     names = list(opts.objective) or traj.objective_names
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ToraError(f"--objective names {', '.join(repeated)} more than once")
-    for name in names:  # fail before any work on an unknown name
-        traj.objective_index(name)
-    outs = critic_run(
+    _refuse_repeats(names, "--objective")
+    outs = critic_run(  # checks every name before the first critic trains
         traj,
         Path(opts.run),
         config,
@@ -460,12 +456,7 @@ def _objective_models(run: Path, text: str | None) -> list[str]:
             )
         return names
     names = _csv_items(text, "--objectives")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ToraError(
-            f"--objectives names {', '.join(repeated)} more than once; each objective model "
-            "can be composed once"
-        )
+    _refuse_repeats(names, "--objectives")
     available = available_objectives(run)
     unknown = [n for n in names if n not in available]
     if unknown:
@@ -582,12 +573,7 @@ def diagnose(args: argparse.Namespace) -> int:
     from tora.diffusion.samplers import SamplerConfig
     from tora.evaluate.planning import diagnose_planners
     from tora.planning.agent import Agent
-    from tora.train.planner_io import (
-        INVERSE_DIR,
-        REFERENCE_DIR,
-        load_inverse_dynamics,
-        load_planner,
-    )
+    from tora.train.planner_io import REFERENCE_DIR, load_planner
 
     opts = dataclass_from_args(DiagnoseOptions, args)
     runtime = _runtime(args)
@@ -596,15 +582,14 @@ def diagnose(args: argparse.Namespace) -> int:
         raise ToraError(f"--samples must be at least 2, got {opts.samples}")
     run = Path(opts.run)
     traj = load_dataset(_required(opts.data, "--data"))
-    reference, spec, _ = load_planner(run / REFERENCE_DIR, "cpu")
+    agent = Agent.load(run, device=runtime.device, sampler=sampler, seed=opts.seed)
+    spec = agent.spec
     if traj.obs_dim != spec.obs_dim:
         raise ToraError(
             f"{opts.data} has {traj.obs_dim}-dim observations; the run plans {spec.obs_dim}"
         )
-    inverse = load_inverse_dynamics(run / INVERSE_DIR, spec)
-    device = runtime.device
-    ref_agent = Agent([reference], ["reference"], spec, inverse, sampler, "cpu", opts.seed)
-    agent = Agent.load(run, device=device, sampler=sampler, seed=opts.seed)
+    reference, _, _ = load_planner(run / REFERENCE_DIR, agent.device)
+    ref_agent = agent.planning_alone(reference, "reference", opts.seed)
     planners = {"reference": lambda s: ref_agent.plan(s, [1.0])}
     for k, name in enumerate(agent.objective_names):
         one_hot = np.eye(len(agent.objective_names))[k]
@@ -752,6 +737,15 @@ def _required(value: str, flag: str) -> str:
     if not value:
         raise ToraError(f"{flag} is required")
     return value
+
+
+def _refuse_repeats(names: list[str], flag: str) -> None:
+    """Refuse an objective named twice: it would be trained, or composed, twice."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ToraError(
+            f"{flag} names {', '.join(repeated)} more than once; name each objective once"
+        )
 
 
 def _csv_items(text: str, flag: str) -> list[str]:

@@ -160,6 +160,12 @@ class Agent:
                 signs.append(-1.0 if config.get("direction") == "minimize" else 1.0)
         return cls(models, names, spec, inverse, sampler, dev, seed, candidates, critics, signs)
 
+    def planning_alone(self, model: nn.Module, name: str, seed: int = 0) -> Agent:
+        """An agent that plans with ``model`` alone (e.g. the run's reference planner) and
+        otherwise shares this one's spec, inverse dynamics, sampler and device: what a
+        diagnosis compares the composed models against, without loading the run twice."""
+        return Agent([model], [name], self.spec, self.inverse, self.sampler, self.device, seed)
+
     # --------------------------------------------------------------- properties
     @property
     def objective_names(self) -> list[str]:
