@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,3 +25,17 @@ def _single_thread_and_seeded() -> Iterator[None]:
     np.random.seed(0)  # noqa: NPY002 (seeds the legacy global RNG some libraries still use)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def data_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two small Cruise datasets of the same shape from different seeds (read-only): a run's
+    data and other data it must refuse."""
+    from tora.data.formats import save_dataset
+    from tora.envs.scripted import collect_cruise
+
+    root = tmp_path_factory.mktemp("data")
+    paths = (root / "a.h5", root / "b.h5")
+    for seed, path in zip((3, 4), paths, strict=True):
+        save_dataset(collect_cruise(6, seed=seed, progress=False), path)
+    return paths

@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 
 from tora.cli.main import main
-from tora.data.formats import save_dataset
-from tora.envs.scripted import collect_cruise
 
 PRETRAIN = [
     "--steps", "10", "--batch-size", "16", "--diffusion-steps", "10", "--denoiser-hidden-dim",
@@ -33,16 +31,6 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     code = main(args)
     out, err = capsys.readouterr()
     return code, out, err
-
-
-@pytest.fixture(scope="module")
-def data_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Two Cruise datasets of the same shape from different seeds."""
-    root = tmp_path_factory.mktemp("data")
-    paths = (root / "a.h5", root / "b.h5")
-    for seed, path in zip((3, 4), paths, strict=True):
-        save_dataset(collect_cruise(6, seed=seed, progress=False), path)
-    return paths
 
 
 @pytest.fixture(scope="module")

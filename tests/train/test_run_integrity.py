@@ -19,8 +19,6 @@ import pytest
 import tora
 from tora.cli.main import main
 from tora.configs import config_from_dict
-from tora.data.formats import save_dataset
-from tora.envs.scripted import collect_cruise
 from tora.errors import CheckpointError, StaleRunError
 from tora.train.checkpoint import file_sha256
 from tora.train.dpo import DPOConfig
@@ -39,16 +37,6 @@ FINETUNE = [
     "--steps", "6", "--batch-size", "4", "--num-pairs", "50", "--segment-length", "8",
     "--optim-checkpoint-every", "3", "--no-progress", "--device", "cpu",
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def data_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Two Cruise datasets of the same shape from different seeds."""
-    root = tmp_path_factory.mktemp("data")
-    paths = (root / "a.h5", root / "b.h5")
-    for seed, path in zip((3, 4), paths, strict=True):
-        save_dataset(collect_cruise(6, seed=seed, progress=False), path)
-    return paths
 
 
 @pytest.fixture(scope="module")
