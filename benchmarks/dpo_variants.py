@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--label", choices=("return", "advantage"), default="return")
     parser.add_argument("--through-terminals", action="store_true")
     parser.add_argument("--max-winner-error", type=float, default=0.0, help="drift guard")
+    parser.add_argument("--max-state-error", type=float, default=0.0, help="drift guard on plans")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta of the evaluation")
     parser.add_argument("--start-abar", type=float, default=0.0)
     parser.add_argument("--sampler-steps", type=int, default=20)
@@ -90,6 +91,7 @@ def main() -> None:
         pair_label=args.label,
         through_terminals=args.through_terminals,
         max_winner_error=args.max_winner_error,
+        max_state_error=args.max_state_error,
         optim=replace(config.dpo.optim, lr=args.lr, warmup_steps=args.warmup),
     )
     sampler = SamplerConfig(steps=args.sampler_steps, eta=args.eta, start_abar=args.start_abar)

@@ -83,10 +83,26 @@ def test_dpo_logs_held_out_measurements_starting_from_the_reference(tmp_path: Pa
     assert start["val_winner_error"] == 1.0 and start["val_loser_error"] == 1.0
     assert start["val_implicit_accuracy"] == 0.0
     assert start["val_dpo_loss"] == pytest.approx(math.log(2), rel=1e-6)
+    # The planned next state: the same sampling noise at every measurement, so the reference
+    # itself scores exactly 1.
+    assert start["val_state_error"] == 1.0 and start["val_state_error_abs"] > 0
     # Training moves them (the guard against drifting reads these numbers).
     assert measured[-1]["val_winner_error"] != 1.0
     pairs = json.loads((out / "pairs.json").read_text())
     assert 0 < pairs["held_out"] <= 64
+
+
+def test_drift_guard_names_the_first_limit_passed() -> None:
+    from tora.train.dpo import _drift_guard
+
+    assert _drift_guard(DPOConfig()) is None  # both limits off by default
+    guard = _drift_guard(DPOConfig(max_winner_error=3.0, max_state_error=1.5))
+    assert guard is not None
+    assert guard({"val_winner_error": 2.9, "val_state_error": 1.5}) is None  # at a limit: kept
+    assert "next-state error 1.60x" in (guard({"val_state_error": 1.6}) or "")
+    assert "winner error 3.10x" in (guard({"val_winner_error": 3.1}) or "")
+    only_state = _drift_guard(DPOConfig(max_state_error=2.0))
+    assert only_state is not None and only_state({"val_winner_error": 50.0}) is None
 
 
 def test_beta_per_element_scales_with_the_generated_elements() -> None:

@@ -20,6 +20,7 @@ import torch
 from tora.data.pairs import draw_pairs, window_labels
 from tora.data.trajectories import Direction, Trajectories
 from tora.data.windows import WindowSpec
+from tora.diffusion.samplers import SamplerConfig, sample
 from tora.errors import ConfigError, ShapeMismatchError
 from tora.train.checkpoint import atomic_write_json
 from tora.train.loop import OptimConfig, prepare_out_dir, run_identity, train_and_save
@@ -89,6 +90,12 @@ class DPOConfig:
     the data: on MO-Hopper 3 kept every seed's models usable (27-49x without it, one seed of
     three then scoring hypervolume 0), while on Cruise the best models reach 40-48x and 3
     stops DPO before it steers (BENCHMARKS.md section 5)."""
+    max_state_error: float = 0.0
+    """Drift guard on the plans themselves (0: off): when the model's planned next state
+    (sampled with the default sampler from held-out windows' first states) misses the data's
+    by more than this multiple of the reference planner's miss, training stops and keeps the
+    weights of the last measurement within it. Unlike the winner error, which counts noise
+    the sampler never sees, this measures what the inverse dynamics will be handed."""
     segment_length: int = 20
     """Steps of reward summed into a window's label, from the window's first state (>= H*m)."""
     discount: float = 0.99
@@ -135,8 +142,10 @@ def finetune_objective(
     # must not move the earlier run aside.
     if config.held_out_pairs < 0:
         raise ConfigError(f"held_out_pairs must be >= 0, got {config.held_out_pairs}")
-    if config.max_winner_error < 0 or (config.max_winner_error > 0 and not config.held_out_pairs):
-        raise ConfigError("max_winner_error must be >= 0 and needs held_out_pairs > 0")
+    for name in ("max_winner_error", "max_state_error"):
+        limit = getattr(config, name)
+        if not limit >= 0 or (limit > 0 and not config.held_out_pairs):
+            raise ConfigError(f"{name} must be >= 0 (0: off) and needs held_out_pairs > 0")
     beta = effective_beta(config, spec.horizon, spec.obs_dim)
     out_dir = run_dir / OBJECTIVES_DIR / objective
     ref_sha256 = reference_hash(run_dir)
@@ -236,22 +245,33 @@ def finetune_objective(
         identity=identity,
         evaluate=evaluate,
         evaluate_every=config.evaluate_every,
-        guard=_drift_guard(config.max_winner_error) if config.max_winner_error > 0 else None,
+        guard=_drift_guard(config),
     )
     return out_dir
 
 
-def _drift_guard(limit: float) -> Callable[[dict[str, float]], str | None]:
+def _drift_guard(config: DPOConfig) -> Callable[[dict[str, float]], str | None] | None:
+    """The guard of the limits that are on, or None when both are off."""
+    limits = {
+        "val_winner_error": ("held-out winner error", config.max_winner_error),
+        "val_state_error": ("planned next-state error", config.max_state_error),
+    }
+    limits = {key: v for key, v in limits.items() if v[1] > 0}
+    if not limits:
+        return None
+
     def guard(values: dict[str, float]) -> str | None:
-        error = values.get("val_winner_error", 0.0)
-        if error > limit:
-            return f"held-out winner error {error:.2f}x the reference's, above {limit:g}x"
+        for key, (what, limit) in limits.items():
+            value = values.get(key, 0.0)
+            if value > limit:
+                return f"{what} {value:.2f}x the reference's, above {limit:g}x"
         return None
 
     return guard
 
 
 _HELD_OUT_SEED = 104_729  # offset of the held-out draw's seed from the training draw's
+_STATE_ERROR_WINDOWS = 256  # held-out windows whose next state is planned at each measurement
 
 
 def effective_beta(config: DPOConfig, horizon: int, obs_dim: int) -> float:
@@ -282,26 +302,44 @@ def _held_out_evaluation(
     Returns implicit_accuracy (the DPO loss's ranking of held-out pairs), dpo_loss, and
     winner_error / loser_error: the model's mean denoising error on winners and losers over
     the reference's on the same inputs (1 at the start; DPO may lower both, but a winner
-    error well above 1 means the model is drifting away from a model of the data)."""
+    error well above 1 means the model is drifting away from a model of the data);
+    state_error: the mean absolute error of the planned next state (normalized units) over
+    the reference planner's, and state_error_abs the model's own."""
     gen = torch.Generator(device=device).manual_seed(seed + _HELD_OUT_SEED)
     x_win = states[rows[torch.as_tensor(winners, device=device)]]
     x_lose = states[rows[torch.as_tensor(losers, device=device)]]
     xt_win, t, noise = noisy_windows(x_win, spec.schedule, gen)
     xt_lose = spec.schedule.add_noise(x_lose, noise, t)
     xt_lose[:, 0] = x_lose[:, 0]
+    # Planned next states from the first states of (at most) _STATE_ERROR_WINDOWS held-out
+    # winners, with the same sampling noise at every measurement, so that the ratio to the
+    # reference moves with the model and not with the draw.
+    first, target = x_win[:_STATE_ERROR_WINDOWS, 0], x_win[:_STATE_ERROR_WINDOWS, 1]
+
+    def state_error(net: torch.nn.Module) -> float:
+        noise_gen = torch.Generator(device=device).manual_seed(seed + _HELD_OUT_SEED + 1)
+        plans = sample(
+            net, spec.schedule, (len(first), *x_win.shape[1:]), first, SamplerConfig(), noise_gen
+        )
+        return float((plans[:, 1] - target).abs().mean())
+
     with torch.no_grad():
         ref_win = window_errors(reference(xt_win, t), noise)
         ref_lose = window_errors(reference(xt_lose, t), noise)
+        ref_state = state_error(reference)
 
     def evaluate() -> dict[str, float]:
         err_win = window_errors(model(xt_win, t), noise)
         err_lose = window_errors(model(xt_lose, t), noise)
         _, stats = diffusion_dpo_loss(err_win, ref_win, err_lose, ref_lose, beta)
+        own_state = state_error(model)
         return {
             "implicit_accuracy": stats["implicit_accuracy"],
             "dpo_loss": stats["dpo_loss"],
             "winner_error": float(err_win.mean() / ref_win.mean()),
             "loser_error": float(err_lose.mean() / ref_lose.mean()),
+            "state_error": own_state / max(ref_state, 1e-12),
+            "state_error_abs": own_state,
         }
 
     return evaluate
