@@ -97,6 +97,9 @@ def test_suite_runs_resumes_and_table_matches_json(tmp_path: Path) -> None:
     results = run_suite(suite, progress=False, log=lambda _: None)
     rows = results["rows"]
     assert [r["method"] for r in rows] == ["behaviour", *method_names()]
+    # The behaviour row's steering is the data's own (Cruise records its preferences).
+    steering = rows[0]["steering_correlation"]["mean"]
+    assert steering is not None and -1 <= steering <= 1
     for row in rows[1:]:
         assert row["seeds"] == [0] and row["hypervolume"]["mean"] >= 0
     # The Markdown is rendered from the JSON rows: every hypervolume in the JSON is in it.

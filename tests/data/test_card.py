@@ -62,6 +62,12 @@ def test_card_values_by_hand() -> None:
     hist = prefs["first_histogram"]
     assert hist["counts"] == [1, 1, 0, 0, 0, 2, 0, 0, 0, 1]
     assert hist["edges"] == pytest.approx(np.linspace(0, 1, 11).tolist())
+    # Steering in the data, Spearman per objective on centred ranks (ties share the mean
+    # rank). Speed: weight ranks (2, -2, 0, 1, -1) against return ranks (2, -.5, 1, -.5, -2):
+    # 6.5 / sqrt(10 * 9.5). Energy: (-2, 2, 0, -1, 1) against (-1.5, 1, 0, -1.5, 2):
+    # 8.5 / sqrt(95). Their mean: 7.5 / sqrt(95) = 0.769.
+    assert prefs["steering"] == pytest.approx(7.5 / np.sqrt(95))
+    assert "steering in the data: 0.769" in format_card(card)
     json.dumps(card)  # JSON-ready
 
 

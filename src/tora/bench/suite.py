@@ -414,6 +414,9 @@ def behaviour_summary(traj: Trajectories, data_path: Path, ref: list[float]) -> 
         "data_file": data_path.name,
         "hypervolume": card["hypervolume"],
         "sparsity": card["sparsity"],
+        # How well the data's own preferences rank its returns: the ceiling an agent's
+        # steering is read against (None when the data records no preferences).
+        "steering_correlation": (card["preferences"] or {}).get("steering"),
         "episodes": traj.num_episodes,
         "episode_returns": traj.episode_returns().tolist(),
         "objectives": traj.objective_names,

@@ -61,7 +61,7 @@ def collect_rows(suite: SuiteConfig) -> list[dict[str, Any]]:
                     "hypervolume": {"mean": b["hypervolume"], "std": None},
                     "sparsity": {"mean": b["sparsity"], "std": None},
                     "expected_utility": {"mean": None, "std": None},
-                    "steering_correlation": {"mean": None, "std": None},
+                    "steering_correlation": {"mean": b.get("steering_correlation"), "std": None},
                     "train_min": None,
                     "eval_s": None,
                 }
@@ -123,7 +123,8 @@ def format_markdown(suite: SuiteConfig, rows: list[dict[str, Any]]) -> str:
         f"{suite.data.episodes} {suite.data.quality}-{suite.data.prefs} episodes (data seed "
         f"{suite.data.seed}). Hypervolume with the reference point of each env (0 unless "
         "stated). Steering: Spearman correlation between the weight on an objective and the "
-        "return on it (1: the preference steers; 0: it does not). Mean ± sample standard "
+        "return on it (1: the preference steers; 0: it does not; on the behaviour row, the "
+        "data's preferences against its episodes' returns). Mean ± sample standard "
         "deviation over the seeds listed; train = wall minutes of training per seed.",
         "",
         "| env | method | sees prefs | hypervolume | sparsity | expected utility | steering | "

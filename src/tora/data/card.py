@@ -10,9 +10,13 @@ the same facts from the data itself, for any :class:`~tora.data.Trajectories`:
   no volume and are dropped, and the card counts them) and its sparsity (PGMORL's mean squared
   gap between neighbouring front points, :func:`tora.evaluate.pareto.sparsity`);
 - per-objective return min / mean / max;
-- if the data records per-episode preferences: their per-objective min and max and a 10-bin
+- if the data records per-episode preferences: their per-objective min and max, a 10-bin
   histogram of the first component over [0, 1] (for two objectives that component fixes the
-  preference);
+  preference) and the data's own steering: Spearman's correlation between an episode's
+  preference and its return, averaged over objectives, the same measure the benchmark
+  tables give an agent (:func:`tora.evaluate.pareto.steering_correlation`). An agent learns
+  the trade-off from this data, so a low value warns that the data itself does not show
+  more weight buying more return (e.g. when the behaviour policies at one end fall);
 - the quality and preference distribution the data was made with, when its metadata says so
   (``quality`` and ``prefs`` from ``tora data make``, ``preference_dist`` from a D4MORL file
   name).
@@ -40,7 +44,7 @@ from numpy.typing import ArrayLike
 
 from tora.data.trajectories import Direction, Trajectories
 from tora.errors import ShapeMismatchError
-from tora.evaluate.pareto import hypervolume, pareto_front, sparsity
+from tora.evaluate.pareto import hypervolume, pareto_front, sparsity, steering_correlation
 
 __all__ = ["HISTOGRAM_BINS", "dataset_card", "format_card", "plot_card", "safe_card"]
 
@@ -60,13 +64,16 @@ def _ref_point(traj: Trajectories, ref_point: ArrayLike | None) -> np.ndarray:
     return ref
 
 
-def _preference_coverage(prefs: np.ndarray) -> dict[str, Any]:
+def _preference_coverage(
+    prefs: np.ndarray, returns: np.ndarray, maximize: list[bool]
+) -> dict[str, Any]:
     p = prefs.astype(np.float64)
     counts, edges = np.histogram(p[:, 0], bins=HISTOGRAM_BINS, range=(0.0, 1.0))
     return {
         "min": p.min(axis=0).tolist(),
         "max": p.max(axis=0).tolist(),
         "first_histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
+        "steering": steering_correlation(p, returns, maximize),
     }
 
 
@@ -104,7 +111,11 @@ def dataset_card(traj: Trajectories, ref_point: ArrayLike | None = None) -> dict
             }
             for j, name in enumerate(traj.objective_names)
         },
-        "preferences": None if traj.preferences is None else _preference_coverage(traj.preferences),
+        "preferences": (
+            None
+            if traj.preferences is None
+            else _preference_coverage(traj.preferences, returns, maximize)
+        ),
         "safe": safe_card(traj),
     }
 
@@ -221,6 +232,11 @@ def format_card(card: dict[str, Any], episodes: int | None = None) -> str:
         lines.append(f"  preferences: min [{lo}]  max [{hi}]")
         counts = " ".join(str(c) for c in coverage["first_histogram"]["counts"])
         lines.append(f"  first preference component, 10 bins over [0, 1]: {counts}")
+        if coverage.get("steering") is not None:  # cards saved before it have none
+            lines.append(
+                f"  steering in the data: {coverage['steering']:.3f} (Spearman, preference "
+                "against return; 1: more weight, more return)"
+            )
     if card.get("safe"):
         lines += _format_safe(card["safe"])
     return "\n".join(lines)
