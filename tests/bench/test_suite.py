@@ -157,6 +157,20 @@ def test_partial_suite_reports_seeds_done(tmp_path: Path) -> None:
     assert "| 1/2 |" in format_markdown(suite, rows)
 
 
+def test_only_seeds_runs_those_seeds(tmp_path: Path) -> None:
+    suite = tiny_suite(tmp_path / "bench", ["bc"])
+    suite.envs[0].seeds = [0, 1, 2]
+    run_suite(suite, progress=False, log=lambda _: None, only_seeds=[1])
+    done = [
+        cell_dir(suite, "tora/Cruise-v0", "bc", s).joinpath(EVAL_FILE).is_file() for s in (0, 1, 2)
+    ]
+    assert done == [False, True, False]
+    with pytest.raises(
+        ToraError, match=r"seed 7 is not in this suite \(its envs list \[0, 1, 2\]\)"
+    ):
+        run_suite(suite, progress=False, log=lambda _: None, only_seeds=[7])
+
+
 def test_variants_run_as_methods_of_their_own(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     path.write_text(

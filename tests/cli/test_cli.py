@@ -49,6 +49,17 @@ def test_bench_run_help_names_every_registered_method(capsys: pytest.CaptureFixt
     assert [m for m in method_names() if f" {m}," not in help_text] == []
 
 
+def test_bench_run_refuses_a_seed_the_suite_does_not_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "s.toml"
+    suite.write_text('methods = ["bc"]\n[[envs]]\nid = "tora/Cruise-v0"\nseeds = [0, 1]\n')
+    out = tmp_path / "out"
+    assert main(["bench", "run", str(suite), "--out", str(out), "--seed", "3"]) == 2
+    assert "seed 3 is not in this suite (its envs list [0, 1])" in capsys.readouterr().err
+    assert not list(out.glob("*/bc"))  # refused before any cell was made
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("data") / "cruise.h5"

@@ -430,9 +430,12 @@ def run_suite(
     only_envs: list[str] | None = None,
     only_methods: list[str] | None = None,
     log: Callable[[str], None] = print,
+    only_seeds: list[int] | None = None,
 ) -> dict[str, Any]:
     """Run every cell (finished ones are read back), then write the results table and plots
-    from everything on disk, so a partial run still gives a (partial) table."""
+    from everything on disk, so a partial run still gives a (partial) table. ``only_envs``,
+    ``only_methods`` and ``only_seeds`` run a piece of the suite; a seed no env lists is an
+    error, as is an unknown method."""
     from tora.bench.table import write_results
 
     check_suite(suite)
@@ -442,6 +445,10 @@ def run_suite(
     for name in only_methods or []:
         if name not in suite.methods:
             raise ToraError(f"method {name!r} is not in this suite ({', '.join(suite.methods)})")
+    listed = sorted({seed for entry in suite.envs for seed in entry.seeds})
+    for seed in only_seeds or []:
+        if seed not in listed:
+            raise ToraError(f"seed {seed} is not in this suite (its envs list {listed})")
     for entry in suite.envs:
         env_id = resolve_env_id(entry.id)
         if wanted_envs is not None and env_id not in wanted_envs:
@@ -455,6 +462,8 @@ def run_suite(
             if only_methods and name not in only_methods:
                 continue
             for seed in entry.seeds:
+                if only_seeds and seed not in only_seeds:
+                    continue
                 run_cell(
                     suite, entry, suite_method(suite, name), seed, traj, data_path, progress, log
                 )

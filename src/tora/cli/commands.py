@@ -714,6 +714,7 @@ def bench_run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         only_envs=args.env,
         only_methods=args.method,
+        only_seeds=args.seed,
         log=lambda line: print(line, flush=True),
     )
     print((suite.out_dir / "results.md").read_text())

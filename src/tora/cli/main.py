@@ -213,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Run only this method of the suite (repeatable): tora, bc, bc_p, morvs_p, "
         "cond_diffusion, dime_p, or a variant the suite defines (e.g. tora_ddim10).",
     )
+    run.add_argument(
+        "--seed",
+        action="append",
+        type=int,
+        default=None,
+        help="Run only this training seed of each env's seeds (repeatable).",
+    )
     run.add_argument("--out", default=None, help="Output directory (default: the suite's).")
     run.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
     table = _add_command(
