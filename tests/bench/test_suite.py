@@ -15,6 +15,7 @@ from tora.bench.suite import (
     EnvEntry,
     EvalSettings,
     SuiteConfig,
+    VariantSpec,
     cell_dir,
     load_suite,
     method_config,
@@ -217,3 +218,37 @@ def test_bad_variants_are_errors(tmp_path: Path, variant: str, error: str) -> No
     path.write_text(f'methods = ["{name}"]\n{variant}[[envs]]\nid = "tora/Cruise-v0"\n')
     with pytest.raises(ToraError, match=error):
         load_suite(path)
+
+
+def test_variants_reuse_the_stages_they_share_and_train_the_rest(tmp_path: Path) -> None:
+    suite = tiny_suite(tmp_path / "bench", ["tora"])
+    suite.methods = ["tora", "tora_fast", "tora_beta"]
+    suite.variants = {
+        # Differs only in how it samples: every trained stage is shared.
+        "tora_fast": VariantSpec(method="tora", label="fast", settings={"sampler": {"steps": 5}}),
+        # Fewer DPO steps: the reference and inverse dynamics are shared, DPO is not.
+        "tora_beta": VariantSpec(method="tora", label="beta", settings={"dpo": {"steps": 5}}),
+    }
+    logs: list[str] = []
+    run_suite(suite, progress=False, log=logs.append)
+    marks = {
+        m: json.loads((cell_dir(suite, "tora/Cruise-v0", m, 0) / "train.json").read_text())
+        for m in suite.methods
+    }
+    assert "reused" not in marks["tora"]
+    assert marks["tora_fast"]["reused"] == {
+        "reference": "tora",
+        "inverse_dynamics": "tora",
+        "objectives": "tora",
+    }
+    assert marks["tora_beta"]["reused"] == {"reference": "tora", "inverse_dynamics": "tora"}
+    assert any("reusing reference of tora" in line for line in logs)
+
+    def weights(method: str, stage: str) -> bytes:
+        model = cell_dir(suite, "tora/Cruise-v0", method, 0) / "model"
+        return (model / stage / "model.safetensors").read_bytes()
+
+    # A shared stage is the same file; an unshared one was trained by the variant itself.
+    assert weights("tora_fast", "objectives/speed") == weights("tora", "objectives/speed")
+    assert weights("tora_beta", "reference") == weights("tora", "reference")
+    assert weights("tora_beta", "objectives/speed") != weights("tora", "objectives/speed")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -320,6 +321,61 @@ def _check_cell_settings(
         atomic_write_json(path, {"settings": settings})
 
 
+def adopt_stages(
+    suite: SuiteConfig,
+    entry: EnvEntry,
+    method: Method,
+    seed: int,
+    settings: dict[str, Any],
+    model_dir: Path,
+) -> dict[str, str]:
+    """Copy into ``model_dir`` each stage (:attr:`Method.stages`) that a finished cell of
+    another of the suite's methods trained with the same settings, data and seed, so that
+    variants differing only at inference (e.g. the sampler, or selection among candidates)
+    do not train the same planners again. Returns {stage: the method whose cell it came from}.
+
+    Seeded training repeats exactly, so a copied stage is what this cell would have trained;
+    each stage's own identity check still refuses one made from other inputs. Stages this cell
+    already has are left alone (a resumed cell keeps its own)."""
+    if method.stages is None:
+        return {}
+    wanted = method.stages(config_from_dict(method.config_cls, settings["config"]))
+    env_id = resolve_env_id(entry.id)
+    reused: dict[str, str] = {}
+    for other in suite.methods:
+        source = suite_method(suite, other)
+        if other == method.name or source.config_cls is not method.config_cls:
+            continue
+        cell = cell_dir(suite, env_id, other, seed)
+        if not (cell / "train.json").is_file() or not (cell / CELL_FILE).is_file():
+            continue  # only a cell whose training finished
+        saved = read_json_object(cell / CELL_FILE).get("settings")
+        if not isinstance(saved, dict) or saved.get("data") != settings["data"]:
+            continue
+        try:
+            saved_config = fill_missing(saved["config"], legacy_defaults(method.config_cls))
+            theirs = method.stages(config_from_dict(method.config_cls, saved_config))
+        except (ToraError, KeyError, TypeError, ValueError):
+            continue  # a cell of settings this version cannot read: nothing to take from it
+        for stage, determined_by in wanted.items():
+            src, dst = cell / "model" / stage, model_dir / stage
+            if stage in reused or dst.exists() or not src.is_dir():
+                continue
+            if theirs.get(stage) == determined_by:
+                _copy_dir(src, dst)
+                reused[stage] = other
+    return reused
+
+
+def _copy_dir(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` whole or not at all (a kill mid-copy leaves no half stage)."""
+    tmp = dst.with_name(f".{dst.name}.partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp)
+    tmp.replace(dst)
+
+
 def run_cell(
     suite: SuiteConfig,
     entry: EnvEntry,
@@ -354,12 +410,20 @@ def run_cell(
     if train_mark.is_file():
         train_s = float(read_json_object(train_mark)["train_s"])
     else:
+        reused = adopt_stages(suite, entry, method, seed, settings, cell / "model")
+        if reused:
+            parts = ", ".join(f"{stage} of {source}" for stage, source in reused.items())
+            log(f"[{env_id} | {method.label} | seed {seed}] reusing {parts} (same settings)")
         log(f"[{env_id} | {method.label} | seed {seed}] training")
         start = time.perf_counter()
         method.train(traj, cell / "model", config, device, progress)
-        # Wall time of this process only: a resumed training reports the time after resuming.
+        # Wall time of this process only: a resumed training reports the time after resuming,
+        # and a cell that reused stages reports the time of the stages it trained itself.
         train_s = time.perf_counter() - start
-        atomic_write_json(train_mark, {"train_s": train_s, "device": str(device)})
+        mark: dict[str, Any] = {"train_s": train_s, "device": str(device)}
+        if reused:
+            mark["reused"] = reused
+        atomic_write_json(train_mark, mark)
 
     log(f"[{env_id} | {method.label} | seed {seed}] evaluating")
     policy = method.load(cell / "model", device, suite.eval.seed)

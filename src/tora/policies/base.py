@@ -40,6 +40,11 @@ TrainFn = Callable[[Trajectories, Path, Any, "torch.device | str", bool], Path]
 LoadFn = Callable[[Path, "torch.device | str", int], PreferencePolicy]
 """(out_dir, device, seed) -> a loaded policy."""
 
+StagesFn = Callable[[Any], dict[str, Any]]
+"""method config -> {path of a stage's directory under out_dir: the settings that determine
+what that stage trains}. Two runs on the same data and seed whose settings for a stage are
+equal train the same weights there, so one may take the other's finished stage."""
+
 
 @dataclass(frozen=True)
 class Method:
@@ -55,3 +60,6 @@ class Method:
     load: LoadFn
     sees_preferences: bool
     """Whether the method is given the preference during training."""
+    stages: StagesFn | None = None
+    """The stages a suite cell may take over from a finished cell of the same method (a
+    variant differing elsewhere, e.g. only in how it samples); None: the cell trains all."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -30,6 +31,7 @@ from tora.train.critic import ValueCriticTrainConfig
 from tora.train.dpo import DPOConfig
 from tora.train.inverse import InverseDynamicsTrainConfig
 from tora.train.loop import OptimConfig
+from tora.train.planner_io import CRITICS_DIR, INVERSE_DIR, OBJECTIVES_DIR, REFERENCE_DIR
 from tora.train.pretrain import PretrainConfig
 
 METHOD_FILE = "tora_method.json"
@@ -104,6 +106,22 @@ def load_tora(out_dir: Path, device: torch.device | str = "cpu", seed: int = 0) 
     )
 
 
+def tora_stages(config: ToraConfig) -> dict[str, Any]:
+    """What determines each trained directory of a TORA run (besides data and seed): the
+    reference planner its pretraining; the inverse dynamics its own settings and the stride;
+    the objective models and the critics their own settings and the reference they start from
+    or are checked against. The sampler and the number of candidates train nothing."""
+    pretrain = config_to_dict(config.pretrain)
+    stages = {
+        REFERENCE_DIR: {"pretrain": pretrain},
+        INVERSE_DIR: {"inverse": config_to_dict(config.inverse), "stride": config.pretrain.stride},
+        OBJECTIVES_DIR: {"pretrain": pretrain, "dpo": config_to_dict(config.dpo)},
+    }
+    if config.candidates > 1:
+        stages[CRITICS_DIR] = {"pretrain": pretrain, "critic": config_to_dict(config.critic)}
+    return stages
+
+
 TORA = Method(
     name="tora",
     label="TORA",
@@ -111,4 +129,5 @@ TORA = Method(
     train=train_tora,
     load=load_tora,
     sees_preferences=False,
+    stages=tora_stages,
 )
