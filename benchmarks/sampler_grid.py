@@ -49,6 +49,12 @@ GRID: dict[str, SamplerConfig] = {
     "ddim10_eta0_start1e-3": SamplerConfig(steps=10, eta=0.0, start_abar=1e-3),
     "ddim10_eta1_start1e-3": SamplerConfig(steps=10, eta=1.0, start_abar=1e-3),
     "ddpm_start1e-3": SamplerConfig(method="ddpm", start_abar=1e-3),
+    "ddim20_eta1_start1e-3_temp0.5": SamplerConfig(
+        steps=20, eta=1.0, start_abar=1e-3, temperature=0.5
+    ),
+    "ddim20_eta1_start1e-3_temp0.75": SamplerConfig(
+        steps=20, eta=1.0, start_abar=1e-3, temperature=0.75
+    ),
 }
 
 

@@ -50,6 +50,11 @@ class SamplerConfig:
     ~2000), so a deterministic sampler starting there begins from a clipped corner; starting
     where abar_t >= 1e-3 bounds that factor by ~32 and changes the start distribution by at
     most 3% of the data's scale. See :func:`first_step`."""
+    temperature: float = 1.0
+    """Scale of every noise draw, the starting one and each step's (1: the model's own
+    distribution). Below 1 ("low-temperature sampling", as Decision Diffuser samples with
+    0.5) plans concentrate on the likelier modes, so that consecutive replanning steps are
+    less likely to switch between the gaits of different behaviour policies."""
 
 
 def ddim_timesteps(num_train_steps: int, steps: int, start: int | None = None) -> list[int]:
@@ -249,8 +254,13 @@ def sample(
     the batched network (which must treat rows independently, as the denoisers do).
     """
     device, dtype = first_state.device, first_state.dtype
+    if not config.temperature > 0:
+        raise ValueError(f"temperature must be positive, got {config.temperature}")
     start = first_step(schedule, config.start_abar)
+    scale = config.temperature
     x = _noise(shape, device, dtype, generator, noise_fn)
+    if scale != 1.0:  # skipped at 1 so that default sampling is bit-for-bit as before
+        x = x * scale
     x[:, 0] = first_state
     if config.method == "ddpm":
         steps = list(range(start, -1, -1))
@@ -264,6 +274,8 @@ def sample(
         eps = eps_fn(x, t_batch)
         stochastic = config.method == "ddpm" or config.eta > 0
         noise = _noise(shape, device, dtype, generator, noise_fn) if stochastic else None
+        if noise is not None and scale != 1.0:
+            noise = noise * scale
         if config.method == "ddpm":
             x = ddpm_step(x, eps, t, schedule, config.clip_x0, noise)
         else:
