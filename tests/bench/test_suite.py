@@ -243,6 +243,10 @@ def test_variants_reuse_the_stages_they_share_and_train_the_rest(tmp_path: Path)
     }
     assert marks["tora_beta"]["reused"] == {"reference": "tora", "inverse_dynamics": "tora"}
     assert any("reusing reference of tora" in line for line in logs)
+    md = (suite.out_dir / "results.md").read_text()
+    fast = next(line for line in md.splitlines() if "| fast |" in line)
+    assert "†" in fast and "†: these cells trained only what differs" in md
+    assert "†" not in next(line for line in md.splitlines() if "| TORA |" in line)
 
     def weights(method: str, stage: str) -> bytes:
         model = cell_dir(suite, "tora/Cruise-v0", method, 0) / "model"

@@ -28,6 +28,8 @@ from tora.train.checkpoint import atomic_write_bytes, atomic_write_json, read_js
 
 METRICS = ("hypervolume", "sparsity", "expected_utility", "steering_correlation")
 BEHAVIOUR_LABEL = "Behaviour (dataset episodes)"
+REUSED_MARK = "†"
+"""Marks the train minutes of a row whose cells reused stages of a sibling cell."""
 
 
 def _stats(values: list[float]) -> dict[str, float | None]:
@@ -68,11 +70,14 @@ def collect_rows(suite: SuiteConfig) -> list[dict[str, Any]]:
             )
         for name in suite.methods:
             method = suite_method(suite, name)
-            done = []
+            done, reused = [], set()
             for seed in entry.seeds:
                 path = cell_dir(suite, env_id, name, seed) / EVAL_FILE
                 if path.is_file():
                     done.append((seed, read_json_object(path)))
+                    mark = path.with_name("train.json")
+                    if mark.is_file():
+                        reused.update(read_json_object(mark).get("reused", {}))
             if not done:
                 continue
             rows.append(
@@ -86,6 +91,7 @@ def collect_rows(suite: SuiteConfig) -> list[dict[str, Any]]:
                     **{m: _stats(_values(done, m)) for m in METRICS},
                     "per_seed_hypervolume": [c["summary"]["hypervolume"] for _, c in done],
                     "train_min": float(np.mean([c["train_s"] for _, c in done])) / 60,
+                    "reused_stages": sorted(reused),
                     "eval_s": float(np.mean([c["eval_s"] for _, c in done])),
                 }
             )
@@ -151,9 +157,16 @@ def format_markdown(suite: SuiteConfig, rows: list[dict[str, Any]]) -> str:
             f"| {row['env_id']} | {row['label']} | {prefs} | {f'**{hv}**' if is_best else hv} | "
             f"{_cell(row['sparsity'])} | {_cell(row['expected_utility'])} | "
             f"{_cell(row['steering_correlation'])} | {seeds} | "
-            f"{_num(row['train_min'])} | {_num(row['eval_s'])} |"
+            f"{_num(row['train_min'])}{REUSED_MARK if row.get('reused_stages') else ''} | "
+            f"{_num(row['eval_s'])} |"
         )
     lines += ["", "Bold: the best hypervolume among the methods of an env."]
+    if any(row.get("reused_stages") for row in rows):
+        lines.append(
+            f"{REUSED_MARK}: these cells trained only what differs from another method's cell "
+            "of the same seed and reused its finished stages (same settings and data, so the "
+            "same weights); their train minutes count only what they trained."
+        )
     return "\n".join(lines) + "\n"
 
 
