@@ -5,6 +5,7 @@ server keeps answering, the token and size limits hold, reloads swap agents safe
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -227,3 +228,13 @@ def test_reload_picks_up_a_new_objective_and_a_failed_one_keeps_the_old_agent(
         assert client.get("/objectives").json()["objectives"] == ["speed", "energy"]
         assert act(client, body)[0] == 200
         assert client.get("/health").json()["reloads"] == 1
+
+
+def test_the_readme_curl_example_is_a_request_the_server_answers(trained_run: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    bodies = re.findall(r"curl -s localhost:8000/act .*?-d '(.*?)'", readme, flags=re.S)
+    assert bodies, "README lost its curl example"
+    with serving(trained_run, token="change-me") as client:
+        headers = {"Authorization": "Bearer change-me"}
+        code, answer = act(client, json.loads(bodies[0]), headers=headers)
+        assert code == 200 and np.shape(answer["actions"]) == (1,)
