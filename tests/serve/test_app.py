@@ -176,6 +176,7 @@ def test_a_token_guards_everything_but_health_and_the_docs(trained_run: Path) ->
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
             code, answer = act(client, body, headers=headers)
             assert code == 401 and "Authorization: Bearer TOKEN" in answer["detail"]
+            assert answer["error"] == "Unauthorized"
             assert client.get("/objectives", headers=headers).status_code == 401
             assert client.post("/reload", headers=headers).status_code == 401
         assert act(client, body, headers={"Authorization": "Bearer s3cret"})[0] == 200

@@ -109,3 +109,28 @@ def test_a_failed_call_fails_its_callers_only() -> None:
 def test_settings_are_checked() -> None:
     with ThreadPoolExecutor(max_workers=1) as pool, pytest.raises(ValueError, match="max_rows"):
         MicroBatcher(Recorder(), pool, wait_s=0.001, max_rows=0)
+
+
+def test_callers_that_left_are_skipped_and_closing_cancels_the_rest() -> None:
+    fn = Recorder()
+
+    async def main() -> None:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            batcher = MicroBatcher(fn, pool, wait_s=WAIT_S, max_rows=3)
+            batcher.start()
+            left, stays = (asyncio.ensure_future(batcher.submit("a", *job(1, i))) for i in (0, 1))
+            await asyncio.sleep(0)  # both queued; the batch waits for a third row
+            left.cancel()  # a client that disconnected
+            last = asyncio.ensure_future(batcher.submit("a", *job(1, 2)))
+            np.testing.assert_array_equal(await stays, [[1, 1]])
+            np.testing.assert_array_equal(await last, [[2, 2]])
+            assert fn.calls == [("a", 2)]  # the batch filled up; only two callers were left
+
+            waiting = asyncio.ensure_future(batcher.submit("a", *job(1, 3)))
+            await asyncio.sleep(0)
+            await batcher.close()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        assert fn.calls == [("a", 2)]
+
+    asyncio.run(main())

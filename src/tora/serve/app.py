@@ -17,6 +17,7 @@ import json
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -212,7 +213,9 @@ def create_app(
     # Starlette's class: also the router's own 404 and 405.
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
-        return _error(exc.status_code, str(exc.detail), "HTTPError", exc.headers)
+        # The status's name as the error type: "Unauthorized", "BadRequest", "NotFound".
+        name = HTTPStatus(exc.status_code).phrase.replace(" ", "")
+        return _error(exc.status_code, str(exc.detail), name, exc.headers)
 
     @app.exception_handler(ToraError)
     async def refused(request: Request, exc: ToraError) -> Any:

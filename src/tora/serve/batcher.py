@@ -62,6 +62,7 @@ class MicroBatcher:
         """Calls of ``fn`` so far (for /health and tests)."""
         self._queue: asyncio.Queue[_Job] | None = None
         self._held: _Job | None = None  # a job that did not fit its batch: first of the next
+        self._batch: list[_Job] = []  # the batch being collected or run
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -74,18 +75,19 @@ class MicroBatcher:
             self._task = asyncio.get_running_loop().create_task(self._serve())
 
     async def close(self) -> None:
-        """Stop collecting; jobs still queued are cancelled (their callers see the error)."""
+        """Stop collecting; jobs not answered yet are cancelled (their callers see the error),
+        so none waits forever."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        pending = [self._held] if self._held else []
+        pending = [*self._batch, *([self._held] if self._held else [])]
         while self._queue is not None and not self._queue.empty():
             pending.append(self._queue.get_nowait())
         for job in pending:
-            job.future.cancel()
-        self._held = None
+            job.future.cancel()  # a no-op on answered jobs
+        self._batch, self._held = [], None
 
     async def submit(
         self, key: Any, obs: np.ndarray, weights: np.ndarray, seeds: np.ndarray
@@ -103,17 +105,21 @@ class MicroBatcher:
 
     async def _serve(self) -> None:
         while True:
-            batch = await self._collect()
-            if batch:
-                await self._run(batch)
+            self._batch = []
+            await self._collect(self._batch)
+            # Callers that went away (client disconnected) need no rows.
+            live = [job for job in self._batch if not job.future.done()]
+            if live:
+                await self._run(live)
 
-    async def _collect(self) -> list[_Job]:
-        """The next batch: the first job, then whatever joins before its wait is over, up to
+    async def _collect(self, batch: list[_Job]) -> None:
+        """Fill ``batch``: the first job, then whatever joins before its wait is over, up to
         ``max_rows`` rows, all with the first job's key."""
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         first, self._held = self._held or await self._queue.get(), None
-        batch, rows = [first], first.rows
+        batch.append(first)
+        rows = first.rows
         deadline = first.arrived + self.wait_s
         while rows < self.max_rows:
             try:
@@ -128,8 +134,6 @@ class MicroBatcher:
                 break
             batch.append(job)
             rows += job.rows
-        # Callers that went away (client disconnected) need no rows.
-        return [job for job in batch if not job.future.done()]
 
     async def _run(self, batch: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
