@@ -343,7 +343,6 @@ def serve(args: argparse.Namespace) -> int:
     run = Path(args.run)
     if not run.is_dir():
         raise ToraError(f"{run}: no such run directory")
-    objectives = None if config.objectives is None else _objective_models(run, config.objectives)
     try:
         # The optional `serve` extra: imported here, not at the top of a module, so that the
         # library and every other command work without FastAPI and uvicorn installed.
@@ -358,7 +357,7 @@ def serve(args: argparse.Namespace) -> int:
     from tora.serve.service import PolicyService
 
     token = config.token if config.token is not None else os.environ.get(TOKEN_ENV) or None
-    service = PolicyService.from_config(run, config, objectives, sampler)
+    service = PolicyService.from_config(run, config, sampler)
     about = service.describe()
     print(
         f"serving {run}: objectives {', '.join(about['objectives'])} (obs_dim "

@@ -59,8 +59,21 @@ class ServeConfig:
             raise ConfigError(f"--max-batch must be at least 1, got {self.max_batch}")
         if self.max_body_bytes < 1:
             raise ConfigError(f"--max-body-bytes must be positive, got {self.max_body_bytes}")
+        names = self.objective_names
+        if names is not None and (not all(names) or len(set(names)) != len(names)):
+            raise ConfigError(
+                f"--objectives {self.objectives!r}: give distinct model names separated by "
+                "commas, e.g. speed,energy"
+            )
         if self.token == "":  # an empty token would let every request in while looking guarded
             raise ConfigError("--token is empty; give a token or leave the option out")
+
+    @property
+    def objective_names(self) -> list[str] | None:
+        """--objectives as a list of names (None: every model the run has)."""
+        if self.objectives is None:
+            return None
+        return [name.strip() for name in self.objectives.split(",")]
 
     @property
     def batch_wait_s(self) -> float:

@@ -100,14 +100,14 @@ class PolicyService:
 
     @classmethod
     def from_config(
-        cls,
-        run_dir: str | Path,
-        config: ServeConfig,
-        objectives: list[str] | None = None,
-        sampler: SamplerConfig | None = None,
+        cls, run_dir: str | Path, config: ServeConfig, sampler: SamplerConfig | None = None
     ) -> PolicyService:
         loader = AgentLoader(
-            Path(run_dir), objectives, config.device, sampler or SamplerConfig(), config.candidates
+            Path(run_dir),
+            config.objective_names,
+            config.device,
+            sampler or SamplerConfig(),
+            config.candidates,
         )
         return cls(loader, config.batch_wait_s, config.max_batch, config.seed)
 
