@@ -21,6 +21,7 @@ from tora.evaluate.rollout import row_seeds
 from tora.planning.agent import Agent
 from tora.serve.app import create_app
 from tora.serve.config import ServeConfig
+from tora.serve.payload import ACT_FIELDS
 from tora.serve.service import PolicyService
 
 OBS = [0.1, 0.5, -0.2]
@@ -182,6 +183,16 @@ def test_a_token_guards_everything_but_health_and_the_docs(trained_run: Path) ->
         assert act(client, body, headers={"Authorization": "Bearer s3cret"})[0] == 200
         assert client.get("/health").status_code == 200
         assert client.get("/openapi.json").status_code == 200
+
+
+def test_the_openapi_schema_documents_every_route_and_the_act_body(trained_run: Path) -> None:
+    with serving(trained_run, token="s3cret") as client:
+        schema = client.get("/openapi.json").json()
+        assert {"/act", "/objectives", "/reload", "/health"} <= set(schema["paths"])
+        body = schema["paths"]["/act"]["post"]["requestBody"]["content"]["application/json"]
+        assert set(body["schema"]["properties"]) == set(ACT_FIELDS)  # what the parser takes
+        assert "HTTPBearer" in schema["components"]["securitySchemes"]  # /docs can send it
+        assert client.get("/docs").status_code == 200
 
 
 def test_bodies_over_the_limit_get_413(trained_run: Path) -> None:

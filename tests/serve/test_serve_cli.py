@@ -51,16 +51,19 @@ def test_a_missing_run_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "no such run directory" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("batching_off", [["--no-batching"], ["--batch-wait-ms", "0"]])
 def test_serves_the_chosen_objectives_with_the_token_from_the_environment(
     trained_run: Path,
     uvicorn_run: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    batching_off: list[str],
 ) -> None:
     monkeypatch.setenv("TORA_SERVE_TOKEN", "from-env")
-    options = ["--objectives", "energy", "--no-batching", "--port", "8123", "--device", "cpu"]
+    options = ["--objectives", "energy", *batching_off, "--port", "8123", "--device", "cpu"]
     assert main(["serve", str(trained_run), *options]) == 0
-    assert "objectives energy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "objectives energy" in out and "batching off" in out
     assert (uvicorn_run["host"], uvicorn_run["port"]) == ("127.0.0.1", 8123)
     with TestClient(uvicorn_run["app"]) as client:
         body = {"obs": [0.1, 0.5, -0.2], "weights": [1.0]}
