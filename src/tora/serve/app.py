@@ -145,16 +145,14 @@ class BodyLimit:
         await _error(413, detail, "BodyTooLarge")(scope, receive, send)
 
 
-def _token_check(token: str | None) -> Any:
-    """A dependency refusing requests without ``Authorization: Bearer <token>`` (none: every
-    request passes). HTTPBearer puts the scheme in the OpenAPI schema, so /docs can send it."""
+def _token_check(token: str) -> Any:
+    """A dependency refusing requests without ``Authorization: Bearer <token>``. HTTPBearer
+    puts the scheme in the OpenAPI schema, so /docs can send it."""
     bearer = HTTPBearer(auto_error=False, description="The server's --token.")
 
     async def check(
         credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
     ) -> None:
-        if token is None:
-            return
         given = credentials.credentials if credentials is not None else ""
         # compare_digest: the time taken must not tell how much of a guess was right.
         if not secrets.compare_digest(given.encode(), token.encode()):
@@ -208,7 +206,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    guarded = [Depends(_token_check(token))]
+    guarded = [Depends(_token_check(token))] if token is not None else []
 
     # Starlette's class: also the router's own 404 and 405.
     @app.exception_handler(StarletteHTTPException)
