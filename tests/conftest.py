@@ -39,3 +39,24 @@ def data_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     for seed, path in zip((3, 4), paths, strict=True):
         save_dataset(collect_cruise(6, seed=seed, progress=False), path)
     return paths
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Cruise run (speed and energy models) trained for a handful of steps: enough to roll
+    out and serve, not to steer. Shared and read-only: copy it to change it."""
+    from tora.envs.scripted import collect_cruise
+    from tora.nn.denoisers import DenoiserConfig
+    from tora.pipeline import finetune_run, pretrain_run
+    from tora.train.dpo import DPOConfig
+    from tora.train.inverse import InverseDynamicsTrainConfig
+    from tora.train.pretrain import PretrainConfig
+
+    traj = collect_cruise(6, seed=1, progress=False)
+    run = tmp_path_factory.mktemp("run")
+    tiny = DenoiserConfig(hidden_dim=32, depth=1, time_dim=8)
+    pretrain = PretrainConfig(horizon=4, steps=5, diffusion_steps=10, denoiser=tiny)
+    pretrain_run(traj, run, pretrain, InverseDynamicsTrainConfig(steps=5), progress=False)
+    dpo = DPOConfig(steps=3, num_pairs=50, segment_length=5)
+    finetune_run(traj, run, dpo, progress=False)
+    return run

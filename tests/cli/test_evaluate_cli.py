@@ -163,26 +163,6 @@ def test_two_of_three_objectives_with_the_default_ref_point(
         assert (out / name).stat().st_size > 0
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Cruise run trained for a handful of steps: enough to roll out, not to steer."""
-    from tora.envs.scripted import collect_cruise
-    from tora.nn.denoisers import DenoiserConfig
-    from tora.pipeline import finetune_run, pretrain_run
-    from tora.train.dpo import DPOConfig
-    from tora.train.inverse import InverseDynamicsTrainConfig
-    from tora.train.pretrain import PretrainConfig
-
-    traj = collect_cruise(6, seed=1, progress=False)
-    run = tmp_path_factory.mktemp("run")
-    tiny = DenoiserConfig(hidden_dim=32, depth=1, time_dim=8)
-    pretrain = PretrainConfig(horizon=4, steps=5, diffusion_steps=10, denoiser=tiny)
-    pretrain_run(traj, run, pretrain, InverseDynamicsTrainConfig(steps=5), progress=False)
-    dpo = DPOConfig(steps=3, num_pairs=50, segment_length=5)
-    finetune_run(traj, run, dpo, progress=False)
-    return run
-
-
 FAST = ["--episodes", "1", "--sampler-steps", "2", "--device", "cpu", "--no-progress"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -329,6 +330,54 @@ def critic(args: argparse.Namespace) -> int:
         fit = last.get("val_explained_variance")
         held = f"held-out R^2 {fit:.3f}" if fit is not None else "no held-out episodes"
         print(f"value critic '{name}' saved in {out} ({held})")
+    return 0
+
+
+# -------------------------------------------------------------------------- serving
+def serve(args: argparse.Namespace) -> int:
+    from tora.diffusion.samplers import SamplerConfig
+    from tora.serve.config import TOKEN_ENV, ServeConfig
+
+    config = dataclass_from_args(ServeConfig, args)
+    sampler = dataclass_from_args(SamplerConfig, args, prefix="sampler")
+    run = Path(args.run)
+    if not run.is_dir():
+        raise ToraError(f"{run}: no such run directory")
+    try:
+        # The optional `serve` extra: imported here, not at the top of a module, so that the
+        # library and every other command work without FastAPI and uvicorn installed.
+        import uvicorn
+
+        from tora.serve.app import create_app
+    except ImportError as exc:
+        raise ToraError(
+            f"`tora serve` needs FastAPI and uvicorn ({exc.name} is not installed): "
+            "pip install 'tora-rl[serve]'"
+        ) from exc
+    from tora.serve.service import PolicyService
+
+    token = config.token if config.token is not None else os.environ.get(TOKEN_ENV) or None
+    service = PolicyService.from_config(run, config, sampler)
+    about = service.describe()
+    print(
+        f"serving {run}: objectives {', '.join(about['objectives'])} (obs_dim "
+        f"{about['obs_dim']}, act_dim {about['act_dim']}); batching "
+        + (
+            f"up to {config.max_batch} rows, {config.batch_wait_ms:g} ms"
+            if service.batching
+            else "off"
+        )
+        + ("; bearer token required" if token else "")
+    )
+    if token is None and config.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"tora: warning: listening on {config.host} without a token: anyone who reaches "
+            f"this port can use the agent (set {TOKEN_ENV} or pass --token)",
+            file=sys.stderr,
+        )
+    uvicorn.run(
+        create_app(service, config.max_body_bytes, token), host=config.host, port=config.port
+    )
     return 0
 
 

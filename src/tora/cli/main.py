@@ -43,6 +43,27 @@ def _add_command(
     return parser
 
 
+SERVE_DESCRIPTION = """\
+Serve a run's agent over HTTP (FastAPI + uvicorn, the `serve` extra).
+
+  POST /act        {"obs": [...] or [[...], ...], "weights": [...] or [[...], ...] or
+                   {"speed": 0.7, "energy": 0.3}, "seed": 7 (optional)} -> {"actions": ...}
+  GET  /objectives objective names (the order of positional weights), directions, sizes
+  POST /reload     load the run again, e.g. after `tora finetune` added an objective model;
+                   on failure the agent loaded before keeps serving
+  GET  /health     liveness (no token needed);  /docs, /openapi.json: the API schema
+
+Concurrent requests are micro-batched: the first waits up to --batch-wait-ms for others,
+and up to --max-batch observation rows are planned in one agent call. Every row has its own
+noise stream: a request with a "seed" gets the same actions whatever it is batched with.
+Bad requests get a 4xx answer with the Python API's message; the server keeps serving.
+
+  tora serve runs/demo/run --port 8000
+  curl -s localhost:8000/act -H 'Content-Type: application/json' \\
+       -d '{"obs": [0.0, 1.0, 0.0], "weights": {"speed": 0.3, "energy": 0.7}}'
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tora.cli import commands
 
@@ -157,6 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_arguments(diagnose, commands.DiagnoseOptions)
     add_dataclass_arguments(diagnose, RuntimeOptions)
     add_dataclass_arguments(diagnose, SamplerConfig, prefix="sampler", group_title="sampler")
+
+    serve = _add_command(
+        sub,
+        "serve",
+        "Serve a run's agent over HTTP (FastAPI + uvicorn, the `serve` extra).",
+        commands.serve,
+    )
+    serve.description = SERVE_DESCRIPTION
+    serve.add_argument("run", help="Run directory with inverse dynamics and objective models.")
+    from tora.serve.config import ServeConfig
+
+    add_dataclass_arguments(serve, ServeConfig)
+    add_dataclass_arguments(serve, SamplerConfig, prefix="sampler", group_title="sampler")
 
     behavior = sub.add_parser("behavior", help="Behaviour policies that make offline data.")
     behavior_sub = behavior.add_subparsers(
