@@ -257,6 +257,11 @@ def test_act_rejects_bad_input(method: Method, trained: dict[str, Path]) -> None
         policy.act(np.zeros((2, 2, 3), np.float32), [0.5, 0.5])
     with pytest.raises(ShapeMismatchError, match="3 weight rows for 2"):
         policy.act(np.stack([obs, obs]), np.full((3, 2), 0.5))
+    # Ragged rows and text are named as what they are, not left to NumPy's message.
+    with pytest.raises(ShapeMismatchError, match="rows of equal length"):
+        policy.act([[0.5, 0.0, 1.0], [0.5, 0.0]], [0.5, 0.5])  # type: ignore[list-item]
+    with pytest.raises(ShapeMismatchError, match="must be numbers"):
+        policy.act(["a", "b", "c"], [0.5, 0.5])  # type: ignore[list-item]
     with pytest.raises(DataError, match="NaN"):
         policy.act(np.array([np.nan, 0.0, 1.0], np.float32), [0.5, 0.5])
     with pytest.raises(InvalidWeightsError, match="speed"):

@@ -24,11 +24,18 @@ def batch_inputs(
     """(observations (B, obs_dim) float32, weights (B, K) float64, whether one observation
     was given without a batch axis).
 
-    Raises ShapeMismatchError for a wrong observation shape or a weight-row count that is
+    Raises ShapeMismatchError for a wrong observation shape (ragged or non-numeric rows
+    included) or a weight-row count that is
     neither 1 nor B, DataError for non-finite observations, InvalidWeightsError (from
     :func:`~tora.preferences.validate_weights`) for weights that are not a preference.
     """
-    o = np.asarray(obs, dtype=np.float32)
+    try:
+        o = np.asarray(obs, dtype=np.float32)
+    except (TypeError, ValueError) as exc:  # ragged rows, text: NumPy's message names neither
+        raise ShapeMismatchError(
+            f"observations must be numbers shaped ({obs_dim},) or (B, {obs_dim}) with rows of "
+            f"equal length; NumPy could not read them as one array ({exc})"
+        ) from exc
     single = o.ndim == 1
     o = o[None] if single else o
     if o.ndim != 2 or o.shape[1] != obs_dim:
