@@ -66,7 +66,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--pairs", choices=("random", "nearest"), default="random")
-    parser.add_argument("--label", choices=("return", "advantage"), default="return")
+    parser.add_argument(
+        "--label", choices=("return", "advantage", "td_advantage"), default="return"
+    )
     parser.add_argument("--through-terminals", action="store_true")
     parser.add_argument("--max-winner-error", type=float, default=0.0, help="drift guard")
     parser.add_argument("--max-state-error", type=float, default=0.0, help="drift guard on plans")

@@ -14,7 +14,13 @@ import pytest
 import torch
 
 from tora.data.normalize import MIN_STD, Normalizer
-from tora.data.pairs import PreferencePairs, make_pairs, segment_returns, valid_segment_starts
+from tora.data.pairs import (
+    PreferencePairs,
+    make_pairs,
+    segment_returns,
+    valid_segment_starts,
+    window_labels,
+)
 from tora.data.trajectories import Direction, Objective, Trajectories
 from tora.data.windows import WindowIndex, WindowSpec
 from tora.errors import DataError, ShapeMismatchError, UnknownObjectiveError
@@ -203,6 +209,34 @@ def test_advantage_labels_remove_what_the_start_state_explains() -> None:
     assert stats["value_r2"] == pytest.approx(adv.info["value_r2"][1])
     with pytest.raises(DataError, match="pair label"):
         make_pairs(traj, 10, 1, 1.0, seed=0, label="regret")
+
+
+def test_td_advantage_labels_by_hand() -> None:
+    # One state s_t = c + t per episode and reward r_t = s_t, discount 1/2, segments of 4:
+    # a segment's return is A s + B with A = 1.875 and B = 0.5 + 2 * 0.25 + 3 * 0.125 = 1.375,
+    # linear in the state, so the fitted value is exact. Over a planned window of 4 states
+    # (k = 3 steps): r_t + r_{t+1} / 2 + r_{t+2} / 4 = 1.75 s + 1, plus V(s + 3) / 8, minus
+    # V(s): 0.109375 s + 0.5.
+    episodes = []
+    for c in (0.0, 3.5, 7.25):
+        states = (c + np.arange(11.0))[:, None]
+        episodes.append(
+            {
+                "observations": states[:-1],
+                "next_observations": states[1:],
+                "actions": np.zeros((10, 1)),
+                "rewards": np.repeat(states[:-1], 2, axis=1) * [1.0, -2.0],
+                "timeouts": np.arange(10) == 9,
+            }
+        )
+    traj = Trajectories.from_episodes(episodes, ("a", "b"))
+    labels = window_labels(traj, 4, 0.5, "td_advantage", span=4)
+    s = traj.observations[labels.starts, 0]
+    assert labels.starts.size == 3 * 7  # every start whose 4-step segment fits
+    # The value fit's ridge shrinks it slightly (measured: at most 1.2e-3 off on objective a).
+    assert labels.labels[labels.starts, 0] == pytest.approx(0.109375 * s + 0.5, abs=5e-3)
+    assert labels.labels[labels.starts, 1] == pytest.approx(-2 * (0.109375 * s + 0.5), abs=1e-2)
+    assert labels.info["value_r2"][0] == pytest.approx(1.0, abs=1e-4)
 
 
 # ------------------------------------------------------------------------------------- pairs

@@ -133,7 +133,7 @@ class PreferencePairs:
 
 
 PAIR_MATCHING = ("random", "nearest")
-PAIR_LABELS = ("return", "advantage")
+PAIR_LABELS = ("return", "advantage", "td_advantage")
 
 
 @dataclass(frozen=True)
@@ -161,17 +161,27 @@ def window_labels(
     """Label every window once, for any number of pair draws (:func:`draw_pairs`).
 
     ``label`` "return" labels a window by its segment return, "advantage" by that minus its
-    start state's fitted value (:func:`start_values`). ``span`` (the planned window's steps)
-    and ``through_terminals`` choose the starts (:func:`valid_segment_starts`)."""
+    start state's fitted value (:func:`start_values`), "td_advantage" by what happens over the
+    planned window itself: the discounted reward of its ``span - 1`` steps plus the discounted
+    fitted value of its last state, minus its first state's (the part of a segment's return
+    that the states a planner generates decide). ``span`` (the planned window's steps) and
+    ``through_terminals`` choose the starts (:func:`valid_segment_starts`)."""
     if label not in PAIR_LABELS:
         raise DataError(f"unknown pair label {label!r}; choose one of {PAIR_LABELS}")
     starts = valid_segment_starts(traj, segment_length, span, through_terminals)
     seg = segment_returns(traj, segment_length, discount)
     info: dict = {}
-    if label == "advantage":
+    if label in ("advantage", "td_advantage"):
         values, r2 = start_values(traj, starts, seg)
-        seg = seg - values
         info["value_r2"] = [float(v) for v in r2]
+        if label == "advantage":
+            seg = seg - values
+        else:
+            k = max(span - 1, 1)  # the window's last state, k steps after its first
+            # Every start's window ends inside its episode (valid_segment_starts), so t + k
+            # indexes a state of the same episode for the starts that are ever drawn.
+            ahead = np.minimum(np.arange(len(seg)) + k, len(seg) - 1)
+            seg = segment_returns(traj, k, discount) + discount**k * values[ahead] - values
     info["starts"] = int(starts.size)
     return WindowLabels(starts, seg, info)
 

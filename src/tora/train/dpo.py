@@ -66,10 +66,12 @@ class DPOConfig:
     """How a pair's two windows are drawn: "random" (independently) or "nearest" (the partner
     of each window is, among 256 random windows of other episodes, the one whose first state
     is closest), so the label compares continuations rather than start states."""
-    pair_label: Literal["return", "advantage"] = "advantage"
+    pair_label: Literal["return", "advantage", "td_advantage"] = "advantage"
     """What a window's label is: its segment "return", or the "advantage" (segment return
     minus a value of its first state fitted on the data, see tora.data.pairs): the planner
-    cannot choose its first state, so a return label mostly teaches which start was better."""
+    cannot choose its first state, so a return label mostly teaches which start was better;
+    or "td_advantage", the same over the planned window alone: its steps' reward plus its last
+    state's value, minus its first state's (:func:`tora.data.pairs.window_labels`)."""
     through_terminals: bool = False
     """Also draw windows whose segment is cut by a terminal (a fall), labelled with the
     rewards up to it, so that windows just before a fall are compared too."""
