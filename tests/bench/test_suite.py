@@ -11,6 +11,7 @@ import tomllib
 
 from tora.bench.suite import (
     EVAL_FILE,
+    TRAIN_FILE,
     DataSettings,
     EnvEntry,
     EvalSettings,
@@ -232,7 +233,7 @@ def test_variants_reuse_the_stages_they_share_and_train_the_rest(tmp_path: Path)
     logs: list[str] = []
     run_suite(suite, progress=False, log=logs.append)
     marks = {
-        m: json.loads((cell_dir(suite, "tora/Cruise-v0", m, 0) / "train.json").read_text())
+        m: json.loads((cell_dir(suite, "tora/Cruise-v0", m, 0) / TRAIN_FILE).read_text())
         for m in suite.methods
     }
     assert "reused" not in marks["tora"]

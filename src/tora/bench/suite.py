@@ -46,6 +46,7 @@ from tora.train.checkpoint import atomic_write_json, read_json_object
 
 CELL_FILE = "cell.json"
 EVAL_FILE = "eval.json"
+TRAIN_FILE = "train.json"
 BEHAVIOUR_FILE = "behaviour.json"
 
 
@@ -326,6 +327,7 @@ def adopt_stages(
     entry: EnvEntry,
     method: Method,
     seed: int,
+    config: Any,
     settings: dict[str, Any],
     model_dir: Path,
 ) -> dict[str, str]:
@@ -334,12 +336,13 @@ def adopt_stages(
     variants differing only at inference (e.g. the sampler, or selection among candidates)
     do not train the same planners again. Returns {stage: the method whose cell it came from}.
 
-    Seeded training repeats exactly, so a copied stage is what this cell would have trained;
-    each stage's own identity check still refuses one made from other inputs. Stages this cell
-    already has are left alone (a resumed cell keeps its own)."""
+    ``config`` is this cell's method config and ``settings`` its cell settings (whose data a
+    sibling's must match). Seeded training repeats exactly, so a copied stage is what this
+    cell would have trained; each stage's own identity check still refuses one made from other
+    inputs. Stages this cell already has are left alone (a resumed cell keeps its own)."""
     if method.stages is None:
         return {}
-    wanted = method.stages(config_from_dict(method.config_cls, settings["config"]))
+    wanted = method.stages(config)
     env_id = resolve_env_id(entry.id)
     reused: dict[str, str] = {}
     for other in suite.methods:
@@ -347,7 +350,7 @@ def adopt_stages(
         if other == method.name or source.config_cls is not method.config_cls:
             continue
         cell = cell_dir(suite, env_id, other, seed)
-        if not (cell / "train.json").is_file() or not (cell / CELL_FILE).is_file():
+        if not (cell / TRAIN_FILE).is_file() or not (cell / CELL_FILE).is_file():
             continue  # only a cell whose training finished
         saved = read_json_object(cell / CELL_FILE).get("settings")
         if not isinstance(saved, dict) or saved.get("data") != settings["data"]:
@@ -406,11 +409,11 @@ def run_cell(
         return eval_path
 
     device = resolve_device(suite.device)
-    train_mark = cell / "train.json"
+    train_mark = cell / TRAIN_FILE
     if train_mark.is_file():
         train_s = float(read_json_object(train_mark)["train_s"])
     else:
-        reused = adopt_stages(suite, entry, method, seed, settings, cell / "model")
+        reused = adopt_stages(suite, entry, method, seed, config, settings, cell / "model")
         if reused:
             parts = ", ".join(f"{stage} of {source}" for stage, source in reused.items())
             log(f"[{env_id} | {method.label} | seed {seed}] reusing {parts} (same settings)")

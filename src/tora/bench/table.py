@@ -17,6 +17,7 @@ import numpy as np
 from tora.bench.suite import (
     BEHAVIOUR_FILE,
     EVAL_FILE,
+    TRAIN_FILE,
     SuiteConfig,
     cell_dir,
     env_dirname,
@@ -75,7 +76,7 @@ def collect_rows(suite: SuiteConfig) -> list[dict[str, Any]]:
                 path = cell_dir(suite, env_id, name, seed) / EVAL_FILE
                 if path.is_file():
                     done.append((seed, read_json_object(path)))
-                    mark = path.with_name("train.json")
+                    mark = path.with_name(TRAIN_FILE)
                     if mark.is_file():
                         reused.update(read_json_object(mark).get("reused", {}))
             if not done:

@@ -16,7 +16,8 @@ the same facts from the data itself, for any :class:`~tora.data.Trajectories`:
   preference and its return, averaged over objectives, the same measure the benchmark
   tables give an agent (:func:`tora.evaluate.pareto.steering_correlation`). An agent learns
   the trade-off from this data, so a low value warns that the data itself does not show
-  more weight buying more return (e.g. when the behaviour policies at one end fall);
+  more weight buying more return (e.g. when the policies at one end of the preference range
+  are the set's weak ones);
 - the quality and preference distribution the data was made with, when its metadata says so
   (``quality`` and ``prefs`` from ``tora data make``, ``preference_dist`` from a D4MORL file
   name).
