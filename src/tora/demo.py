@@ -24,10 +24,10 @@ from tora.envs.cruise import ideal_front
 from tora.envs.scripted import collect_cruise
 from tora.evaluate.pareto import hypervolume
 from tora.evaluate.plots import plot_training_curves
+from tora.io import atomic_write_json
 from tora.nn.denoisers import DenoiserConfig
 from tora.pipeline import evaluate_run, finetune_run, pretrain_run, report_run
 from tora.preferences import simplex_grid
-from tora.train.checkpoint import atomic_write_json
 from tora.train.dpo import DPOConfig
 from tora.train.inverse import InverseDynamicsTrainConfig
 from tora.train.loop import OptimConfig, read_history

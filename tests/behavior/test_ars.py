@@ -27,8 +27,9 @@ from tora.behavior import (
 )
 from tora.behavior.ars import ARSState, RolloutRunner, evaluate_policy, save_state
 from tora.errors import CheckpointError, ShapeMismatchError, ToraError
+from tora.io import atomic_write_json, file_sha256
 from tora.preferences import simplex_grid
-from tora.train.checkpoint import atomic_write_json, file_sha256, save_tensors
+from tora.train.checkpoint import save_tensors
 
 CRUISE = "tora/Cruise-v0"
 # Small but real: 8 directions x 100-step Cruise episodes, steps large enough to move in a

@@ -15,7 +15,7 @@ import pytest
 from tora.evaluate import steering_correlation
 from tora.evaluate.report import REPORT_FILES, summarize_sweep, write_sweep_report
 from tora.evaluate.rollout import SweepResult
-from tora.train.checkpoint import PUBLISH_LOCK_FILE, publish_files
+from tora.io import PUBLISH_LOCK_FILE, publish_files
 
 W2 = np.array([[1.0, 0.0], [0.75, 0.25], [0.5, 0.5], [0.25, 0.75], [0.0, 1.0]])
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from tora.errors import CheckpointError, ToraError
+from tora.io import atomic_write_bytes, atomic_write_json, file_sha256
 from tora.train import checkpoint as ckpt
 
 
@@ -72,7 +73,7 @@ def test_module_round_trip(tmp_path: Path) -> None:
     # The config comes back with the weights' own hash and size added, nothing else.
     assert saved == {
         **config,
-        ckpt.WEIGHTS_SHA256_KEY: ckpt.file_sha256(weights),
+        ckpt.WEIGHTS_SHA256_KEY: file_sha256(weights),
         ckpt.WEIGHTS_BYTES_KEY: weights.stat().st_size,
     }
     text = (tmp_path / "m" / "config.json").read_text()
@@ -229,9 +230,9 @@ def test_config_missing_or_corrupt(tmp_path: Path) -> None:
 
 
 def test_atomic_writes_leave_no_temp_files(tmp_path: Path) -> None:
-    ckpt.atomic_write_bytes(tmp_path / "a.bin", b"one")
-    ckpt.atomic_write_bytes(tmp_path / "a.bin", b"two")
-    ckpt.atomic_write_json(tmp_path / "b.json", {"z": 1, "a": [1, 2]})
+    atomic_write_bytes(tmp_path / "a.bin", b"one")
+    atomic_write_bytes(tmp_path / "a.bin", b"two")
+    atomic_write_json(tmp_path / "b.json", {"z": 1, "a": [1, 2]})
     ckpt.save_module(tmp_path / "m", _mlp(), {"x": 1})
     model = _mlp()
     opt = torch.optim.AdamW(model.parameters())
@@ -245,19 +246,6 @@ def test_atomic_writes_leave_no_temp_files(tmp_path: Path) -> None:
         "config.json",
         "model.safetensors",
     ]
-
-
-def test_atomic_write_cleans_up_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ckpt.atomic_write_bytes(tmp_path / "a.bin", b"old")
-
-    def failing_replace(src: object, dst: object) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
-        ckpt.atomic_write_bytes(tmp_path / "a.bin", b"new")
-    assert (tmp_path / "a.bin").read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
 
 
 def test_interrupted_swap_is_recovered(tmp_path: Path) -> None:
@@ -297,12 +285,6 @@ def test_training_state_errors(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="checksum"):
         ckpt.load_training_state(tmp_path / "s", model, opt)
-
-
-def test_file_sha256(tmp_path: Path) -> None:
-    (tmp_path / "f").write_bytes(b"abc")
-    expected = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    assert ckpt.file_sha256(tmp_path / "f") == expected
 
 
 def test_no_pickle_guard_catches_pickle_use(tmp_path: Path) -> None:

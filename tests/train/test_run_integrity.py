@@ -20,7 +20,7 @@ import tora
 from tora.cli.main import main
 from tora.configs import config_from_dict
 from tora.errors import CheckpointError, StaleRunError
-from tora.train.checkpoint import file_sha256
+from tora.io import file_sha256
 from tora.train.dpo import DPOConfig
 from tora.train.loop import STALE_PREFIX, OptimConfig, check_resumable, run_identity
 from tora.train.planner_io import reference_hash

@@ -62,7 +62,7 @@ from tora.behavior.policy import (
 )
 from tora.configs import settings_diff
 from tora.errors import CheckpointError, ShapeMismatchError, ToraError
-from tora.train.checkpoint import atomic_write_json, read_json_object
+from tora.io import atomic_write_json, read_json_object
 
 __all__ = [
     "FLIGHT_ENV_ID",

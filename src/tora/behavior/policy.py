@@ -37,13 +37,8 @@ import torch
 from numpy.typing import ArrayLike
 
 from tora.errors import CheckpointError, ShapeMismatchError
-from tora.train.checkpoint import (
-    atomic_write_json,
-    file_sha256,
-    load_tensors,
-    read_json_object,
-    save_tensors,
-)
+from tora.io import atomic_write_json, file_sha256, read_json_object
+from tora.train.checkpoint import load_tensors, save_tensors
 
 if TYPE_CHECKING:  # ppo and flight import this module, so only for the annotations
     from tora.behavior.flight import FlightPolicy

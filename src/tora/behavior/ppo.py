@@ -68,11 +68,7 @@ from tora.behavior.policy import (
 from tora.configs import settings_diff
 from tora.errors import CheckpointError, ShapeMismatchError, ToraError
 from tora.evaluate.vector import reward_vector
-from tora.train.checkpoint import (
-    has_training_state,
-    load_training_state,
-    save_training_state,
-)
+from tora.train.checkpoint import has_training_state, load_training_state, save_training_state
 
 __all__ = ["MLP_POLICY_FORMAT", "MLPPolicy", "PPOConfig", "load_mlp_policy", "train_ppo"]
 

@@ -55,7 +55,7 @@ from tora.behavior.policy import LinearPolicy, load_behavior_policy, load_policy
 from tora.behavior.ppo import MLPPolicy, PPOConfig, train_ppo
 from tora.envs import curriculum_kwargs, make_env
 from tora.errors import CheckpointError, ToraError
-from tora.train.checkpoint import atomic_write_json, read_json_object
+from tora.io import atomic_write_json, read_json_object
 
 __all__ = [
     "INDEX_FILE",

@@ -39,10 +39,10 @@ from tora.envs import make_env, objective_names, resolve_env_id
 from tora.errors import ToraError
 from tora.evaluate.report import summarize_sweep
 from tora.evaluate.rollout import SweepResult, rollout_sweep, row_seeds
+from tora.io import atomic_write_json, read_json_object
 from tora.policies.base import Method
 from tora.policies.registry import get_method, method_names
 from tora.preferences import simplex_grid
-from tora.train.checkpoint import atomic_write_json, read_json_object
 
 CELL_FILE = "cell.json"
 EVAL_FILE = "eval.json"

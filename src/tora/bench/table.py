@@ -25,7 +25,7 @@ from tora.bench.suite import (
 )
 from tora.envs import resolve_env_id
 from tora.evaluate.plots import plot_pareto_front
-from tora.train.checkpoint import atomic_write_bytes, atomic_write_json, read_json_object
+from tora.io import atomic_write_bytes, atomic_write_json, read_json_object
 
 METRICS = ("hypervolume", "sparsity", "expected_utility", "steering_correlation")
 BEHAVIOUR_LABEL = "Behaviour (dataset episodes)"

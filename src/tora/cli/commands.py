@@ -15,6 +15,7 @@ import numpy as np
 
 from tora.cli.config_args import config_to_dict, dataclass_from_args
 from tora.errors import ToraError
+from tora.io import atomic_write_text
 from tora.tables import aligned_table
 
 if TYPE_CHECKING:  # main imports this module, so import its names for types only
@@ -30,7 +31,7 @@ def _runtime(args: argparse.Namespace) -> RuntimeOptions:
 
 
 def _write_config(path: Path, **configs: object) -> None:
-    from tora.train.checkpoint import atomic_write_json
+    from tora.io import atomic_write_json
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {name: config_to_dict(c) for name, c in configs.items()})
@@ -740,7 +741,7 @@ def bench_speed(args: argparse.Namespace) -> int:
     print(format_speed_table(results))
     if config.out:
         _write_config(Path(config.out).with_suffix(".config.json"), speed=config)
-        Path(config.out).write_text(json.dumps(results, indent=2) + "\n")
+        atomic_write_text(config.out, json.dumps(results, indent=2) + "\n")
     return 0
 
 
@@ -867,7 +868,7 @@ def dime_bandit(args: argparse.Namespace) -> int:
     for problem in problems:
         first = [s for s in sweeps if s.problem == problem and s.seed == opts.seeds[0]]
         plots[problem] = str(plot_bandit_sweeps(first, out / f"front_{problem}.png"))
-    from tora.train.checkpoint import atomic_write_json
+    from tora.io import atomic_write_json
 
     atomic_write_json(
         out / "results.json",
@@ -990,7 +991,7 @@ class DimeEvaluateOptions:
 
 def dime_evaluate(args: argparse.Namespace) -> int:
     from tora.dime.offline import evaluate_run
-    from tora.train.checkpoint import atomic_write_json
+    from tora.io import atomic_write_json
 
     opts = dataclass_from_args(DimeEvaluateOptions, args)
     runtime = _runtime(args)
@@ -1152,8 +1153,8 @@ def text_train(args: argparse.Namespace) -> int:
 
 
 def text_evaluate(args: argparse.Namespace) -> int:
+    from tora.io import atomic_write_json
     from tora.text.sweep import TextEvalConfig, TextEvaluateOptions, evaluate_weights, format_rows
-    from tora.train.checkpoint import atomic_write_json
 
     opts = dataclass_from_args(TextEvaluateOptions, args)
     config = dataclass_from_args(TextEvalConfig, args)

@@ -46,6 +46,7 @@ from numpy.typing import ArrayLike
 from tora.data.trajectories import Direction, Trajectories
 from tora.errors import ShapeMismatchError
 from tora.evaluate.pareto import hypervolume, pareto_front, sparsity, steering_correlation
+from tora.io import atomic_write
 
 __all__ = ["HISTOGRAM_BINS", "dataset_card", "format_card", "plot_card", "safe_card"]
 
@@ -338,6 +339,6 @@ def plot_safe_card(traj: Trajectories, path: str | os.PathLike[str], title: str 
     ax.set_title(title or f"{env}: {len(cost)} episodes")
     ax.legend(loc="lower right")
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120, bbox_inches="tight")
+    with atomic_write(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     return out

@@ -66,7 +66,7 @@ from tora.dime.offline import TemperatureDual, _check_settings, adam_step_
 from tora.dime.offline_losses import offline_dime_loss
 from tora.envs import make_env
 from tora.errors import ToraError
-from tora.train.checkpoint import atomic_write_json
+from tora.io import atomic_write_json
 from tora.train.loop import OptimConfig, train_and_save
 
 __all__ = [

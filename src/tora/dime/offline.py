@@ -72,13 +72,8 @@ from tora.dime.offline_losses import (
     offline_ls_loss,
 )
 from tora.errors import CheckpointError, InvalidWeightsError, ToraError
-from tora.train.checkpoint import (
-    CONFIG_FILE,
-    atomic_write_json,
-    load_state_into,
-    read_config,
-    read_json_object,
-)
+from tora.io import atomic_write_json, read_json_object
+from tora.train.checkpoint import CONFIG_FILE, load_state_into, read_config
 from tora.train.loop import OptimConfig, train_and_save
 
 __all__ = [

@@ -29,7 +29,6 @@ Variants (see docs/environments.md):
 from __future__ import annotations
 
 import getpass
-import hashlib
 import os
 import tempfile
 import xml.etree.ElementTree as ET
@@ -37,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tora.errors import ToraError
+from tora.io import atomic_write_text, text_sha256
 
 MODEL_VARIANTS = ("pgmorl", "gymnasium")
 """Model choices of the Hopper, Walker2d, Swimmer and Ant envs; ``pgmorl`` is what D4MORL used."""
@@ -188,23 +188,14 @@ def write_cached(name: str, text: str) -> Path:
     share a file, and the write goes through a temporary file and an atomic rename, so parallel
     workers building the same env never see a half-written model.
     """
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-    directory = cache_dir()
-    path = directory / f"{name}-{digest}.xml"
+    digest = text_sha256(text)[:16]
+    path = cache_dir() / f"{name}-{digest}.xml"
     try:
         if path.read_text(encoding="utf-8") == text:
             return path
     except (OSError, UnicodeDecodeError):
         pass  # missing or unreadable: (re)write it below
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
     return path
 
 

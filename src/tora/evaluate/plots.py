@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike
 
 from tora.errors import DataError, ShapeMismatchError
 from tora.evaluate.pareto import Maximize, _as_points, pareto_front
+from tora.io import atomic_write
 from tora.preferences import validate_weights
 
 if TYPE_CHECKING:
@@ -40,9 +41,10 @@ def new_figure(figsize: tuple[float, float]) -> Figure:
 
 def save_figure(fig: Figure, path: str | PathLike[str]) -> Path:
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # The format is fixed so that a path without (or with another) suffix still gets a PNG.
-    fig.savefig(out, format="png", dpi=_DPI)
+    # The format is fixed so that a path without (or with another) suffix still gets a PNG,
+    # and so that matplotlib does not read it from the temporary file's suffix.
+    with atomic_write(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=_DPI)
     return out
 
 

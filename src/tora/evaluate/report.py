@@ -26,7 +26,7 @@ from tora.errors import ShapeMismatchError, ToraError
 from tora.evaluate.pareto import front_metrics, steering_correlation
 from tora.evaluate.plots import plot_pareto_front, plot_weight_sweep
 from tora.evaluate.rollout import SweepResult
-from tora.train.checkpoint import atomic_write_bytes, atomic_write_json, publish_files
+from tora.io import atomic_write_bytes, atomic_write_json, publish_files
 
 REPORT_FILES = {
     "results": "results.json",

@@ -22,11 +22,11 @@ from tora.configs import config_from_dict, config_to_dict
 from tora.data.trajectories import Trajectories
 from tora.diffusion.samplers import SamplerConfig
 from tora.errors import CheckpointError
+from tora.io import atomic_write_json, read_json_object
 from tora.nn.denoisers import DenoiserConfig
 from tora.pipeline import critic_run, finetune_run, pretrain_run
 from tora.planning.agent import Agent
 from tora.policies.base import Method
-from tora.train.checkpoint import atomic_write_json, read_json_object
 from tora.train.critic import ValueCriticTrainConfig
 from tora.train.dpo import DPOConfig
 from tora.train.inverse import InverseDynamicsTrainConfig

@@ -52,6 +52,7 @@ from tora.data.trajectories import Trajectories
 from tora.device import resolve_device
 from tora.envs import SAFETY_ENV_IDS, resolve_env_id
 from tora.errors import ToraError
+from tora.io import atomic_write_json, file_sha256, read_json_object
 from tora.policies.cond_diffusion import CondDiffusionConfig
 from tora.policies.supervised import BCConfig, load_bc, train_bc
 from tora.policies.tora_planner import METHOD_FILE, ToraConfig, load_tora, train_tora
@@ -63,7 +64,6 @@ from tora.safe.rollout import Episodes, run_episodes
 from tora.safe.select import SelectConfig, WeightSearch
 from tora.safe.toy import SAFE_DASH_ID, collect_toy
 from tora.safe.tuning import choose_reserves, selection_evaluate
-from tora.train.checkpoint import atomic_write_json, file_sha256, read_json_object
 
 METHODS: dict[str, str] = {
     "tora": "TORA-safe",

@@ -93,9 +93,9 @@ def add_safe_commands(sub: argparse._SubParsersAction, add_command: AddCommand) 
 def _load_agent(run: Path, sampler_steps: int) -> Any:
     from tora.configs import config_from_dict
     from tora.diffusion.samplers import SamplerConfig
+    from tora.io import read_json_object
     from tora.planning.agent import Agent
     from tora.policies.tora_planner import METHOD_FILE, ToraConfig
-    from tora.train.checkpoint import read_json_object
 
     sampler = SamplerConfig(steps=20)
     if (run / METHOD_FILE).is_file():
@@ -107,11 +107,11 @@ def _load_agent(run: Path, sampler_steps: int) -> Any:
 
 
 def safe_select(args: argparse.Namespace) -> int:
+    from tora.io import atomic_write_json
     from tora.safe.bench import task_env
     from tora.safe.protocol import episode_seeds
     from tora.safe.select import SelectConfig, WeightSearch, format_selection
     from tora.safe.tuning import choose_reserves, selection_evaluate
-    from tora.train.checkpoint import atomic_write_json
 
     opts = dataclass_from_args(SafeSelectOptions, args)
     config = dataclass_from_args(SelectConfig, args)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tora.evaluate.safe import SafeSummary, score_thresholds
+from tora.io import atomic_write_bytes, atomic_write_json, read_json_object
 from tora.safe.bench import (
     EVAL_FILE,
     METHODS,
@@ -26,7 +27,6 @@ from tora.safe.bench import (
 )
 from tora.safe.toy import REFERENCE as TOY_REFERENCE
 from tora.safe.toy import SAFE_DASH_ID
-from tora.train.checkpoint import atomic_write_bytes, atomic_write_json, read_json_object
 
 TABLE_MD = "results.md"
 TABLE_JSON = "results.json"

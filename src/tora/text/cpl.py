@@ -259,7 +259,7 @@ def train_text_policy(
     Rerunning with the same arguments resumes an interrupted run (and does nothing for a
     finished one).
     """
-    from tora.train.checkpoint import atomic_write_json
+    from tora.io import atomic_write_json
 
     _check_config(config)
     device = torch.device(device)

@@ -421,7 +421,7 @@ def dataset_lines(dataset: TextDataset) -> list[str]:
 
 def save_text_dataset(dataset: TextDataset, path: str | os.PathLike[str]) -> Path:
     """Write ``dataset`` as JSON lines, atomically (a reader never sees half a file)."""
-    from tora.train.checkpoint import atomic_write_bytes
+    from tora.io import atomic_write_bytes
 
     path = Path(path)
     atomic_write_bytes(path, ("\n".join(dataset_lines(dataset)) + "\n").encode("utf-8"))
@@ -497,7 +497,7 @@ def _episode_from_record(record: Mapping[str, Any], texts: Mapping[int, str]) ->
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:
-    from tora.train.checkpoint import file_sha256
+    from tora.io import file_sha256
 
     return file_sha256(path)
 

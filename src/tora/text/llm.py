@@ -166,7 +166,7 @@ class ChatClient:
                 return cached
         answer = self._post_with_retries(body)
         if path is not None:
-            from tora.train.checkpoint import atomic_write_json
+            from tora.io import atomic_write_json
 
             atomic_write_json(path, {"request": body, "answer": answer})
         return answer

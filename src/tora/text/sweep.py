@@ -182,7 +182,7 @@ def evaluate_weights(config: TextEvalConfig, weights: Sequence[float]) -> list[E
 def run_sweep(config: SweepConfig) -> tuple[list[EvalRow], list[str]]:
     """Mixture rows over the weight grid, then baselines, references and random; writes
     ``out/sweep.json`` and ``out/tradeoff.png``. Returns the rows and the policy names."""
-    from tora.train.checkpoint import atomic_write_json
+    from tora.io import atomic_write_json
 
     mixture, env = setup(config)
     grid = simplex_grid(len(mixture.policies), config.points)

@@ -1,9 +1,9 @@
 """Checkpoints on disk: safetensors for tensors, JSON for everything else, never pickle.
 
 Pickle-based checkpoints (``torch.save``) execute code when loaded, so a checkpoint found on the
-internet could run anything; safetensors and JSON cannot. Every write here is atomic: files go
-to a temporary sibling first and are renamed into place, so a crash or a kill never leaves a
-half-written file under the final name.
+internet could run anything; safetensors and JSON cannot. Every write here is atomic
+(:mod:`tora.io`): files go to a temporary sibling first and are renamed into place, so a crash
+or a kill never leaves a half-written file under the final name.
 
 Two layouts:
 
@@ -19,11 +19,8 @@ Two layouts:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,14 +31,12 @@ import torch
 from torch import nn
 
 from tora.errors import CheckpointError
+from tora.io import atomic_write_bytes, atomic_write_json, file_sha256, fsync_dir, read_json_object
 
 __all__ = [
     "CONFIG_FILE",
     "MODEL_FILE",
     "TRAINING_STATE_FILE",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "file_sha256",
     "has_training_state",
     "load_state_into",
     "load_tensors",
@@ -75,66 +70,6 @@ _TRAINING_VERSION = 1
 # tensor when ``capturable``/``fused``), so both are tagged and restored on load.
 _TUPLE_TAG = "__tuple__"
 _TENSOR_TAG = "__tensor__"
-
-
-# --------------------------------------------------------------------------- atomic files
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename inside ``directory`` durable; a no-op where directories can't be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened, renames are durable anyway
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix.
-
-    The bytes go to a uniquely named temporary file in the same directory (a rename is only
-    atomic within one filesystem), are flushed and fsynced, then renamed over ``path``.
-    Parent directories are created as needed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    # os.open with mode 0o666 lets the umask decide permissions, as a plain open() would;
-    # tempfile.mkstemp would leave the final file readable by its owner only.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Atomically write ``obj`` as JSON: sorted keys, indent 2, trailing newline (diff-friendly)."""
-    text = json.dumps(obj, sort_keys=True, indent=2) + "\n"
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks so large checkpoints don't fill memory."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- tensor files
@@ -245,7 +180,7 @@ def save_module(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / CONFIG_FILE).unlink(missing_ok=True)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     weights = directory / MODEL_FILE
     save_tensors(weights, module.state_dict(), metadata={"format": "pt"})
     record = {WEIGHTS_SHA256_KEY: file_sha256(weights), WEIGHTS_BYTES_KEY: weights.stat().st_size}
@@ -282,38 +217,6 @@ def verify_weights(
     else:
         problem = "corrupt (same size as saved, but its SHA-256 differs from the recorded one)"
     raise CheckpointError(f"{path}: {problem}; {remedy}")
-
-
-def read_json_object(
-    path: str | os.PathLike[str],
-    *,
-    missing: str = "no such file",
-    format_name: str | None = None,
-    version: int | None = None,
-    what: str = "file",
-) -> dict[str, Any]:
-    """A JSON object from ``path``, with CheckpointError for every way it can be wrong.
-
-    ``missing`` is the message for an absent file. With ``format_name``, the object's
-    ``format`` key must equal it (else "not a tora <what>"); with ``version``, its ``version``.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{p}: {missing}")
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{p}: corrupt JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{p}: expected a JSON object, got {type(obj).__name__}")
-    if format_name is not None and obj.get("format") != format_name:
-        raise CheckpointError(f"{p}: not a tora {what}")
-    if version is not None and obj.get("version") != version:
-        raise CheckpointError(
-            f"{p}: {what} version {obj.get('version')!r} is not supported "
-            f"(this tora reads version {version})"
-        )
-    return obj
 
 
 def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
@@ -447,7 +350,7 @@ def _recover(final: Path) -> None:
             os.replace(new, final)
         elif old.exists() and _is_complete(old):
             os.replace(old, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
     for leftover in (new, old):
         if leftover.exists() and final.exists():
             shutil.rmtree(leftover)
@@ -527,12 +430,12 @@ def save_training_state(
         "sha256": {name: file_sha256(new / name) for name in files},
     }
     atomic_write_json(new / TRAINING_STATE_FILE, doc)  # last: marks ``new`` complete
-    _fsync_dir(new)
+    fsync_dir(new)
 
     if final.exists():
         os.replace(final, old)
     os.replace(new, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     if old.exists():
         shutil.rmtree(old)
 
@@ -585,79 +488,3 @@ def load_training_state(
         "extra_tensors": load_tensors(source / _EXTRA_FILE),
         "extra_json": doc["extra_json"],
     }
-
-
-PUBLISH_LOCK_FILE = ".tora-publish.lock"
-"""The lock file :func:`publish_files` holds in the output directory while it moves files in."""
-
-
-def _fsync_file(path: Path) -> None:
-    """Flush a file written without fsync (e.g. a plot) before it is renamed into place."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # e.g. Windows cannot fsync a read-only descriptor; the rename still works
-        pass
-    finally:
-        os.close(fd)
-
-
-def publish_files(
-    tmp_dir: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    names: list[str] | tuple[str, ...],
-) -> list[Path]:
-    """Move the files ``names`` from ``tmp_dir`` into ``out_dir`` as one unit; returns the
-    paths moved in.
-
-    A writer of several files that belong together (results, tables, plots, the config that
-    made them) writes them all into ``tmp_dir``, a directory on the same filesystem as
-    ``out_dir`` (e.g. a hidden sibling), then calls this. Holding an exclusive lock on
-    ``out_dir/.tora-publish.lock``, it moves each named file present in ``tmp_dir`` over its
-    namesake in ``out_dir`` and removes from ``out_dir`` each named file absent from
-    ``tmp_dir``, since one left by an earlier writer would sit among files it does not belong
-    with. So writers publishing into one directory at the same time leave the files of one of
-    them, the last to take the lock, never a mix. Files of ``out_dir`` not in ``names`` are
-    never touched. Readers do not take the lock: one reading during a publish may still see
-    files of both writers.
-
-    Where ``fcntl`` is missing (Windows) there is no lock: each file is still replaced
-    atomically, but concurrent writers may interleave.
-
-    Raises:
-        CheckpointError: a name is not a plain file name, or ``out_dir`` is not a directory.
-    """
-    tmp, out = Path(tmp_dir), Path(out_dir)
-    names = list(names)
-    for name in names:
-        if not name or name in (".", "..", PUBLISH_LOCK_FILE) or Path(name).name != name:
-            raise CheckpointError(f"publish_files takes plain file names, got {name!r}")
-    if out.exists() and not out.is_dir():
-        raise CheckpointError(f"{out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    for name in names:  # flushed before the lock is taken: no need to hold others up for it
-        if (tmp / name).is_file():
-            _fsync_file(tmp / name)
-    try:
-        import fcntl  # POSIX only, hence imported here
-    except ImportError:
-        fcntl = None  # type: ignore[assignment]
-    fd = os.open(out / PUBLISH_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
-    moved = []
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        for name in names:
-            src, dst = tmp / name, out / name
-            if src.is_file():
-                os.replace(src, dst)
-                moved.append(dst)
-            elif dst.is_file() or dst.is_symlink():
-                dst.unlink()
-        _fsync_dir(out)
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-    return moved

@@ -22,7 +22,7 @@ from tora.data.trajectories import Direction, Trajectories
 from tora.data.windows import WindowSpec
 from tora.diffusion.samplers import SamplerConfig, sample
 from tora.errors import ConfigError, ShapeMismatchError
-from tora.train.checkpoint import atomic_write_json
+from tora.io import atomic_write_json
 from tora.train.loop import OptimConfig, prepare_out_dir, run_identity, train_and_save
 from tora.train.losses import diffusion_dpo_loss, window_errors
 from tora.train.planner_io import (

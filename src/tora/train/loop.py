@@ -32,9 +32,9 @@ from tqdm.auto import tqdm
 
 from tora.configs import config_to_dict, fill_missing, legacy_defaults, settings_diff
 from tora.errors import StaleRunError
+from tora.io import atomic_write_json
 from tora.train.checkpoint import (
     CONFIG_FILE,
-    atomic_write_json,
     has_training_state,
     load_training_state,
     read_config,

@@ -1,4 +1,5 @@
-"""Helpers shared by the format modules: existence checks, atomic writes, safe HDF5 reads.
+"""Helpers shared by the format modules: existence checks and safe HDF5 reads (writes go
+through :func:`tora.io.atomic_write`).
 
 Every loader reports problems with the file itself (missing, truncated, not HDF5, a dataset
 absent) as :class:`~tora.errors.FormatError`; these helpers do that translation in one place so
@@ -7,8 +8,6 @@ the individual formats only describe their layouts.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,8 +18,7 @@ import numpy as np
 
 from tora.data.trajectories import Objective, Trajectories
 from tora.errors import DataError, FormatError, ToraError
-
-PathLike = str | os.PathLike[str]
+from tora.io import PathLike
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -33,29 +31,6 @@ def require_file(path: PathLike, what: str) -> Path:
     if not p.is_file():
         raise FormatError(f"{what} path {str(p)!r} is not a regular file")
     return p
-
-
-@contextmanager
-def atomic_write(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path`` in one step.
-
-    The temporary file lives in the same directory so ``os.replace`` is a rename on one file
-    system: readers see either the old file or the complete new one, never a partial write.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        # mkstemp creates 0600; give the file the permissions a plain open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextmanager

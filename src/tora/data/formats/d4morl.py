@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from tora.data.formats._io import PathLike, atomic_write, from_episodes
+from tora.data.formats._io import PathLike, from_episodes
 from tora.data.formats.safe_pickle import safe_load
 from tora.data.trajectories import Direction, Objective, Trajectories
 from tora.errors import DataError, FormatError
+from tora.io import atomic_write
 
 # Objective names of the D4MORL environments (PEDA `environments/*.py`), all maximized.
 ENV_OBJECTIVES: dict[str, tuple[str, ...]] = {

@@ -15,9 +15,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tora.data.formats._io import PathLike, atomic_write, open_hdf5, read_dataset
+from tora.data.formats._io import PathLike, open_hdf5, read_dataset
 from tora.data.trajectories import Direction, Objective, Trajectories
 from tora.errors import DataError
+from tora.io import atomic_write
 
 OBJECTIVES = (Objective("reward", Direction.MAXIMIZE), Objective("cost", Direction.MINIMIZE))
 _ARRAYS = (

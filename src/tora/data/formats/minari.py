@@ -25,13 +25,13 @@ import numpy as np
 
 from tora.data.formats._io import (
     PathLike,
-    atomic_write,
     from_episodes,
     open_hdf5,
     read_dataset,
 )
 from tora.data.trajectories import Direction, Objective, Trajectories
 from tora.errors import DataError, FormatError
+from tora.io import atomic_write
 
 _EPISODE = re.compile(r"^episode_(\d+)$")
 

@@ -30,9 +30,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from tora.data.formats._io import PathLike, atomic_write, open_hdf5, read_dataset
+from tora.data.formats._io import PathLike, open_hdf5, read_dataset
 from tora.data.trajectories import Objective, Trajectories
 from tora.errors import FormatError
+from tora.io import atomic_write
 
 FORMAT_NAME = "tora-trajectories"
 VERSION = 1
