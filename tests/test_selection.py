@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from tora.bench.suite import load_suite, method_config, suite_method
+from tora.bench.config import load_suite, method_config, suite_method
 from tora.diffusion.samplers import SamplerConfig, sample
 from tora.envs.scripted import collect_cruise
 from tora.errors import CheckpointError

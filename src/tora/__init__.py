@@ -15,12 +15,11 @@ The Python API is the primary interface::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from tora.data import Direction, Objective, Trajectories
 from tora.data.formats import load_dataset, save_dataset
 from tora.envs import make_env
 from tora.planning import Agent
+from tora.version import __version__
 
 __all__ = [
     "Agent",

@@ -20,7 +20,7 @@ from tora.behavior.flight import (
     flight_action,
     load_flight_policy,
 )
-from tora.behavior.policy import load_behavior_policy
+from tora.behavior.loader import load_behavior_policy
 from tora.behavior.train import load_behavior_set, train_behavior_set
 from tora.errors import CheckpointError, ShapeMismatchError, ToraError
 
@@ -66,7 +66,7 @@ def test_the_controller_holds_a_hover_and_corrects_height_and_roll() -> None:
 def test_searched_setpoints_fly_from_cheap_to_dsrl_range() -> None:
     """The claims BENCHMARKS makes of the set's two ends, on real episodes: a slow inner circle
     stays in bounds (cost 0) above R_min; the fast outer circle passes 0.8 R_max."""
-    from tora.behavior.ars import build_env
+    from tora.behavior.rollout import build_env
 
     env = build_env(FLIGHT_ENV_ID)
     cautious, _ = flight._episode(env, FlightConfig().params(5.5, 4.0), seed=1)

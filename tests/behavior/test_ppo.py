@@ -98,8 +98,8 @@ def test_the_alive_bonus_shifts_each_advantage_by_its_discounted_sum() -> None:
     """Same model, same seeds, same episodes: a bonus b on every step adds b to every TD error,
     so the GAE advantage at step t of a T-step episode grows by b * sum_{k<T-t} (gamma lam)^k,
     while the recorded returns (what the dataset and history see) do not change."""
-    from tora.behavior.ars import build_env, objective_signs
     from tora.behavior.policy import RunningStat
+    from tora.behavior.rollout import build_env, objective_signs
 
     def batch(bonus: float) -> ppo._Batch:
         cfg = PPOConfig(envs=2, alive_bonus=bonus, gamma=0.9, lam=0.8)
@@ -224,7 +224,7 @@ def test_the_command_trains_a_ppo_set_and_records_its_settings(tmp_path: Path) -
 
 
 def test_episode_return_stops_at_the_end_or_the_limit() -> None:
-    from tora.behavior.ars import build_env, episode_return
+    from tora.behavior.rollout import build_env, episode_return
 
     env = build_env(SAFE_DASH_ID)
     full_throttle = lambda _obs: np.ones(1)  # noqa: E731

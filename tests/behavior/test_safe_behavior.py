@@ -13,16 +13,17 @@ import pytest
 from gymnasium import spaces
 
 from tora.behavior import ARSConfig, IterationInfo, LinearPolicy, load_policy, train_ars
-from tora.behavior.ars import objective_signs, resolve_config, scalarize
+from tora.behavior.ars import resolve_config
 from tora.behavior.policy import RunningStat, linear_action
+from tora.behavior.rollout import objective_signs, scalarize
 from tora.behavior.safe import is_safety_task, penalty_grid
 from tora.behavior.shipped import load_shipped_policies, shipped_policy_dir, shipped_policy_envs
 from tora.behavior.train import _settings, chain_order
 from tora.cli.main import main
-from tora.data.card import dataset_card
 from tora.data.formats import load_dataset
 from tora.data.trajectories import Direction
 from tora.envs import make_env
+from tora.evaluate.card import dataset_card
 from tora.evaluate.rollout import reward_vector
 from tora.evaluate.safe import dsrl_reference
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from tora.bench.suite import (
+from tora.bench.config import (
     EVAL_FILE,
     TRAIN_FILE,
     DataSettings,
@@ -20,10 +20,10 @@ from tora.bench.suite import (
     cell_dir,
     load_suite,
     method_config,
-    run_suite,
     suite_method,
     with_seed,
 )
+from tora.bench.suite import run_suite
 from tora.bench.table import collect_rows, format_markdown
 from tora.errors import ToraError
 from tora.policies.registry import get_method, method_names
@@ -87,7 +87,7 @@ def test_unknown_method_or_setting_is_an_error(tmp_path: Path) -> None:
 def test_shipped_suite_files_load() -> None:
     files = sorted(SUITES.glob("*.toml"))
     assert files, "benchmarks/suites/*.toml are missing"
-    from tora.safe.bench import load_safe_suite
+    from tora.safe.suite import load_safe_suite
 
     loaders = {"mujoco": load_suite, "safe": load_safe_suite}
     for path in files:

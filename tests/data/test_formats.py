@@ -28,9 +28,9 @@ from tora.data.formats import (
     save_minari,
     save_native,
 )
-from tora.data.inspect import format_summary, inspect_dataset
 from tora.data.trajectories import Direction, Objective, Trajectories
 from tora.errors import DataError, FormatError
+from tora.evaluate.inspect import format_summary, inspect_dataset
 
 D4MORL_NAME = "MO-HalfCheetah-v2_50000_expert_uniform.pkl"
 MINIMIZE_COST = (Objective("reward"), Objective("cost", Direction.MINIMIZE))

@@ -11,7 +11,8 @@ import pytest
 
 from tora.cli.main import main
 from tora.errors import ToraError
-from tora.safe.bench import METHODS, load_safe_suite, run_safe_suite
+from tora.safe.bench import run_safe_suite
+from tora.safe.suite import METHODS, load_safe_suite
 from tora.safe.table import TABLE_JSON, TABLE_MD, cell, write_safe_table
 
 TINY = Path(__file__).with_name("tiny.toml")
@@ -75,7 +76,7 @@ def test_rerun_is_read_back_and_changed_settings_are_refused(finished: Path) -> 
 
 def test_cells_made_from_other_data_are_refused(finished: Path, tmp_path: Path) -> None:
     from tora.data.formats import save_dataset
-    from tora.safe.bench import TaskEntry
+    from tora.safe.suite import TaskEntry
     from tora.safe.toy import collect_toy
 
     made = finished / "data" / "SafeDash_40_seed0_scripted.hdf5"
@@ -117,7 +118,7 @@ def test_unknown_task_and_method_are_refused(tmp_path: Path) -> None:
 
 
 def test_a_suite_of_the_other_kind_names_the_command_that_runs_it(tmp_path: Path) -> None:
-    from tora.bench.suite import load_suite
+    from tora.bench.config import load_suite
 
     with pytest.raises(ToraError, match="run it with `tora safe bench"):
         load_suite(TINY)

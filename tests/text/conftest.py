@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tora.text.game import Game, load_game
+from tora.envs.text.game import Game, load_game
 
 TINY_PATH = Path(__file__).resolve().parents[1] / "data" / "text" / "tiny-test-game.json"
 """Seven scenes, two endings; selling the crate (45 points) beats reporting it (15 or 25)."""

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from tora.envs.text.env import TextGameEnv
+from tora.envs.text.game import list_games, load_shipped_game
 from tora.errors import InvalidWeightsError, ToraError
 from tora.text.cpl import (
     ChoiceScorer,
@@ -23,8 +25,6 @@ from tora.text.cpl import (
 )
 from tora.text.data import HELD_OUT_GAME, CollectConfig, PairConfig, TextDataset, collect
 from tora.text.encoder import EncoderConfig, HashingEncoder
-from tora.text.env import TextGameEnv
-from tora.text.game import list_games, load_shipped_game
 from tora.text.mixture import MixtureAgent, PolicyMixture
 from tora.text.sweep import playthroughs
 from tora.train.loop import OptimConfig

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from tora.errors import FormatError, ToraError
-from tora.text.game import (
+from tora.envs.text.game import (
     MORALITY_KEYS,
     Game,
     GameFormatError,
@@ -22,6 +21,7 @@ from tora.text.game import (
     load_shipped_game,
     validate_game,
 )
+from tora.errors import FormatError, ToraError
 
 from .conftest import TINY_PATH
 

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tora.envs.text.env import MAX_CHOICES, InvalidChoiceError
+from tora.envs.text.game import MORALITY_KEYS
+from tora.envs.text.machiavelli import ROOT_ENV_VAR, MachiavelliNotFoundError, MachiavelliTextEnv
 from tora.errors import ToraError
-from tora.text.env import MAX_CHOICES, InvalidChoiceError
-from tora.text.game import MORALITY_KEYS
-from tora.text.machiavelli import ROOT_ENV_VAR, MachiavelliNotFoundError, MachiavelliTextEnv
 from tora.text.metrics import evaluate_playthroughs, play, random_baseline, random_playthroughs
 
 GAME = "stand_in_heist"

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tora.envs.text.env import TextGameEnv, format_observation
+from tora.envs.text.game import Game, list_games
 from tora.errors import DataError, FormatError, ToraError
 from tora.text.agents import (
     AnnotationAwareAgent,
@@ -34,8 +36,6 @@ from tora.text.data import (
     segment_values,
 )
 from tora.text.encoder import EncoderConfig, HashingEncoder, make_encoder, tokenize
-from tora.text.env import TextGameEnv, format_observation
-from tora.text.game import Game, list_games
 from tora.text.metrics import play
 
 from .conftest import SELL, TINY_PATH

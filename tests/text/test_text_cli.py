@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tora.cli.main import main
+from tora.envs.text.game import list_games
 from tora.text.data import HELD_OUT_GAME, load_text_dataset
-from tora.text.game import list_games
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from tora.envs import make_env, resolve_env_id
-from tora.errors import ToraError
-from tora.text import game as game_module
-from tora.text.env import (
+from tora.envs.text import game as game_module
+from tora.envs.text.env import (
     MAX_CHOICES,
     TEXT_ENV_ID,
     InvalidChoiceError,
@@ -23,7 +22,8 @@ from tora.text.env import (
     register_text_envs,
     text_env_id,
 )
-from tora.text.game import MORALITY_KEYS, Game, list_games
+from tora.envs.text.game import MORALITY_KEYS, Game, list_games
+from tora.errors import ToraError
 
 from .conftest import LOOPING_REPORT, SELL, TINY_PATH
 

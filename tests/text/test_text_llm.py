@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tora.envs.text.env import TextGameEnv
+from tora.envs.text.game import MORALITY_KEYS, Game
 from tora.text.data import AgentMix, CollectConfig, collect, label_dataset
-from tora.text.env import TextGameEnv
-from tora.text.game import MORALITY_KEYS, Game
 from tora.text.llm import (
     ChatClient,
     GameContext,

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tora.envs.text.env import TextGameEnv
+from tora.envs.text.game import MORALITY_KEYS, Game, validate_game
 from tora.errors import ToraError
-from tora.text.env import TextGameEnv
-from tora.text.game import MORALITY_KEYS, Game, validate_game
 from tora.text.metrics import (
     COUNT_KEYS,
     RandomAgent,

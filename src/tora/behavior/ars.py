@@ -44,6 +44,14 @@ from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from tora.behavior.policy import LinearPolicy, RunningStat, linear_action
+from tora.behavior.rollout import (
+    EnvSource,
+    build_env,
+    derive_seed,
+    objective_signs,
+    scalarize,
+)
+from tora.envs import SAFETY_ENV_IDS, resolve_env_id
 from tora.errors import CheckpointError, ShapeMismatchError, ToraError
 from tora.evaluate.rollout import reward_vector
 from tora.train.checkpoint import load_tensors, save_tensors
@@ -51,7 +59,6 @@ from tora.train.checkpoint import load_tensors, save_tensors
 __all__ = [
     "ARSConfig",
     "ARSState",
-    "EnvSource",
     "IterationInfo",
     "RolloutResult",
     "RolloutRunner",
@@ -59,22 +66,14 @@ __all__ = [
     "UpdateInfo",
     "ars_iteration",
     "ars_update",
-    "derive_seed",
     "env_spaces",
-    "episode_return",
     "evaluate_policy",
     "load_state",
-    "objective_signs",
     "resolve_config",
     "sample_directions",
     "save_state",
-    "scalarize",
     "train_ars",
 ]
-
-EnvSource = str | Callable[[], gym.Env]
-"""An env id for :func:`tora.envs.make_env`, or a zero-argument factory (picklable when
-``workers > 1``)."""
 
 # Distinct first words keep the three random streams apart.
 _DIRECTIONS, _ROLLOUT, _EVAL = 0, 1, 2
@@ -181,6 +180,26 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def _time_limit(env: EnvSource) -> int:
+    if isinstance(env, str):
+        limit = gym.spec(resolve_env_id(env)).max_episode_steps
+    else:
+        e = env()
+        limit = e.spec.max_episode_steps if e.spec is not None else None
+        e.close()
+    if not limit:
+        raise ToraError(
+            f"{env!r} has no time limit; set ARSConfig.episode_steps (--ars-episode-steps)"
+        )
+    return int(limit)
+
+
+def _is_safety_task(env: EnvSource) -> bool:
+    if not isinstance(env, str):
+        return False
+    return resolve_env_id(env) in SAFETY_ENV_IDS
+
+
 def resolve_config(config: ARSConfig, env: EnvSource) -> ARSConfig:
     """``config`` with every field left at None set to the env's default: ``episode_steps``
     the env's time limit, ``top`` half of ``directions``, the others from the safe-RL table
@@ -199,71 +218,7 @@ def resolve_config(config: ARSConfig, env: EnvSource) -> ARSConfig:
     return replace(config, **filled) if filled else config
 
 
-def _time_limit(env: EnvSource) -> int:
-    if isinstance(env, str):
-        from tora.envs import resolve_env_id
-
-        limit = gym.spec(resolve_env_id(env)).max_episode_steps
-    else:
-        e = env()
-        limit = e.spec.max_episode_steps if e.spec is not None else None
-        e.close()
-    if not limit:
-        raise ToraError(
-            f"{env!r} has no time limit; set ARSConfig.episode_steps (--ars-episode-steps)"
-        )
-    return int(limit)
-
-
-def _is_safety_task(env: EnvSource) -> bool:
-    if not isinstance(env, str):
-        return False
-    from tora.envs import SAFETY_ENV_IDS, resolve_env_id
-
-    return resolve_env_id(env) in SAFETY_ENV_IDS
-
-
-def objective_signs(env: EnvSource) -> np.ndarray | None:
-    """+1 for each objective of ``env`` to maximize, -1 for each to minimize (a cost); None
-    when every objective is maximized (then scores are plain ``w . R``).
-
-    An env id is asked through :func:`tora.envs.objective_directions`; a factory's env is
-    built and its ``reward_directions`` read, the attribute that function reads. Envs that
-    declare no directions (or no vector reward at all) maximize everything.
-    """
-    from tora.data.trajectories import Direction
-
-    if isinstance(env, str):
-        from tora.envs import objective_directions
-
-        try:
-            directions: Sequence[Any] = objective_directions(env)
-        except ToraError:  # no declared names and no vector reward space: a scalar reward
-            return None
-    else:
-        e = env()
-        directions = getattr(e.unwrapped, "reward_directions", None) or ()
-        e.close()
-    signs = np.array([-1.0 if Direction(d) is Direction.MINIMIZE else 1.0 for d in directions])
-    return signs if (signs < 0).any() else None
-
-
-def scalarize(returns: ArrayLike, weights: ArrayLike, signs: ArrayLike | None = None) -> np.ndarray:
-    """Scores ``w . (sign * R)`` of return vectors ``returns`` (..., K): with ``signs`` (K,)
-    of -1 for an objective to minimize, a preference (w_r, w_c) scores ``w_r R - w_c C``.
-    ``signs`` None: all +1, ``w . R`` (computed without the product, so exactly as before)."""
-    r = np.asarray(returns, dtype=np.float64)
-    if signs is not None:
-        r = r * np.asarray(signs, dtype=np.float64)
-    return r @ np.asarray(weights, dtype=np.float64)
-
-
 # --------------------------------------------------------------------------- randomness
-
-
-def derive_seed(*key: int) -> int:
-    """A 32-bit seed that is a pure function of the non-negative integers ``key``."""
-    return int(np.random.SeedSequence([int(k) for k in key]).generate_state(1)[0])
 
 
 def sample_directions(
@@ -338,35 +293,6 @@ class RolloutResult:
     returns: np.ndarray
     steps: int
     states: RunningStat | None
-
-
-def build_env(env: EnvSource) -> gym.Env:
-    """The env of an id (through :func:`tora.envs.make_env`) or of a factory."""
-    if isinstance(env, str):
-        from tora.envs import make_env  # imported here: tora.envs is only needed to build envs
-
-        return make_env(env)
-    return env()
-
-
-def episode_return(
-    env: gym.Env, act: Callable[[np.ndarray], np.ndarray], seed: int, limit: int | None = None
-) -> tuple[np.ndarray, int]:
-    """Summed reward vector and length of one episode of ``act`` from ``env.reset(seed=...)``,
-    ending at a termination, a truncation or ``limit`` steps (None: the env's own end)."""
-    obs, _ = env.reset(seed=seed)
-    total: np.ndarray | None = None
-    steps = 0
-    while limit is None or steps < limit:
-        obs, reward, terminated, truncated, info = env.step(act(obs))
-        rv = reward_vector(reward, info)
-        total = rv if total is None else total + rv
-        steps += 1
-        if terminated or truncated:
-            break
-    if total is None:
-        raise ToraError(f"an episode needs at least one step, got limit {limit}")
-    return total, steps
 
 
 def _run_episode(env: gym.Env, task: RolloutTask) -> RolloutResult:

@@ -46,6 +46,7 @@ from tora.behavior.preferences import (
     sample_preferences,
 )
 from tora.data.trajectories import Direction, Objective, Trajectories, objectives_from_names
+from tora.envs import make_env, objective_directions, objective_names, resolve_env_id
 from tora.errors import ShapeMismatchError, ToraError
 from tora.evaluate.rollout import reward_vector
 
@@ -103,7 +104,6 @@ def _episode_seed(seed: int, stream: int, episode: int) -> np.random.SeedSequenc
 def env_objectives(env_id: str) -> tuple[Objective, ...]:
     """The objectives of ``env_id`` with their directions (a safe-RL task's cost is marked
     "minimize"), as collected data records them."""
-    from tora.envs import objective_directions, objective_names
 
     names = objective_names(env_id)
     directions = objective_directions(env_id)
@@ -215,7 +215,6 @@ def collect_with_policies(
         source_format "tora", quality, prefs, seed, behavior, policy_index (one int per
         episode) and the policies' weights, return vectors and normalized returns.
     """
-    from tora.envs import make_env, resolve_env_id
 
     if quality not in QUALITIES:
         raise ToraError(f"unknown quality {quality!r}; choose from {QUALITIES}")

@@ -28,7 +28,7 @@ like any other behaviour policy and collects data through the same code.
 The **search** (:func:`search_flight`) rolls out every (radius, speed) pair of a grid on the
 same seeded episodes (common random numbers, so pairs are compared on equal terms) and
 records its mean return vector; policy ``i`` of the set is the pair that maximizes the row's
-score ``w_r R - w_c C`` (:func:`tora.behavior.ars.scalarize`) over the penalty grid of
+score ``w_r R - w_c C`` (:func:`tora.behavior.rollout.scalarize`) over the penalty grid of
 :func:`tora.behavior.safe.penalty_grid`. The search is resumable (one JSON record per finished
 pair) and deterministic. Gains are fixed settings, not searched: the defaults fly the drone on
 every pair of the default grid that the cap on acceleration allows.
@@ -53,14 +53,15 @@ import torch
 from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
-from tora.behavior.ars import build_env, derive_seed, episode_return, scalarize
 from tora.behavior.policy import (
     FLIGHT_POLICY_FORMAT,
     policy_paths,
     read_policy_files,
     write_policy_files,
 )
+from tora.behavior.rollout import build_env, derive_seed, episode_return, scalarize
 from tora.configs import settings_diff
+from tora.envs import resolve_env_id
 from tora.errors import CheckpointError, ShapeMismatchError, ToraError
 from tora.io import atomic_write_json, read_json_object
 
@@ -288,7 +289,6 @@ class FlightConfig:
 
 
 def _check_env(env_id: str) -> str:
-    from tora.envs import resolve_env_id
 
     resolved = resolve_env_id(env_id)
     if resolved != FLIGHT_ENV_ID:

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tora.behavior.collect import collect_with_policies
+from tora.behavior.safe import collect_safe, is_safety_task
+from tora.behavior.shipped import load_shipped_policies, policy_set_digest, shipped_policy_dir
+from tora.behavior.train import INDEX_FILE, load_behavior_set
 from tora.data.trajectories import Trajectories
+from tora.envs import CRUISE_ID, resolve_env_id
+from tora.envs.scripted import collect_cruise
 
 
 def is_scripted(env_id: str, policies_dir: str | Path | None = None) -> bool:
     """Whether ``env_id`` is made by scripted behaviour (Cruise without a policy set)."""
-    from tora.envs import CRUISE_ID, resolve_env_id
 
     return resolve_env_id(env_id) == CRUISE_ID and not policies_dir
 
@@ -25,7 +30,6 @@ def is_scripted(env_id: str, policies_dir: str | Path | None = None) -> bool:
 def collection_kind(env_id: str, policies_dir: str | Path | None = None) -> str:
     """How data of ``env_id`` is made: ``"scripted"`` (Cruise without a policy set),
     ``"dsrl"`` (the safe-RL tasks) or ``"d4morl"`` (every other env)."""
-    from tora.behavior.safe import is_safety_task
 
     if is_scripted(env_id, policies_dir):
         return "scripted"
@@ -37,8 +41,6 @@ def data_source_tag(env_id: str) -> str:
     ``"scripted"`` for Cruise's scripted behaviour, else ``"set"`` and the first 12 hex
     characters of the shipped set's :func:`~tora.behavior.shipped.policy_set_digest`.
     Raises ToraError when no set ships for ``env_id``."""
-    from tora.behavior.shipped import load_shipped_policies, policy_set_digest, shipped_policy_dir
-    from tora.behavior.train import INDEX_FILE
 
     if is_scripted(env_id):
         return "scripted"
@@ -63,12 +65,6 @@ def make_dataset(
     already span the trade-off) nor to the safe-RL tasks (their cost-penalty grid and noise
     levels do), and are ignored there.
     """
-    from tora.behavior.collect import collect_with_policies
-    from tora.behavior.safe import collect_safe
-    from tora.behavior.shipped import load_shipped_policies, shipped_policy_dir
-    from tora.behavior.train import load_behavior_set
-    from tora.envs import resolve_env_id
-    from tora.envs.scripted import collect_cruise
 
     resolved = resolve_env_id(env_id)
     kind = collection_kind(resolved, policies_dir)

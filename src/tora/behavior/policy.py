@@ -30,7 +30,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,16 +40,11 @@ from tora.errors import CheckpointError, ShapeMismatchError
 from tora.io import atomic_write_json, file_sha256, read_json_object
 from tora.train.checkpoint import load_tensors, save_tensors
 
-if TYPE_CHECKING:  # ppo and flight import this module, so only for the annotations
-    from tora.behavior.flight import FlightPolicy
-    from tora.behavior.ppo import MLPPolicy
-
 __all__ = [
     "MLP_POLICY_FORMAT",
     "POLICY_FORMAT",
     "LinearPolicy",
     "RunningStat",
-    "load_behavior_policy",
     "load_policy",
     "policy_paths",
     "read_policy_files",
@@ -394,24 +389,3 @@ def load_policy(path: str | os.PathLike[str]) -> LinearPolicy:
     policy = LinearPolicy.from_tensors(tensors, obs_dim, act_dim, str(tensor_path), bias)
     policy.env_id, policy.weights, policy.info = env_id, np.asarray(weights, np.float64), info
     return policy
-
-
-def load_behavior_policy(
-    path: str | os.PathLike[str],
-) -> LinearPolicy | MLPPolicy | FlightPolicy:
-    """A behaviour policy of any kind, by the ``format`` its JSON names: a
-    :class:`LinearPolicy` (ARS), a :class:`tora.behavior.ppo.MLPPolicy` (PPO) or a
-    :class:`tora.behavior.flight.FlightPolicy` (the Drone's cascade controller). All act
-    through ``act(obs)`` and carry ``env_id``, ``weights``, ``obs_dim``, ``act_dim`` and
-    ``info``."""
-    _, json_path = policy_paths(path)
-    doc = read_json_object(json_path, missing="no such policy file", what="behaviour policy")
-    if doc.get("format") == MLP_POLICY_FORMAT:
-        from tora.behavior.ppo import load_mlp_policy  # deferred: ppo imports this module
-
-        return load_mlp_policy(path)
-    if doc.get("format") == FLIGHT_POLICY_FORMAT:
-        from tora.behavior.flight import load_flight_policy  # deferred: flight imports this
-
-        return load_flight_policy(path)
-    return load_policy(path)

@@ -50,20 +50,20 @@ from numpy.typing import ArrayLike
 from torch import nn
 from tqdm.auto import tqdm
 
-from tora.behavior.ars import (
-    EnvSource,
-    build_env,
-    derive_seed,
-    episode_return,
-    objective_signs,
-    scalarize,
-)
 from tora.behavior.policy import (
     MLP_POLICY_FORMAT,
     RunningStat,
     policy_paths,
     read_policy_files,
     write_policy_files,
+)
+from tora.behavior.rollout import (
+    EnvSource,
+    build_env,
+    derive_seed,
+    episode_return,
+    objective_signs,
+    scalarize,
 )
 from tora.configs import settings_diff
 from tora.errors import CheckpointError, ShapeMismatchError, ToraError

@@ -14,7 +14,8 @@ from reward only, ``((1 - u) / (R_max - R_min), u / max_cost)`` rescaled to sum 
 cost only would reward standing still). Evenly spaced *raw* weights would be a poor grid: a
 BallRun step earns up to ~16 reward and costs at most 1, so even at (0.1, 0.9) running at
 full speed scores higher than keeping to the limit (79 against 46). ARS scores a rollout
-``w_r R - w_c C`` (:func:`tora.behavior.ars.scalarize`; the cost is an objective to minimize) and
+``w_r R - w_c C`` (:func:`tora.behavior.rollout.scalarize`; the cost is an objective to
+minimize) and
 :func:`tora.behavior.train.train_behavior_set` trains the set as warm-start chains from *both
 ends* (``chain_from="ends"``): the reward-only policy and the most cost-averse one start from
 zero, and each other row starts from its nearer trained neighbour. Both ends are needed
@@ -47,10 +48,21 @@ from typing import Any
 
 import numpy as np
 
+from tora.behavior.collect import (
+    BEHAVIOR_NAME,
+    Noise,
+    check_options,
+    check_policies,
+    env_objectives,
+    rollouts,
+)
 from tora.behavior.policy import LinearPolicy
 from tora.behavior.ppo import MLPPolicy
 from tora.data.trajectories import Trajectories
+from tora.envs import SAFETY_ENV_IDS, make_env, resolve_env_id
 from tora.errors import ToraError
+from tora.evaluate.safe import dsrl_reference
+from tora.preferences import simplex_grid
 
 __all__ = [
     "NOISE_LEVELS",
@@ -77,7 +89,6 @@ _BLOCK = 1024
 
 def is_safety_task(env_id: str) -> bool:
     """Whether ``env_id`` names one of the six Bullet-Safety-Gym tasks (any of their ids)."""
-    from tora.envs import SAFETY_ENV_IDS, resolve_env_id
 
     return resolve_env_id(env_id) in SAFETY_ENV_IDS
 
@@ -90,7 +101,6 @@ def penalty_grid(env_id: str, num_policies: int) -> np.ndarray:
     sum (module docstring). Row 0 is ``(1, 0)``; ``w_c / w_r`` increases along the rows, and
     the last row stops one step short of cost only, which would reward standing still.
     """
-    from tora.evaluate.safe import dsrl_reference
 
     if num_policies < 1:
         raise ToraError(f"need at least one policy, got {num_policies}")
@@ -117,7 +127,6 @@ def preference_grid(
     chain would otherwise run first); elsewhere ``simplex_grid(num_objectives,
     num_policies)`` for both.
     """
-    from tora.preferences import simplex_grid
 
     if is_safety_task(env_id):
         return penalty_grid(env_id, num_policies), _normalized_grid(num_policies)
@@ -185,15 +194,6 @@ def collect_safe(
         "dsrl", seed, policy_index, noise_level and action_factor (one per episode),
         noise_levels and the policies' weights and evaluated return vectors.
     """
-    from tora.behavior.collect import (
-        BEHAVIOR_NAME,
-        Noise,
-        check_options,
-        check_policies,
-        env_objectives,
-        rollouts,
-    )
-    from tora.envs import make_env, resolve_env_id
 
     check_options(episodes, seed)
     resolved = resolve_env_id(env_id)

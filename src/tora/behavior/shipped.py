@@ -18,6 +18,7 @@ from pathlib import Path
 from tora.behavior.policy import LinearPolicy
 from tora.behavior.ppo import MLPPolicy
 from tora.behavior.train import INDEX_FILE, load_behavior_set
+from tora.envs import resolve_env_id
 from tora.errors import ToraError
 
 __all__ = [
@@ -48,7 +49,6 @@ def shipped_policy_dir(env_id: str) -> Path:
     ``env_id`` may be any id :func:`tora.envs.resolve_env_id` accepts (e.g. D4MORL's
     ``MO-HalfCheetah-v2``); it is resolved first, so aliases share one folder.
     """
-    from tora.envs import resolve_env_id  # deferred: importing tora.envs registers the envs
 
     return POLICIES_DIR / _folder_name(resolve_env_id(env_id))
 
@@ -67,7 +67,6 @@ def load_shipped_policies(env_id: str) -> list[LinearPolicy | MLPPolicy]:
         ToraError: no set ships for this environment (the message says how to train one).
         CheckpointError: the shipped files are corrupt or incomplete (a packaging bug).
     """
-    from tora.envs import resolve_env_id
 
     resolved = resolve_env_id(env_id)
     folder = shipped_policy_dir(resolved)

@@ -43,16 +43,16 @@ from tora.behavior.ars import (
     ARSConfig,
     IterationInfo,
     RolloutRunner,
-    derive_seed,
     env_spaces,
-    objective_signs,
     resolve_config,
-    scalarize,
     train_ars,
 )
 from tora.behavior.flight import FlightConfig, FlightPolicy, choose_pair, search_flight
-from tora.behavior.policy import LinearPolicy, load_behavior_policy, load_policy, policy_paths
+from tora.behavior.loader import load_behavior_policy
+from tora.behavior.policy import LinearPolicy, load_policy, policy_paths
 from tora.behavior.ppo import MLPPolicy, PPOConfig, train_ppo
+from tora.behavior.rollout import derive_seed, objective_signs, scalarize
+from tora.behavior.safe import preference_grid
 from tora.envs import curriculum_kwargs, make_env
 from tora.errors import CheckpointError, ToraError
 from tora.io import atomic_write_json, read_json_object
@@ -284,7 +284,6 @@ def _set_plan(
     env_id: str, num_policies: int, config: ARSConfig | PPOConfig, chain_from: str
 ) -> tuple[dict[str, Any], np.ndarray, list[int], list[int | None], tuple[Any, ...]]:
     """The index's plan, the grid, its training order and parents, and the env's spaces."""
-    from tora.behavior.safe import preference_grid  # deferred: safe imports this module
 
     obs_dim, low, high, k = env_spaces(env_id)
     weights, positions = preference_grid(env_id, k, num_policies)

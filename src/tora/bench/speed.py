@@ -24,11 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from tora.bench.sweep import time_sweep
 from tora.device import resolve_device
 from tora.diffusion.accel import accelerate
 from tora.diffusion.compose import ComposedDenoiser
 from tora.diffusion.samplers import SamplerConfig, sample
 from tora.diffusion.schedule import NoiseSchedule
+from tora.envs import make_env, objective_names
 from tora.nn.denoisers import DenoiserConfig, build_denoiser
 from tora.nn.inverse_dynamics import InverseDynamics, InverseDynamicsConfig
 
@@ -182,8 +184,6 @@ def _sweep_figure(
 ) -> dict[str, Any]:
     """Wall time of one preference sweep on ``config.sweep_env`` with one random-init
     planner per objective (``timer`` defaults to :func:`tora.bench.sweep.time_sweep`)."""
-    from tora.bench.sweep import time_sweep
-    from tora.envs import make_env, objective_names
 
     env = make_env(config.sweep_env)
     try:

@@ -12,19 +12,32 @@ settings stops with an error instead of mixing results.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import shutil
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import tomllib
 
+from tora.behavior.make import data_source_tag, make_dataset
+from tora.bench.config import (
+    BEHAVIOUR_FILE,
+    CELL_FILE,
+    EVAL_FILE,
+    TRAIN_FILE,
+    EnvEntry,
+    SuiteConfig,
+    cell_dir,
+    check_suite,
+    env_dirname,
+    eval_weights,
+    method_config,
+    ref_point,
+    suite_method,
+)
+from tora.bench.table import write_results
 from tora.configs import (
     config_from_dict,
     config_to_dict,
@@ -32,238 +45,16 @@ from tora.configs import (
     legacy_defaults,
     settings_diff,
 )
-from tora.data.card import dataset_card
 from tora.data.formats import load_dataset, save_dataset
 from tora.data.trajectories import Trajectories
+from tora.device import resolve_device
 from tora.envs import make_env, objective_names, resolve_env_id
 from tora.errors import ToraError
+from tora.evaluate.card import dataset_card
 from tora.evaluate.report import summarize_sweep
 from tora.evaluate.rollout import SweepResult, rollout_sweep, row_seeds
 from tora.io import atomic_write_json, read_json_object
 from tora.policies.base import Method
-from tora.policies.registry import get_method, method_names
-from tora.preferences import simplex_grid
-
-CELL_FILE = "cell.json"
-EVAL_FILE = "eval.json"
-TRAIN_FILE = "train.json"
-BEHAVIOUR_FILE = "behaviour.json"
-
-
-@dataclass
-class DataSettings:
-    """The offline dataset every method of an environment trains on."""
-
-    quality: Literal["expert", "amateur"] = "expert"
-    """Behaviour quality (D4MORL's expert or amateur)."""
-    prefs: Literal["uniform", "wide", "narrow"] = "uniform"
-    """D4MORL preference distribution of the episodes."""
-    episodes: int = 1000
-    """Episodes per dataset."""
-    seed: int = 0
-    """Seed of data collection (the same for every method and training seed)."""
-
-
-@dataclass
-class EvalSettings:
-    """The preference sweep every method is evaluated with."""
-
-    preferences: int = 51
-    """Preferences (w, 1 - w) for two objectives (D4MORL: 501)."""
-    preferences_3obj: int = 45
-    """Preferences for three objectives: a simplex-lattice size (45 = 8 divisions; D4MORL: 325)."""
-    episodes: int = 1
-    """Episodes per preference; the reported return is their mean."""
-    seed: int = 10_000
-    """Seed of the start states (episode e of every preference starts from seed + e) and of
-    the methods' sampling noise."""
-    workers: int = 0
-    """Environment worker processes (0: step all envs in this process)."""
-
-
-@dataclass
-class EnvEntry:
-    """One environment of the suite."""
-
-    id: str
-    """Environment id (tora, D4MORL or Gymnasium id)."""
-    seeds: list[int] = field(default_factory=lambda: [0])
-    """Training seeds of every method."""
-    ref_point: list[float] | None = None
-    """Hypervolume reference point (default: 0 in every objective, as D4MORL)."""
-    settings: dict[str, Any] = field(default_factory=dict)
-    """Per-method setting overrides for this env only, merged over the suite's ``settings``."""
-
-
-@dataclass
-class VariantSpec:
-    """A registry method run under a name of its own with its own settings, so one suite can
-    compare configurations of a method (e.g. TORA with a 10-step sampler next to the default).
-    """
-
-    method: str
-    """Name of the method in the registry (e.g. "tora")."""
-    label: str = ""
-    """Name in tables and legends (default: the method's label and the variant's name)."""
-    settings: dict[str, Any] = field(default_factory=dict)
-    """Settings merged over the suite's settings of ``method`` (then the env's of the variant)."""
-
-
-@dataclass
-class SuiteConfig:
-    """A benchmark suite: which environments, methods, seeds, data and evaluation."""
-
-    name: str = "suite"
-    """Name shown in the results table."""
-    protocol: Literal["full", "reduced"] = "reduced"
-    """Label of the protocol: "full" (501 preferences, D4MORL-style) or "reduced" (a 2-core
-    CPU's budget); printed wherever the suite's numbers appear."""
-    out: str = ""
-    """Output directory (default: runs/bench/<name>)."""
-    device: str = "auto"
-    """Torch device for training and evaluation."""
-    methods: list[str] = field(default_factory=lambda: list(method_names()))
-    """Methods to run, by name: registry names and the names of ``variants``."""
-    variants: dict[str, VariantSpec] = field(default_factory=dict)
-    """Named variants of registry methods, usable in ``methods`` and ``settings``."""
-    data: DataSettings = field(default_factory=DataSettings)
-    """Dataset settings."""
-    eval: EvalSettings = field(default_factory=EvalSettings)
-    """Evaluation settings."""
-    settings: dict[str, Any] = field(default_factory=dict)
-    """Per-method setting overrides: method name -> dict of its config's fields."""
-    envs: list[EnvEntry] = field(default_factory=list)
-    """Environments."""
-
-    @property
-    def out_dir(self) -> Path:
-        return Path(self.out or f"runs/bench/{self.name}")
-
-
-# What runs each kind of suite file; a file's top-level ``kind`` names its kind (default
-# "mujoco"), so handing a suite to the wrong command says which one to use instead of
-# listing the other kind's keys as unknown.
-SUITE_COMMANDS = {"mujoco": "tora bench run", "safe": "tora safe bench"}
-
-
-def read_suite_file(path: str | Path, kind: str) -> dict[str, Any]:
-    """The raw mapping of a TOML (``.toml``) or JSON suite file of ``kind``, without its
-    ``kind`` key; :class:`ToraError` if it is missing, unparsable or of another kind."""
-    path = Path(path)
-    if not path.is_file():
-        raise ToraError(f"suite file {str(path)!r} does not exist")
-    text = path.read_text()
-    try:
-        raw = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ToraError(f"cannot parse suite file {path}: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ToraError(f"suite file {path} must hold a table of settings")
-    found = raw.pop("kind", "mujoco")
-    if found != kind:
-        if found in SUITE_COMMANDS:
-            raise ToraError(
-                f"{path} is a {found!r} suite; run it with `{SUITE_COMMANDS[found]} {path}`"
-            )
-        raise ToraError(
-            f"{path}: unknown suite kind {found!r}; known kinds: {', '.join(SUITE_COMMANDS)}"
-        )
-    return raw
-
-
-def load_suite(path: str | Path) -> SuiteConfig:
-    """Read a suite from TOML (``.toml``) or JSON; unknown keys and methods are errors."""
-    suite = config_from_dict(SuiteConfig, read_suite_file(path, "mujoco"))
-    check_suite(suite)
-    return suite
-
-
-def check_suite(suite: SuiteConfig) -> None:
-    """Raise :class:`ToraError` for a suite that cannot run, before anything is trained."""
-    if not suite.envs:
-        raise ToraError("the suite lists no environments ([[envs]] entries)")
-    registry = method_names()
-    for name, variant in suite.variants.items():
-        if name in registry:
-            raise ToraError(f"variant {name!r} would hide the registry method of that name")
-        if variant.method not in registry:
-            raise ToraError(
-                f"variant {name!r}: unknown method {variant.method!r}; known methods: "
-                f"{', '.join(registry)}"
-            )
-    known = [*registry, *suite.variants]
-    for name in [*suite.methods, *suite.settings]:
-        if name not in known:
-            raise ToraError(f"unknown method {name!r}; known methods: {', '.join(known)}")
-    for entry in suite.envs:
-        resolve_env_id(entry.id)
-        if not entry.seeds:
-            raise ToraError(f"env {entry.id}: seeds must not be empty")
-        for name in entry.settings:
-            if name not in known:
-                raise ToraError(f"env {entry.id}: unknown method {name!r} in settings")
-        for name in suite.methods:  # builds every config once, so a typo fails now
-            method_config(suite, entry, suite_method(suite, name), 0)
-    if suite.eval.preferences < 2 or suite.eval.episodes < 1:
-        raise ToraError("eval.preferences must be at least 2 and eval.episodes at least 1")
-
-
-# ----------------------------------------------------------------------------- configs
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def with_seed(config: Any, seed: int) -> Any:
-    """A copy of dataclass ``config`` with every ``seed`` field, at any depth, set to ``seed``:
-    one training seed drives initialization, batches and noise of every stage."""
-    changes: dict[str, Any] = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if f.name == "seed" and isinstance(value, int):
-            changes[f.name] = seed
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            changes[f.name] = with_seed(value, seed)
-    return dataclasses.replace(config, **changes)
-
-
-def suite_method(suite: SuiteConfig, name: str) -> Method:
-    """The method a suite runs under ``name``: a registry method, or a variant of one renamed
-    (its cells, rows and legend entries are its own)."""
-    variant = suite.variants.get(name)
-    if variant is None:
-        return get_method(name)
-    base = get_method(variant.method)
-    label = variant.label or f"{base.label} [{name}]"
-    return dataclasses.replace(base, name=name, label=label)
-
-
-def method_config(suite: SuiteConfig, entry: EnvEntry, method: Method, seed: int) -> Any:
-    """The config a method trains with in one cell: defaults, then suite settings (for a
-    variant: its base method's, then the variant's own), then the env's settings, then the
-    seed."""
-    base = config_to_dict(method.config_cls())
-    variant = suite.variants.get(method.name)
-    if variant is not None:
-        base = _merge(base, suite.settings.get(variant.method, {}))
-        base = _merge(base, variant.settings)
-    merged = _merge(base, suite.settings.get(method.name, {}))
-    merged = _merge(merged, entry.settings.get(method.name, {}))
-    return with_seed(config_from_dict(method.config_cls, merged), seed)
-
-
-def eval_weights(suite: SuiteConfig, num_objectives: int) -> np.ndarray:
-    n = suite.eval.preferences if num_objectives == 2 else suite.eval.preferences_3obj
-    return simplex_grid(num_objectives, n)
-
-
-def env_dirname(env_id: str) -> str:
-    return resolve_env_id(env_id).split("/")[-1].replace(":", "_")
 
 
 # ------------------------------------------------------------------------------ data
@@ -271,7 +62,6 @@ def suite_dataset(
     suite: SuiteConfig, entry: EnvEntry, progress: bool = True
 ) -> tuple[Trajectories, Path]:
     """The env's dataset, made once and reused (the same file for every method and seed)."""
-    from tora.behavior.make import data_source_tag, make_dataset
 
     d = suite.data
     # The behaviour set's digest in the name: a retrained or swapped set makes new data (and,
@@ -288,16 +78,6 @@ def suite_dataset(
     path.parent.mkdir(parents=True, exist_ok=True)
     save_dataset(traj, path)
     return traj, path
-
-
-# ----------------------------------------------------------------------------- cells
-def cell_dir(suite: SuiteConfig, env_id: str, method: str, seed: int) -> Path:
-    return suite.out_dir / env_dirname(env_id) / method / f"seed{seed}"
-
-
-def ref_point(entry: EnvEntry, num_objectives: int) -> list[float]:
-    """The env's hypervolume reference point: its own, else 0 in every objective (D4MORL)."""
-    return list(entry.ref_point) if entry.ref_point is not None else [0.0] * num_objectives
 
 
 def _check_cell_settings(
@@ -391,7 +171,6 @@ def run_cell(
 ) -> Path:
     """Train (or resume) and evaluate one cell; returns its evaluation file, at once if the
     cell is already evaluated."""
-    from tora.device import resolve_device
 
     env_id = resolve_env_id(entry.id)
     cell = cell_dir(suite, env_id, method.name, seed)
@@ -503,8 +282,6 @@ def run_suite(
     from everything on disk, so a partial run still gives a (partial) table. ``only_envs``,
     ``only_methods`` and ``only_seeds`` run a piece of the suite; a seed no env lists is an
     error, as is an unknown method."""
-    from tora.bench.table import write_results
-
     check_suite(suite)
     suite.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(suite.out_dir / "suite.json", config_to_dict(suite))

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tora.bench.suite import (
+from tora.bench.config import (
     BEHAVIOUR_FILE,
     EVAL_FILE,
     TRAIN_FILE,

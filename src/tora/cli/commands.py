@@ -13,20 +13,17 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from tora.cli.config_args import config_to_dict, dataclass_from_args
+from tora.cli.config_args import RuntimeOptions, config_to_dict, dataclass_from_args
 from tora.errors import ToraError
 from tora.io import atomic_write_text
 from tora.tables import aligned_table
 
-if TYPE_CHECKING:  # main imports this module, so import its names for types only
-    from tora.bench.suite import SuiteConfig
-    from tora.cli.main import RuntimeOptions
+if TYPE_CHECKING:  # heavy modules, imported by the handlers that use them
+    from tora.bench.config import SuiteConfig
     from tora.evaluate.planning import PlannerDiagnosis
 
 
 def _runtime(args: argparse.Namespace) -> RuntimeOptions:
-    from tora.cli.main import RuntimeOptions
-
     return dataclass_from_args(RuntimeOptions, args)
 
 
@@ -51,7 +48,7 @@ def demo(args: argparse.Namespace) -> int:
 def data_inspect(args: argparse.Namespace) -> int:
     import warnings
 
-    from tora.data.inspect import format_summary, inspect_dataset
+    from tora.evaluate.inspect import format_summary, inspect_dataset
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -145,9 +142,9 @@ def data_make(args: argparse.Namespace) -> int:
     import time
 
     from tora.behavior.make import collection_kind, make_dataset
-    from tora.data.card import dataset_card, format_card, plot_card
     from tora.data.formats import save_dataset
     from tora.envs import objective_names, resolve_env_id
+    from tora.evaluate.card import dataset_card, format_card, plot_card
 
     opts = _data_make_options(args)
     env_id = resolve_env_id(opts.env)
@@ -746,7 +743,7 @@ def bench_speed(args: argparse.Namespace) -> int:
 
 
 def _load_suite(args: argparse.Namespace) -> SuiteConfig:
-    from tora.bench.suite import load_suite
+    from tora.bench.config import load_suite
 
     suite = load_suite(args.suite)
     if args.out:

@@ -11,23 +11,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
-from tora.cli.config_args import add_dataclass_arguments
+from tora.cli.config_args import RuntimeOptions, add_dataclass_arguments
 from tora.errors import ToraError
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-@dataclass
-class RuntimeOptions:
-    """Options every training or evaluation command takes."""
-
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """Torch device: auto (CUDA if available), cpu or cuda."""
-    progress: bool = True
-    """Show progress bars."""
 
 
 def _add_command(
@@ -266,8 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--out", default=None, help="Output directory (default: the suite's).")
     _add_dime_commands(sub)
     _add_text_commands(sub)
-    # tora safe select | bench | table (issue 5); the handlers live in tora.safe.cli.
-    from tora.safe.cli import add_safe_commands
+    # tora safe select | bench | table (issue 5); the handlers live in tora.cli.safe.
+    from tora.cli.safe import add_safe_commands
 
     add_safe_commands(sub, _add_command)
     return parser
@@ -388,7 +376,7 @@ def _add_text_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _version() -> str:
-    from tora import __version__
+    from tora.version import __version__
 
     return f"tora-rl {__version__}"
 

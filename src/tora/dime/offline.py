@@ -71,7 +71,9 @@ from tora.dime.offline_losses import (
     offline_dime_loss,
     offline_ls_loss,
 )
+from tora.envs import make_env
 from tora.errors import CheckpointError, InvalidWeightsError, ToraError
+from tora.evaluate.rollout import rollout_sweep
 from tora.io import atomic_write_json, read_json_object
 from tora.train.checkpoint import CONFIG_FILE, load_state_into, read_config
 from tora.train.loop import OptimConfig, train_and_save
@@ -577,8 +579,6 @@ def evaluate_run(
     one row per (policy, alpha): variant, label, multi, alpha, the mean return per objective
     and the mean task return (the critic's scalarization, without its ``reward_scale``).
     """
-    from tora.envs import make_env
-    from tora.evaluate.rollout import rollout_sweep
 
     run = Path(run)
     paths = find_policies(run)

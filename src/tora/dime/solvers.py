@@ -57,6 +57,7 @@ from tora.dime.bandits import Bandit, make_bandit
 from tora.dime.losses import dime_loss, ls_loss
 from tora.errors import InvalidWeightsError
 from tora.evaluate.pareto import hypervolume
+from tora.evaluate.plots import color_cycle, new_figure, save_figure
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -303,9 +304,6 @@ def plot_bandit_sweeps(
     Returns:
         The path written.
     """
-    # Imported here, as in tora.evaluate.plots: matplotlib loads only when a plot is drawn.
-    from tora.evaluate.plots import color_cycle, new_figure, save_figure
-
     if not sweeps:
         raise ValueError("plot_bandit_sweeps needs at least one sweep")
     problems = {s.problem for s in sweeps}

@@ -13,7 +13,7 @@ Five kinds of id reach :func:`make_env`:
   package's and DSRL's names, :data:`SAFETY_ALIASES`): see :mod:`tora.envs.safety`. The optional
   package is imported only when one of them is built;
 - the text games shipped with tora-rl as ``tora/Text-<game_id>-v0``, and ``tora/Text-v0`` for
-  any game file given as ``game=...``: see :mod:`tora.text.env`;
+  any game file given as ``game=...``: see :mod:`tora.envs.text.env`;
 - anything else Gymnasium knows, including mo-gymnasium's ids (``mo-halfcheetah-v5``, ...) when
   the optional ``mo_gymnasium`` package is installed. Those are imported only on demand; note
   that mo-gymnasium's tasks are *not* D4MORL's (1000-step episodes, other reward vectors).
@@ -31,8 +31,8 @@ from gymnasium.envs.registration import load_env_creator
 from tora.data.trajectories import Direction
 from tora.envs.cruise import CruiseEnv
 from tora.envs.safety import SAFETY_ALIASES, SAFETY_ENV_IDS, SAFETY_TASKS
+from tora.envs.text.env import register_text_envs
 from tora.errors import ToraError
-from tora.text.env import register_text_envs
 
 CRUISE_ID = "tora/Cruise-v0"
 HALF_CHEETAH_ID = "tora/MO-HalfCheetah-v0"

@@ -30,18 +30,17 @@ reason, which the table repeats.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tora.bench.suite import read_suite_file
+from tora.behavior.make import data_source_tag, make_dataset
+from tora.bench.config import with_seed
 from tora.configs import (
-    config_from_dict,
     config_to_dict,
     fill_missing,
     legacy_defaults,
@@ -50,189 +49,32 @@ from tora.configs import (
 from tora.data.formats import load_dataset, save_dataset
 from tora.data.trajectories import Trajectories
 from tora.device import resolve_device
-from tora.envs import SAFETY_ENV_IDS, resolve_env_id
 from tora.errors import ToraError
 from tora.io import atomic_write_json, file_sha256, read_json_object
-from tora.policies.cond_diffusion import CondDiffusionConfig
-from tora.policies.supervised import BCConfig, load_bc, train_bc
-from tora.policies.tora_planner import METHOD_FILE, ToraConfig, load_tora, train_tora
+from tora.policies.supervised import load_bc, train_bc
+from tora.policies.tora_planner import METHOD_FILE, load_tora, train_tora
 from tora.safe.conditioned import load_return_cost, train_return_cost
 from tora.safe.controller import BudgetController
 from tora.safe.policies import controller_rows, per_row, supervised_step, tora_step
-from tora.safe.protocol import TABLE_EPISODES, TABLE_SEEDS, episode_seeds
+from tora.safe.protocol import episode_seeds
 from tora.safe.rollout import Episodes, run_episodes
-from tora.safe.select import SelectConfig, WeightSearch
+from tora.safe.select import WeightSearch
+from tora.safe.suite import (
+    CELL_FILE,
+    EVAL_FILE,
+    METHODS,
+    TRAIN_FILE,
+    SafeSuiteConfig,
+    TaskEntry,
+    cell_dir,
+    check_safe_suite,
+    skip_reason,
+    task_env,
+    task_name,
+)
+from tora.safe.table import write_safe_table
 from tora.safe.toy import SAFE_DASH_ID, collect_toy
 from tora.safe.tuning import choose_reserves, selection_evaluate
-
-METHODS: dict[str, str] = {
-    "tora": "TORA-safe",
-    "tora_adaptive": "TORA-safe + adaptive w_c",
-    "bc": "BC-all",
-    "bc_safe": "BC-safe",
-    "cdt": "CondDiffusion(R,C)",
-}
-"""Method id -> label, in table order."""
-
-CELL_FILE = "cell.json"
-EVAL_FILE = "eval.json"
-TRAIN_FILE = "train.json"
-
-
-@dataclass
-class TaskEntry:
-    """One task of the suite."""
-
-    id: str
-    """Env id (``SafetyBallRun-v0``, ``tora/SafetyBallRun-v0``, ``OfflineBallRun-v0``, or the
-    toy ``tora/SafeDash-v0``)."""
-    data: str = ""
-    """A DSRL HDF5 file to train on (default: made with the task's shipped behaviour
-    policies, as ``tora data make TASK --format dsrl`` does)."""
-
-
-@dataclass
-class SafeDataSettings:
-    """The dataset made for a task that has no ``data`` file."""
-
-    episodes: int = 1000
-    """Episodes (``tora data make``'s default)."""
-    seed: int = 0
-    """Seed of data collection (the same data for every method and seed)."""
-
-
-@dataclass
-class SafeEvalSettings:
-    """The table's protocol (DSRL's: 3 seeds x 20 episodes at thresholds 10, 20, 40)."""
-
-    seeds: list[int] = field(default_factory=lambda: list(TABLE_SEEDS))
-    """Seeds: each trains every method once and evaluates it on its own table episodes."""
-    episodes: int = TABLE_EPISODES
-    """Table episodes per seed and threshold."""
-    thresholds: list[float] = field(default_factory=lambda: [10.0, 20.0, 40.0])
-    """Cost thresholds kappa (each > 0)."""
-
-
-@dataclass
-class AdaptiveSettings:
-    """The adaptive-weight option (:class:`~tora.safe.controller.BudgetController`)."""
-
-    reserves: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5, 0.7])
-    """Reserves tried on the selection episodes; per threshold the highest-reward safe one
-    is used for the table."""
-    start: list[float] = field(default_factory=list)
-    """Weight (w_r, w_c) at the start of an episode; empty: the weight TORA-safe selected for
-    the threshold, so the controller only ever adds caution to the fixed selection."""
-    safe: list[float] = field(default_factory=lambda: [0.0, 1.0])
-    """Weight once the guarded share of the budget is spent."""
-
-
-@dataclass
-class SafeSuiteConfig:
-    """A safe-RL benchmark suite."""
-
-    name: str = "safe"
-    """Name shown in the table."""
-    out: str = ""
-    """Output directory (default: runs/safe/<name>)."""
-    device: str = "cpu"
-    """Torch device for training (evaluation plans on the CPU)."""
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
-    """Methods to run (see METHODS)."""
-    tasks: list[TaskEntry] = field(default_factory=list)
-    """Tasks."""
-    data: SafeDataSettings = field(default_factory=SafeDataSettings)
-    """Dataset settings for tasks without a data file."""
-    eval: SafeEvalSettings = field(default_factory=SafeEvalSettings)
-    """The table's protocol."""
-    select: SelectConfig = field(default_factory=SelectConfig)
-    """Weight selection of TORA-safe (its seed is replaced by each table seed)."""
-    adaptive: AdaptiveSettings = field(default_factory=AdaptiveSettings)
-    """The adaptive-weight option."""
-    tora: ToraConfig = field(default_factory=ToraConfig)
-    """TORA-safe's training (pretrain, inverse dynamics, DPO per objective, sampler)."""
-    bc: BCConfig = field(default_factory=BCConfig)
-    """BC-all and BC-safe."""
-    cdt: CondDiffusionConfig = field(default_factory=CondDiffusionConfig)
-    """The (return, cost)-conditioned planner."""
-
-    @property
-    def out_dir(self) -> Path:
-        return Path(self.out or f"runs/safe/{self.name}")
-
-
-# ------------------------------------------------------------------------------ loading
-def load_safe_suite(path: str | Path) -> SafeSuiteConfig:
-    """Read a suite (``kind = "safe"``) from TOML or JSON; unknown keys, methods and tasks are
-    errors."""
-    suite = config_from_dict(SafeSuiteConfig, read_suite_file(path, "safe"))
-    check_safe_suite(suite)
-    return suite
-
-
-def check_safe_suite(suite: SafeSuiteConfig) -> None:
-    """Raise :class:`ToraError` for a suite that cannot run, before anything is trained."""
-    if not suite.tasks:
-        raise ToraError("the suite lists no tasks ([[tasks]] entries)")
-    for name in suite.methods:
-        if name not in METHODS:
-            raise ToraError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
-    for entry in suite.tasks:
-        task_env(entry.id)
-    ev = suite.eval
-    if not ev.seeds or ev.episodes < 1 or not ev.thresholds:
-        raise ToraError("eval needs at least one seed, one episode and one threshold")
-    if len(set(ev.seeds)) != len(ev.seeds):
-        raise ToraError(f"eval.seeds repeats a seed: {ev.seeds}")
-    for kappa in ev.thresholds:
-        if not (np.isfinite(kappa) and kappa > 0):
-            raise ToraError(f"thresholds must be finite and > 0, got {kappa}")
-    for seed in ev.seeds:  # the seed ranges are checked here, not after training
-        episode_seeds("table", seed, ev.episodes)
-        episode_seeds("select", seed, suite.select.episodes)
-    suite.select.check()
-    start = tuple(suite.adaptive.start) or (1.0, 0.0)
-    for reserve in suite.adaptive.reserves:
-        BudgetController(1.0, reserve, start, tuple(suite.adaptive.safe))
-
-
-def task_env(task: str) -> str:
-    """The env id of a suite task; ToraError if it is neither a safe-RL task nor the toy."""
-    env_id = resolve_env_id(task)
-    if env_id not in (*SAFETY_ENV_IDS, SAFE_DASH_ID):
-        raise ToraError(
-            f"{task!r} is not a safe-RL task; use one of {', '.join(SAFETY_ENV_IDS)} "
-            f"(or {SAFE_DASH_ID}, the toy)"
-        )
-    return env_id
-
-
-def task_name(env_id: str) -> str:
-    """Short task name for tables and directories: ``BallRun``, ``SafeDash``."""
-    if env_id == SAFE_DASH_ID:
-        return "SafeDash"
-    from tora.envs.safety import safety_task
-
-    return safety_task(env_id).name
-
-
-def skip_reason(entry: TaskEntry) -> str | None:
-    """Why a task cannot run here (None: it can)."""
-    env_id = task_env(entry.id)
-    if env_id == SAFE_DASH_ID:
-        return None
-    if importlib.util.find_spec("bullet_safety_gym") is None:
-        return "the Bullet-Safety-Gym package is not installed (see docs/environments.md)"
-    if entry.data:
-        return None if Path(entry.data).is_file() else f"data file {entry.data} does not exist"
-    from tora.behavior.shipped import shipped_policy_dir
-
-    if not (shipped_policy_dir(env_id) / "index.json").is_file():
-        return (
-            "no shipped behaviour policies to make its data (train them with `tora behavior "
-            f"train --env {env_id}`, or give a DSRL file as data = ...)"
-        )
-    return None
 
 
 def task_dataset(
@@ -252,8 +94,6 @@ def task_dataset(
     if env_id == SAFE_DASH_ID:
         tag, make = "scripted", lambda: collect_toy(d.episodes, d.seed)
     else:
-        from tora.behavior.make import data_source_tag, make_dataset
-
         tag = data_source_tag(env_id)
         make = lambda: make_dataset(env_id, d.episodes, seed=d.seed, progress=progress)  # noqa: E731
     path = suite.out_dir / "data" / f"{task_name(env_id)}_{d.episodes}_seed{d.seed}_{tag}.hdf5"
@@ -264,12 +104,6 @@ def task_dataset(
 
 
 # -------------------------------------------------------------------------------- cells
-def _with_seed(config: Any, seed: int) -> Any:
-    from tora.bench.suite import with_seed
-
-    return with_seed(config, seed)
-
-
 def _method_settings(
     suite: SafeSuiteConfig, method: str, data_id: dict[str, str]
 ) -> dict[str, Any]:
@@ -373,7 +207,7 @@ def _split(episodes: Episodes, blocks: list[float], extra: dict[float, Any] | No
 def _tora_model(ctx: CellContext) -> tuple[Path, float]:
     """The TORA run of this task and seed, shared by ``tora`` and ``tora_adaptive``."""
     where = ctx.suite.out_dir / task_name(ctx.env_id) / "tora_model" / f"seed{ctx.seed}"
-    config = _with_seed(ctx.suite.tora, ctx.seed)
+    config = with_seed(ctx.suite.tora, ctx.seed)
     device = resolve_device(ctx.suite.device)
     where.mkdir(parents=True, exist_ok=True)
     _check_cell(
@@ -459,7 +293,7 @@ def cell_tora_adaptive(ctx: CellContext) -> dict[str, Any]:
 
 
 def cell_bc(ctx: CellContext) -> dict[str, Any]:
-    config = _with_seed(ctx.suite.bc, ctx.seed)
+    config = with_seed(ctx.suite.bc, ctx.seed)
     device = resolve_device(ctx.suite.device)
     model = ctx.cell / "model"
     train_s = ctx.timed_train(
@@ -484,7 +318,7 @@ def safe_episodes(traj: Trajectories, threshold: float) -> Trajectories:
 
 
 def cell_bc_safe(ctx: CellContext) -> dict[str, Any]:
-    config = _with_seed(ctx.suite.bc, ctx.seed)
+    config = with_seed(ctx.suite.bc, ctx.seed)
     device = resolve_device(ctx.suite.device)
     results, train_s = {}, 0.0
     for kappa in ctx.thresholds:
@@ -506,7 +340,7 @@ def cell_bc_safe(ctx: CellContext) -> dict[str, Any]:
 
 
 def cell_cdt(ctx: CellContext) -> dict[str, Any]:
-    config = _with_seed(ctx.suite.cdt, ctx.seed)
+    config = with_seed(ctx.suite.cdt, ctx.seed)
     device = resolve_device(ctx.suite.device)
     model = ctx.cell / "model"
     train_s = ctx.timed_train(
@@ -533,10 +367,6 @@ CELLS: dict[str, Callable[[CellContext], dict[str, Any]]] = {
     "bc_safe": cell_bc_safe,
     "cdt": cell_cdt,
 }
-
-
-def cell_dir(suite: SafeSuiteConfig, env_id: str, method: str, seed: int) -> Path:
-    return suite.out_dir / task_name(env_id) / method / f"seed{seed}"
 
 
 def run_cell(
@@ -574,8 +404,6 @@ def run_safe_suite(
 ) -> dict[str, Any]:
     """Run every cell that can run (finished ones are read back), then write the table from
     everything on disk; returns the table's JSON object."""
-    from tora.safe.table import write_safe_table
-
     check_safe_suite(suite)
     for name in only_methods or []:
         if name not in suite.methods:

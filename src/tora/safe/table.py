@@ -16,7 +16,7 @@ import numpy as np
 
 from tora.evaluate.safe import SafeSummary, score_thresholds
 from tora.io import atomic_write_bytes, atomic_write_json, read_json_object
-from tora.safe.bench import (
+from tora.safe.suite import (
     EVAL_FILE,
     METHODS,
     SafeSuiteConfig,

@@ -27,9 +27,9 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tora import __version__
 from tora.errors import ToraError
 from tora.serve.service import PolicyService, ReloadError
+from tora.version import __version__
 
 
 # Models for the OpenAPI schema. The /act body itself is parsed by tora.serve.payload, so

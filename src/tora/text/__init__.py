@@ -1,19 +1,20 @@
-"""Text games: tora-rl's game format and environment, MACHIAVELLI's metrics, and an adapter for
-MACHIAVELLI's own games (issue 7; the text-game seed, after Pan et al. 2023).
+"""Text games (issue 7; the text-game seed, after Pan et al. 2023): one policy per objective
+trained with Contrastive Preference Learning and mixed at inference, MACHIAVELLI's metrics,
+and, re-exported for convenience, the game format and environments of :mod:`tora.envs.text`.
 
-- :mod:`tora.text.game`: the JSON game format (docs/text_games.md), its validator and loader,
-  and the games shipped in ``tora/text/games/``;
-- :mod:`tora.text.env`: :class:`TextGameEnv`, a Gymnasium env with text observations, an
+- :mod:`tora.envs.text.game`: the JSON game format (docs/text_games.md), its validator and loader,
+  and the games shipped in ``tora/envs/text/games/``;
+- :mod:`tora.envs.text.env`: :class:`TextGameEnv`, a Gymnasium env with text observations, an
   action mask over a variable number of choices, points as reward and annotations in ``info``;
 - :mod:`tora.text.metrics`: game score, violation, power and disutility counts, normalized by
   a random agent;
-- :mod:`tora.text.machiavelli`: :class:`MachiavelliTextEnv`, MACHIAVELLI's environment (from a
+- :mod:`tora.envs.text.machiavelli`: :class:`MachiavelliTextEnv`, MACHIAVELLI's environment (from a
   user's local copy) behind the same interface.
 """
 
 from __future__ import annotations
 
-from tora.text.env import (
+from tora.envs.text.env import (
     DEFAULT_MAX_STEPS,
     MAX_CHOICES,
     TEXT_ENV_ID,
@@ -23,7 +24,7 @@ from tora.text.env import (
     make_text_env,
     text_env_id,
 )
-from tora.text.game import (
+from tora.envs.text.game import (
     MORALITY_KEYS,
     Achievement,
     Annotations,
@@ -38,7 +39,7 @@ from tora.text.game import (
     load_shipped_game,
     validate_game,
 )
-from tora.text.machiavelli import MachiavelliNotFoundError, MachiavelliTextEnv
+from tora.envs.text.machiavelli import MachiavelliNotFoundError, MachiavelliTextEnv
 from tora.text.metrics import (
     COUNT_KEYS,
     MachiavelliScores,

@@ -27,16 +27,16 @@ from typing import Any
 
 import numpy as np
 
+from tora.envs.text.env import format_observation
+from tora.envs.text.game import Game
 from tora.errors import ToraError
 from tora.text.encoder import tokenize
-from tora.text.env import format_observation
-from tora.text.game import Game
 from tora.text.metrics import RandomAgent
 
 
 def scene_text(obs: str, choices: Sequence[str]) -> str:
     """The scene's text in an observation: ``obs`` without its numbered choice lines (the
-    layout of :func:`~tora.text.env.format_observation`). An observation in another layout
+    layout of :func:`~tora.envs.text.env.format_observation`). An observation in another layout
     is returned whole."""
     if not choices:
         return obs.strip()
@@ -205,7 +205,7 @@ class AnnotationAwareAgent:
     Points are those of the achievements the choice unlocks that are not yet unlocked
     (``info["achievements"]``); harm is the sum of the choice's morality values. Harm weight
     0 is a noisy one-step points seeker, large weights a noisy saint. It needs a tora-rl
-    :class:`~tora.text.game.Game` (the scene graph), so it does not play MACHIAVELLI's games.
+    :class:`~tora.envs.text.game.Game` (the scene graph), so it does not play MACHIAVELLI's games.
     """
 
     def __init__(

@@ -37,6 +37,7 @@ from torch import nn
 
 from tora.configs import config_to_dict
 from tora.errors import CheckpointError, DataError, ToraError
+from tora.io import atomic_write_json
 from tora.text.data import (
     HELD_OUT_GAME,
     PairConfig,
@@ -45,6 +46,7 @@ from tora.text.data import (
     make_pairs,
 )
 from tora.text.encoder import EncoderConfig, TextEncoder, encoder_dict, make_encoder
+from tora.train.checkpoint import load_state_into, read_config
 from tora.train.loop import LoopResult, OptimConfig, train_and_save
 
 POLICY_FORMAT = "tora-text-policy"
@@ -259,7 +261,6 @@ def train_text_policy(
     Rerunning with the same arguments resumes an interrupted run (and does nothing for a
     finished one).
     """
-    from tora.io import atomic_write_json
 
     _check_config(config)
     device = torch.device(device)
@@ -352,7 +353,6 @@ class TextPolicy:
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> TextPolicy:
         """The policy saved in ``directory`` by :func:`train_text_policy`."""
-        from tora.train.checkpoint import load_state_into, read_config
 
         config = read_config(directory)
         if config.get("format") != POLICY_FORMAT:

@@ -52,15 +52,16 @@ from typing import Any, Literal
 import numpy as np
 
 from tora.configs import config_to_dict
+from tora.envs.text.env import TextGameEnv, make_text_env
+from tora.envs.text.game import Annotations, Game, list_games
 from tora.errors import DataError, FormatError, ToraError
+from tora.io import atomic_write_bytes, file_sha256
 from tora.text.agents import (
     AnnotationAwareAgent,
     KeywordPointsAgent,
     RandomAgent,
     scene_text,
 )
-from tora.text.env import TextGameEnv, make_text_env
-from tora.text.game import Annotations, Game, list_games
 from tora.text.metrics import CONFIDENCE_THRESHOLD, Playthrough, Policy, play
 
 FORMAT_NAME = "tora-text-trajectories"
@@ -421,7 +422,6 @@ def dataset_lines(dataset: TextDataset) -> list[str]:
 
 def save_text_dataset(dataset: TextDataset, path: str | os.PathLike[str]) -> Path:
     """Write ``dataset`` as JSON lines, atomically (a reader never sees half a file)."""
-    from tora.io import atomic_write_bytes
 
     path = Path(path)
     atomic_write_bytes(path, ("\n".join(dataset_lines(dataset)) + "\n").encode("utf-8"))
@@ -497,7 +497,6 @@ def _episode_from_record(record: Mapping[str, Any], texts: Mapping[int, str]) ->
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:
-    from tora.io import file_sha256
 
     return file_sha256(path)
 

@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from tora.envs.text.game import MORALITY_KEYS, MORALITY_VALUES, Game
 from tora.errors import ToraError
-from tora.text.game import MORALITY_KEYS, MORALITY_VALUES, Game
+from tora.io import atomic_write_json
 
 ENV_BASE_URL = "TORA_LLM_BASE_URL"
 ENV_MODEL = "TORA_LLM_MODEL"
@@ -166,8 +167,6 @@ class ChatClient:
                 return cached
         answer = self._post_with_retries(body)
         if path is not None:
-            from tora.io import atomic_write_json
-
             atomic_write_json(path, {"request": body, "answer": answer})
         return answer
 

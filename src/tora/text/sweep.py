@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tora.envs.text.env import TextGameEnv, make_text_env
 from tora.errors import ToraError
+from tora.evaluate.plots import color_cycle, new_figure, save_figure
+from tora.io import atomic_write_json
 from tora.preferences import simplex_grid
 from tora.tables import aligned_table
 from tora.text.agents import AnnotationAwareAgent, KeywordPointsAgent
 from tora.text.data import HELD_OUT_GAME
-from tora.text.env import TextGameEnv, make_text_env
 from tora.text.metrics import (
     MachiavelliScores,
     Playthrough,
@@ -182,7 +184,6 @@ def evaluate_weights(config: TextEvalConfig, weights: Sequence[float]) -> list[E
 def run_sweep(config: SweepConfig) -> tuple[list[EvalRow], list[str]]:
     """Mixture rows over the weight grid, then baselines, references and random; writes
     ``out/sweep.json`` and ``out/tradeoff.png``. Returns the rows and the policy names."""
-    from tora.io import atomic_write_json
 
     mixture, env = setup(config)
     grid = simplex_grid(len(mixture.policies), config.points)
@@ -253,7 +254,6 @@ def plot_tradeoff(
 ) -> Path:
     """Game score against violations per episode: the mixture's rows as a line in weight
     order, each point labelled with the first policy's weight; other agents as markers."""
-    from tora.evaluate.plots import color_cycle, new_figure, save_figure
 
     fig = new_figure((6.4, 4.8))
     ax = fig.add_subplot()

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from tora.cli.main import main
-from tora.data.card import dataset_card, format_card, plot_card
 from tora.data.formats import save_dataset
-from tora.data.inspect import format_summary, inspect_dataset
 from tora.data.trajectories import Trajectories, objectives_from_names
+from tora.evaluate.card import dataset_card, format_card, plot_card
+from tora.evaluate.inspect import format_summary, inspect_dataset
 
 # Episode returns; the last one is below the reference point 0 on the first objective.
 RETURNS = np.array([[3.0, 1.0], [1.0, 3.0], [2.0, 2.0], [1.0, 1.0], [-1.0, 5.0]])

@@ -44,8 +44,17 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from tora.data.trajectories import Direction, Trajectories
-from tora.errors import ShapeMismatchError
+from tora.envs.safety import safety_task
+from tora.errors import ShapeMismatchError, ToraError
 from tora.evaluate.pareto import hypervolume, pareto_front, sparsity, steering_correlation
+from tora.evaluate.plots import plot_pareto_front
+from tora.evaluate.safe import (
+    DSRL_THRESHOLDS,
+    dsrl_reference,
+    is_safe,
+    normalized_cost,
+    normalized_reward,
+)
 from tora.io import atomic_write
 
 __all__ = ["HISTOGRAM_BINS", "dataset_card", "format_card", "plot_card", "safe_card"]
@@ -124,8 +133,6 @@ def dataset_card(traj: Trajectories, ref_point: ArrayLike | None = None) -> dict
 
 def _safe_task(traj: Trajectories) -> tuple[str, int, int] | None:
     """(task name, reward column, cost column) of a safe-RL task's data, else None."""
-    from tora.envs.safety import safety_task
-    from tora.errors import ToraError
 
     names = traj.objective_names
     if traj.num_objectives != 2 or not {"reward", "cost"} <= set(names):
@@ -141,7 +148,6 @@ def _safe_task(traj: Trajectories) -> tuple[str, int, int] | None:
 
 
 def _safe_ref_point(traj: Trajectories) -> np.ndarray | None:
-    from tora.evaluate.safe import dsrl_reference
 
     found = _safe_task(traj)
     if found is None:
@@ -166,7 +172,6 @@ def safe_card(traj: Trajectories) -> dict[str, Any] | None:
     one entry per DSRL threshold with ``normalized_cost`` (min / mean / max) and
     ``safe_fraction``.
     """
-    from tora.evaluate.safe import DSRL_THRESHOLDS, dsrl_reference, normalized_reward
 
     found = _safe_task(traj)
     if found is None:
@@ -190,7 +195,6 @@ def safe_card(traj: Trajectories) -> dict[str, Any] | None:
 
 
 def _threshold_entry(costs: np.ndarray, kappa: float) -> dict[str, Any]:
-    from tora.evaluate.safe import is_safe, normalized_cost
 
     normalized = normalized_cost(costs, kappa)
     safe = [is_safe(x) for x in normalized]  # DSRL's rule, applied where it is defined
@@ -205,7 +209,7 @@ def format_card(card: dict[str, Any], episodes: int | None = None) -> str:
     """The card as indented text lines under a ``card`` heading.
 
     Lines use ``key: value`` (no aligned `` : `` column), so they can follow
-    :func:`tora.data.inspect.format_summary`'s block without disturbing its alignment.
+    :func:`tora.evaluate.inspect.format_summary`'s block without disturbing its alignment.
     """
     total = f" of {episodes}" if episodes is not None else ""
     lines = ["card"]
@@ -279,7 +283,6 @@ def plot_card(
         return plot_safe_card(traj, path, title)
     if traj.num_objectives not in (2, 3):
         return None
-    from tora.evaluate.plots import plot_pareto_front  # matplotlib only when plotting
 
     maximize = [o.direction is Direction.MAXIMIZE for o in traj.objectives]
     env = traj.metadata.get("env_id") or "dataset"
@@ -303,8 +306,6 @@ def plot_safe_card(traj: Trajectories, path: str | os.PathLike[str], title: str 
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from tora.evaluate.safe import DSRL_THRESHOLDS, dsrl_reference, normalized_reward
 
     found = _safe_task(traj)
     if found is None:

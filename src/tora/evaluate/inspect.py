@@ -2,7 +2,7 @@
 
 :func:`inspect_dataset` loads a file in any supported format and returns
 :meth:`Trajectories.summary` plus its path and its dataset card (under ``"card"``, see
-:mod:`tora.data.card`) as a JSON-ready dict; :func:`format_summary` renders such a dict as
+:mod:`tora.evaluate.card`) as a JSON-ready dict; :func:`format_summary` renders such a dict as
 aligned ``key: value`` lines with one line per objective, followed by the card.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tora.data.card import dataset_card, format_card
 from tora.data.formats import load_dataset
 from tora.data.formats._io import PathLike
+from tora.evaluate.card import dataset_card, format_card
 
 # Keys shown one per line, in this order; objectives and returns get their own block.
 _LINES = (
@@ -34,7 +34,7 @@ _RETURN_KEYS = ("return_min", "return_mean", "return_max")
 
 def inspect_dataset(path: PathLike, format: str | None = None) -> dict[str, Any]:
     """Load the dataset at ``path`` and return its summary dict with ``"path"`` and ``"card"``
-    (:func:`tora.data.card.dataset_card`, reference point 0) added."""
+    (:func:`tora.evaluate.card.dataset_card`, reference point 0) added."""
     traj = load_dataset(path, format=format)
     return {"path": str(path), **traj.summary(), "card": dataset_card(traj)}
 

@@ -1,4 +1,4 @@
-"""MACHIAVELLI's own games through the interface of :class:`~tora.text.env.TextGameEnv`.
+"""MACHIAVELLI's own games through the interface of :class:`~tora.envs.text.env.TextGameEnv`.
 
 MACHIAVELLI (Pan et al., ICML 2023) plays 134 Choice of Games titles with its own ChoiceScript
 interpreter, ``machiavelli.game.machiavelli_env.MachiavelliEnv``. Its code is MIT-licensed but
@@ -44,9 +44,9 @@ from typing import Any, ClassVar
 import gymnasium as gym
 from gymnasium import spaces
 
+from tora.envs.text.env import MAX_CHOICES, action_mask, check_choice
+from tora.envs.text.game import normalize_annotations
 from tora.errors import ToraError
-from tora.text.env import MAX_CHOICES, action_mask, check_choice
-from tora.text.game import normalize_annotations
 
 ROOT_ENV_VAR = "TORA_MACHIAVELLI_DIR"
 """Environment variable naming the checkout of MACHIAVELLI's code (with ``game_data/``)."""

@@ -13,7 +13,7 @@ games, is docs/text_games.md.
 problems found, each naming the game, the scene and the choice, so a game writer fixes a file
 in one pass instead of one error at a time. :func:`load_game` reads a file (and checks that
 the game's id is the file's name); :func:`list_games` and :func:`load_shipped_game` find the
-games shipped inside the package (``tora/text/games/*.json``).
+games shipped inside the package (``tora/envs/text/games/*.json``).
 """
 
 from __future__ import annotations
@@ -666,7 +666,7 @@ def load_game(path: str | os.PathLike[str]) -> Game:
 
 
 def _games_dir() -> Any:
-    return resources.files("tora.text.games")
+    return resources.files("tora.envs.text.games")
 
 
 def list_games() -> list[str]:
@@ -689,6 +689,89 @@ def load_shipped_game(game_id: str) -> Game:
         return load_game(path)
 
 
+# An exact search with a cap: a game whose achievements combine in more ways than this is
+# refused with a clear error rather than left running for hours.
+_MAX_SEARCH_STATES = 2_000_000
+
+
+# ------------------------------------------------------------------------------- max points
+def _add_if_not_dominated(front: list[int], mask: int) -> bool:
+    """Keep ``front`` the maximal sets of achievements seen at a scene; True if ``mask`` is new
+    there. Arriving with a superset of achievements is never worse: every continuation ends
+    with a superset of what it would have ended with."""
+    if any(mask & ~old == 0 for old in front):
+        return False
+    front[:] = [old for old in front if old & ~mask != 0]
+    front.append(mask)
+    return True
+
+
+def _choice_masks(game: Game) -> dict[str, list[tuple[str, int]]]:
+    """scene -> [(next scene, bit mask of the achievements the choice unlocks)]."""
+    bits = {ach_id: 1 << i for i, ach_id in enumerate(game.achievements)}
+    return {
+        sid: [(c.next, sum({bits[a] for a in c.achievements})) for c in scene.choices]
+        for sid, scene in game.scenes.items()
+    }
+
+
+def _reachable_achievements(edges: Mapping[str, list[tuple[str, int]]]) -> dict[str, int]:
+    """scene -> mask of every achievement some path from the scene can still unlock."""
+    reach: dict[str, int] = {}
+    for sid in edges:
+        seen, stack, mask = {sid}, [sid], 0
+        while stack:
+            for nxt, bits in edges[stack.pop()]:
+                mask |= bits
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        reach[sid] = mask
+    return reach
+
+
+def max_points(game: Game) -> int:
+    """The most points one playthrough of ``game`` can collect, each achievement once.
+
+    Exact, by a depth-first branch-and-bound search over (scene, achievements unlocked so far).
+    Two prunings keep it small on story graphs: at each scene only the sets of achievements
+    that no other set seen there contains are expanded (a superset is never worse), and a
+    state whose points plus every achievement still reachable from its scene cannot beat the
+    best found is dropped. Depth first, so the big sets that prune the rest come early. Every
+    scene of a valid game can reach an ending, so the best state is the best playthrough.
+    """
+    points = [a.points for a in game.achievements.values()]
+
+    def value(mask: int) -> int:
+        return sum(p for i, p in enumerate(points) if mask >> i & 1)
+
+    edges = _choice_masks(game)
+    reach = _reachable_achievements(edges)
+    fronts: dict[str, list[int]] = {sid: [] for sid in game.scenes}
+    fronts[game.start].append(0)
+    stack = [(game.start, 0)]
+    best, states = 0, 1
+    while stack:
+        scene_id, mask = stack.pop()
+        if mask not in fronts[scene_id]:
+            continue  # a superset reached this scene since; its successors cover these
+        if value(mask) + value(reach[scene_id] & ~mask) <= best:
+            continue
+        for nxt, bits in edges[scene_id]:
+            new = mask | bits
+            if _add_if_not_dominated(fronts[nxt], new):
+                stack.append((nxt, new))
+                best = max(best, value(new))
+                states += 1
+                if states > _MAX_SEARCH_STATES:
+                    raise ToraError(
+                        f"text game {game.id!r}: the max-points search passed "
+                        f"{_MAX_SEARCH_STATES} states; the game has too many ways to combine "
+                        "its achievements for an exact answer"
+                    )
+    return best
+
+
 __all__ = [
     "ENDING_KINDS",
     "FORMAT_NAME",
@@ -708,6 +791,7 @@ __all__ = [
     "list_games",
     "load_game",
     "load_shipped_game",
+    "max_points",
     "normalize_annotations",
     "validate_game",
 ]

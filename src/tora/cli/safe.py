@@ -108,9 +108,9 @@ def _load_agent(run: Path, sampler_steps: int) -> Any:
 
 def safe_select(args: argparse.Namespace) -> int:
     from tora.io import atomic_write_json
-    from tora.safe.bench import task_env
     from tora.safe.protocol import episode_seeds
     from tora.safe.select import SelectConfig, WeightSearch, format_selection
+    from tora.safe.suite import task_env
     from tora.safe.tuning import choose_reserves, selection_evaluate
 
     opts = dataclass_from_args(SafeSelectOptions, args)
@@ -169,7 +169,7 @@ def safe_select(args: argparse.Namespace) -> int:
 
 
 def _suite(args: argparse.Namespace) -> Any:
-    from tora.safe.bench import load_safe_suite
+    from tora.safe.suite import load_safe_suite
 
     suite = load_safe_suite(args.suite)
     if args.out:

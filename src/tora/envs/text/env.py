@@ -22,7 +22,7 @@ time in the episode. ``info`` carries, after reset and after every step:
   that is to be judged on its morality must not read them;
 - ``points``: points so far; ``achievements``: ids unlocked so far, in order;
   ``new_achievements``: ids unlocked by this step; ``max_points``: the most points any
-  playthrough can collect (:func:`tora.text.metrics.max_points`);
+  playthrough can collect (:func:`tora.envs.text.game.max_points`);
 - ``ending``: ``{"title", "kind"}`` at an ending, otherwise None.
 
 An episode terminates at an ending and is truncated after ``max_steps`` steps (default
@@ -30,7 +30,7 @@ An episode terminates at an ending and is truncated after ``max_steps`` steps (d
 episode, whatever the seed.
 
 Shipped games are registered with Gymnasium as ``tora/Text-<game_id>-v0``; ``tora/Text-v0``
-builds any game given as ``game=`` (a :class:`~tora.text.game.Game`, a path to a game file or
+builds any game given as ``game=`` (a :class:`~tora.envs.text.game.Game`, a path to a game file or
 a shipped game's id), so ``tora.make_env("tora/Text-v0", game="my-game.json")`` works.
 """
 
@@ -45,9 +45,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from tora.envs.text.game import (
+    Annotations,
+    Game,
+    list_games,
+    load_game,
+    load_shipped_game,
+    max_points,
+)
 from tora.errors import ToraError
-from tora.text.game import Annotations, Game, list_games, load_game, load_shipped_game
-from tora.text.metrics import max_points
 
 MAX_CHOICES = 16
 """Size of the action space: the most choices a scene may offer to be playable here."""
@@ -104,7 +110,7 @@ def check_choice(action: Any, num_choices: int, where: str) -> int:
 
 
 class TextGameEnv(gym.Env[str, int]):
-    """Plays one :class:`~tora.text.game.Game` (see the module docstring for the interface)."""
+    """Plays one :class:`~tora.envs.text.game.Game` (see the module docstring for the interface)."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
 
@@ -235,7 +241,7 @@ def make_text_env(game: Game | str | os.PathLike[str] | None = None, **kwargs: A
 def register_text_envs() -> None:
     """Register ``tora/Text-v0`` and one id per shipped game with Gymnasium (idempotent;
     lists the game files without reading them, so a broken game fails only when built)."""
-    entry_point = "tora.text.env:make_text_env"
+    entry_point = "tora.envs.text.env:make_text_env"
     if TEXT_ENV_ID not in gym.registry:
         gym.register(TEXT_ENV_ID, entry_point=entry_point)
     for game_id in list_games():
