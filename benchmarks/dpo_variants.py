@@ -32,15 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tora.bench.suite import (
-    cell_dir,
-    env_dirname,
-    evaluate_sweep,
-    load_suite,
-    method_config,
-    suite_dataset,
-    suite_method,
-)
+from tora.bench.config import cell_dir, env_dirname, load_suite, method_config, suite_method
+from tora.bench.suite import evaluate_sweep, suite_dataset
 from tora.data.formats import load_dataset
 from tora.diffusion.samplers import SamplerConfig
 from tora.envs import objective_names, resolve_env_id

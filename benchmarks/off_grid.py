@@ -16,7 +16,8 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from tora.bench.suite import cell_dir, evaluate_sweep, load_suite, method_config, suite_method
+from tora.bench.config import cell_dir, load_suite, method_config, suite_method
+from tora.bench.suite import evaluate_sweep
 from tora.envs import resolve_env_id
 from tora.policies.tora_planner import load_tora
 

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from tora.bench.suite import cell_dir, env_dirname, evaluate_sweep, load_suite
+from tora.bench.config import cell_dir, env_dirname, load_suite
+from tora.bench.suite import evaluate_sweep
 from tora.data.formats import load_dataset
 from tora.diffusion.samplers import SamplerConfig
 from tora.envs import objective_names, resolve_env_id
