@@ -31,8 +31,8 @@ fi
 
 if [ "${SKIP_DONE:-0}" != 1 ]; then
 echo "== tests" | tee "$OUT/log.txt"
-timeout 240 "$PY" -m pytest -q -p no:cacheprovider tests/test_compose_accel.py \
-  tests/test_batched_sweep.py 2>&1 | tail -4 | tee -a "$OUT/log.txt"
+timeout 240 "$PY" -m pytest -q -p no:cacheprovider tests/diffusion/test_compose_accel.py \
+  tests/planning/test_batched_sweep.py 2>&1 | tail -4 | tee -a "$OUT/log.txt"
 
 echo "== speed" | tee -a "$OUT/log.txt"
 i=0

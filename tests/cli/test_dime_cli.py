@@ -113,7 +113,7 @@ def test_train_and_evaluate(
 
 
 def test_evaluate_default_alphas_are_the_api_defaults() -> None:
-    from tora.cli.commands import DimeEvaluateOptions
+    from tora.cli.dime import DimeEvaluateOptions
     from tora.dime.offline import EVAL_ALPHAS
 
     assert DimeEvaluateOptions().alpha == EVAL_ALPHAS

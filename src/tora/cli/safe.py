@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tora.cli.common import add_command
 from tora.cli.config_args import add_dataclass_arguments, config_to_dict, dataclass_from_args
 from tora.errors import ToraError
-
-AddCommand = Callable[..., argparse.ArgumentParser]
 
 ADAPTIVE_RESERVES = (0.2, 0.4, 0.6, 0.8)
 """Reserves ``tora safe select --adaptive`` chooses among."""
@@ -38,8 +36,8 @@ class SafeSelectOptions:
     """Evidence JSON (default: RUN/safe_select.json)."""
 
 
-def add_safe_commands(sub: argparse._SubParsersAction, add_command: AddCommand) -> None:
-    """Register ``tora safe ...`` on the top-level subparsers."""
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``tora safe select | bench | table`` on the ``tora`` parser's subcommands."""
     from tora.safe.select import SelectConfig
 
     safe = sub.add_parser("safe", help="Safe offline RL: weights for a cost budget, benchmark.")

@@ -1,0 +1,93 @@
+"""``tora behavior train``: behaviour policies that make offline data."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from tora.cli.common import (
+    add_command,
+    write_config,
+)
+from tora.cli.config_args import (
+    add_dataclass_arguments,
+    dataclass_from_args,
+)
+
+if TYPE_CHECKING:  # heavy modules: the handlers import them when they run
+    pass
+
+
+@dataclass
+class BehaviorTrainOptions:
+    """Options of ``tora behavior train``."""
+
+    env: str = "tora/MO-HalfCheetah-v0"
+    """Environment id (tora, D4MORL or Gymnasium id). On the safe-RL tasks (e.g.
+    SafetyBallRun-v0) the policies are one per cost-penalty weight, see tora.behavior.safe."""
+    out: str = ""
+    """Directory of the policy set (default: runs/behavior/<env name>). Rerunning resumes."""
+    policies: int = 0
+    """Number of preference vectors / policies (default: 11 for 2 objectives, 21 for 3)."""
+    algorithm: Literal["ars", "ppo", "flight"] = "ars"
+    """"ars": linear policies (most shipped sets); "ppo": small MLP policies trained with PPO,
+    for tasks a linear map cannot do (the Ball and Car Circle tasks), settings --ppo-*;
+    "flight": cascade flight controllers with searched setpoints, SafetyDroneCircle-v0 only,
+    settings --flight-*. The other algorithms' options are ignored."""
+
+
+def behavior_train(args: argparse.Namespace) -> int:
+    from tora.behavior import ARSConfig, FlightConfig, PPOConfig, train_behavior_set
+    from tora.behavior.ars import resolve_config
+    from tora.envs import objective_names, resolve_env_id
+
+    opts = dataclass_from_args(BehaviorTrainOptions, args)
+    env_id = resolve_env_id(opts.env)
+    k = len(objective_names(env_id))
+    count = opts.policies or (11 if k <= 2 else 21)
+    out = Path(opts.out or Path("runs/behavior") / env_id.split("/")[-1])
+    config: ARSConfig | PPOConfig | FlightConfig
+    if opts.algorithm == "ppo":
+        config = dataclass_from_args(PPOConfig, args, prefix="ppo")
+        write_config(out / "command.json", options=opts, ppo=config)
+    elif opts.algorithm == "flight":
+        config = dataclass_from_args(FlightConfig, args, prefix="flight")
+        write_config(out / "command.json", options=opts, flight=config)
+    else:
+        # The env's defaults filled in, so command.json records what was actually run.
+        config = resolve_config(dataclass_from_args(ARSConfig, args, prefix="ars"), env_id)
+        write_config(out / "command.json", options=opts, ars=config)
+    policies = train_behavior_set(env_id, out, count, config)
+    print(f"{len(policies)} behaviour policies for {env_id} in {out}")
+    for policy in policies:
+        ret = policy.info.get("return_vector")
+        print(f"  weights {np.round(policy.weights, 3).tolist()}  returns {ret}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register this group's commands on the ``tora`` parser's subcommands."""
+    behavior = sub.add_parser("behavior", help="Behaviour policies that make offline data.")
+    behavior_sub = behavior.add_subparsers(
+        dest="behavior_command", metavar="BEHAVIOR_COMMAND", required=True
+    )
+    btrain = add_command(
+        behavior_sub,
+        "train",
+        "Train behaviour policies over the preference simplex (resumable): linear ones with "
+        "ARS, small MLPs with PPO (--algorithm ppo), or the drone's searched flight "
+        "controllers (--algorithm flight, SafetyDroneCircle-v0).",
+        behavior_train,
+    )
+    add_dataclass_arguments(btrain, BehaviorTrainOptions)
+    from tora.behavior import ARSConfig, FlightConfig, PPOConfig
+
+    add_dataclass_arguments(btrain, ARSConfig, prefix="ars", group_title="ARS")
+    add_dataclass_arguments(btrain, PPOConfig, prefix="ppo", group_title="PPO (--algorithm ppo)")
+    add_dataclass_arguments(
+        btrain, FlightConfig, prefix="flight", group_title="Flight search (--algorithm flight)"
+    )

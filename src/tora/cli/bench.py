@@ -1,0 +1,126 @@
+"""``tora bench speed | run | table``: planning speed and benchmark suites."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tora.cli.common import (
+    add_command,
+    write_config,
+)
+from tora.cli.config_args import (
+    add_dataclass_arguments,
+    dataclass_from_args,
+)
+from tora.io import atomic_write_text
+
+if TYPE_CHECKING:  # heavy modules: the handlers import them when they run
+    from tora.bench.config import SuiteConfig
+
+
+def bench_speed(args: argparse.Namespace) -> int:
+    from tora.bench.speed import SpeedConfig, format_speed_table, run_speed_benchmark
+
+    config = dataclass_from_args(SpeedConfig, args)
+    results = run_speed_benchmark(config)
+    print(format_speed_table(results))
+    if config.out:
+        write_config(Path(config.out).with_suffix(".config.json"), speed=config)
+        atomic_write_text(config.out, json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _load_suite(args: argparse.Namespace) -> SuiteConfig:
+    from tora.bench.config import load_suite
+
+    suite = load_suite(args.suite)
+    if args.out:
+        suite.out = args.out
+    return suite
+
+
+def bench_run(args: argparse.Namespace) -> int:
+    from tora.bench.suite import run_suite
+
+    suite = _load_suite(args)
+    print(f"suite {suite.name} ({suite.protocol} protocol) -> {suite.out_dir}")
+    results = run_suite(
+        suite,
+        progress=not args.no_progress,
+        only_envs=args.env,
+        only_methods=args.method,
+        only_seeds=args.seed,
+        log=lambda line: print(line, flush=True),
+    )
+    print((suite.out_dir / "results.md").read_text())
+    print(f"results: {suite.out_dir / 'results.md'}, {suite.out_dir / 'results.json'}")
+    for env_id, png in results["plots"].items():
+        print(f"front plot ({env_id}): {png}")
+    return 0
+
+
+def bench_table(args: argparse.Namespace) -> int:
+    from tora.bench.table import write_results
+
+    suite = _load_suite(args)
+    write_results(suite)
+    print((suite.out_dir / "results.md").read_text())
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register this group's commands on the ``tora`` parser's subcommands."""
+    bench = sub.add_parser("bench", help="Benchmarks.")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
+    speed = add_command(
+        bench_sub,
+        "speed",
+        "Planning latency at batch 1 and batch N for K composed models "
+        "(sequential or stacked, fp32 or bf16, eager, compiled or CUDA-graphed).",
+        bench_speed,
+    )
+    from tora.bench.speed import SpeedConfig
+
+    add_dataclass_arguments(speed, SpeedConfig)
+    run = add_command(
+        bench_sub,
+        "run",
+        "Run a benchmark suite (envs x methods x seeds) from a TOML file and write its results\n"
+        "table (Markdown + JSON) and one Pareto-front plot per env. Resumable: finished cells\n"
+        "are read back, and training resumes inside a cell. Suites ship in benchmarks/suites/.",
+        bench_run,
+    )
+    run.add_argument("suite", help="Suite file (.toml or .json), e.g. benchmarks/suites/x.toml.")
+    run.add_argument(
+        "--env",
+        action="append",
+        default=None,
+        help="Run only this env of the suite (repeatable; tora or D4MORL id).",
+    )
+    run.add_argument(
+        "--method",
+        action="append",
+        default=None,
+        help="Run only this method of the suite (repeatable): tora, bc, bc_p, morvs_p, "
+        "cond_diffusion, dime_p, or a variant the suite defines (e.g. tora_ddim10).",
+    )
+    run.add_argument(
+        "--seed",
+        action="append",
+        type=int,
+        default=None,
+        help="Run only this training seed of each env's seeds (repeatable).",
+    )
+    run.add_argument("--out", default=None, help="Output directory (default: the suite's).")
+    run.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
+    table = add_command(
+        bench_sub,
+        "table",
+        "Rewrite and print a suite's results table from the cells on disk (no training).",
+        bench_table,
+    )
+    table.add_argument("suite", help="Suite file the results were made with.")
+    table.add_argument("--out", default=None, help="Output directory (default: the suite's).")

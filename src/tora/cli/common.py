@@ -1,0 +1,92 @@
+"""What every command group of the ``tora`` command shares: registering a command, the
+runtime options, the config record written next to an output, and strict parsing of
+comma-separated option values."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tora.cli.config_args import RuntimeOptions, config_to_dict, dataclass_from_args
+from tora.errors import ToraError
+from tora.io import atomic_write_json
+
+__all__ = [
+    "Handler",
+    "add_command",
+    "csv_items",
+    "floats",
+    "refuse_repeats",
+    "required",
+    "runtime_options",
+    "write_config",
+]
+
+Handler = Callable[[argparse.Namespace], int]
+"""A command's handler: parsed arguments in, exit status out."""
+
+
+def add_command(
+    sub: argparse._SubParsersAction, name: str, help_text: str, handler: Handler
+) -> argparse.ArgumentParser:
+    """A subcommand ``name`` whose ``--help`` keeps ``help_text``'s line breaks."""
+    parser = sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
+    return dataclass_from_args(RuntimeOptions, args)
+
+
+def write_config(path: Path, **configs: object) -> None:
+    """Record the configs a command ran with (JSON, one key per config) at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {name: config_to_dict(c) for name, c in configs.items()})
+
+
+def required(value: str, flag: str) -> str:
+    if not value:
+        raise ToraError(f"{flag} is required")
+    return value
+
+
+def refuse_repeats(names: list[str], flag: str) -> None:
+    """Refuse an objective named twice: it would be trained, or composed, twice."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ToraError(
+            f"{flag} names {', '.join(repeated)} more than once; name each objective once"
+        )
+
+
+def csv_items(text: str, flag: str) -> list[str]:
+    """The items of an option given as comma-separated values. An empty value or item is
+    refused rather than skipped: "0.5,,0.5" most likely lost a number, and quietly using
+    what is left would answer a different question than the one asked."""
+    if not text.strip():
+        raise ToraError(f"{flag} is empty; give comma-separated values or leave the option out")
+    items = [s.strip() for s in text.split(",")]
+    if "" in items:
+        raise ToraError(f"{flag} has an empty item in {text!r}; give one value between commas")
+    return items
+
+
+def floats(text: str, flag: str) -> list[float]:
+    """Comma-separated finite numbers (see :func:`csv_items` for empty items)."""
+    items = csv_items(text, flag)
+    try:
+        values = [float(s) for s in items]
+    except ValueError as exc:
+        raise ToraError(f"{flag} must be comma-separated numbers, got {text!r}") from exc
+    if not np.isfinite(values).all():
+        raise ToraError(f"{flag} must be finite numbers, got {text!r}")
+    return values
