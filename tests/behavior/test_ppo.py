@@ -100,12 +100,15 @@ def test_the_alive_bonus_shifts_each_advantage_by_its_discounted_sum() -> None:
     while the recorded returns (what the dataset and history see) do not change."""
     from tora.behavior.policy import RunningStat
     from tora.behavior.rollout import build_env, objective_signs
+    from tora.nn.actor_critic import ActorCritic
 
     def batch(bonus: float) -> ppo._Batch:
         cfg = PPOConfig(envs=2, alive_bonus=bonus, gamma=0.9, lam=0.8)
         envs = [build_env(SAFE_DASH_ID) for _ in range(cfg.envs)]
         torch.manual_seed(0)
-        model = ppo.ActorCritic(envs[0].observation_space.shape[0], 1, cfg)
+        model = ActorCritic(
+            envs[0].observation_space.shape[0], 1, cfg.hidden, cfg.depth, cfg.init_log_std
+        )
         signs = objective_signs(SAFE_DASH_ID)
         box = envs[0].action_space
         low, high = box.low.astype(float), box.high.astype(float)

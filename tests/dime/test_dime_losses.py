@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from tora.dime.losses import (
+from tora.errors import InvalidWeightsError, ShapeMismatchError
+from tora.train.losses.dime import (
     dime_loss,
     improvement_weights,
     kl_from_weights,
@@ -16,7 +17,6 @@ from tora.dime.losses import (
     temperature_dual,
     weighted_log_likelihood,
 )
-from tora.errors import InvalidWeightsError, ShapeMismatchError
 
 # One state, three sampled actions, two objectives: Q[a, k].
 Q = [[1.0, -2.0], [2.0, 0.5], [3.0, -1.0]]

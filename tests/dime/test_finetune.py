@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tora.dime.finetune import FinetuneConfig, LearnedTradeoff, finetune, tradeoff_loss
+from tora.dime.finetune import FinetuneConfig, LearnedTradeoff, finetune
 from tora.errors import ToraError
 from tora.train.loop import OptimConfig
+from tora.train.losses.dime import tradeoff_loss
 
 
 def test_tradeoff_loss_by_hand() -> None:

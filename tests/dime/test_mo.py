@@ -15,12 +15,12 @@ from tora.behavior.make import make_dataset
 from tora.data.trajectories import Trajectories, objectives_from_names
 from tora.dime.critic import CriticConfig
 from tora.dime.mo import DimePConfig, critic_dirs, load_dime_p, sample_simplex, train_dime_p
-from tora.dime.offline_losses import offline_mo_dime_loss
 from tora.envs import make_env
 from tora.errors import InvalidWeightsError, ShapeMismatchError, ToraError
 from tora.evaluate.rollout import rollout_sweep
 from tora.policies.registry import get_method
 from tora.train.loop import OptimConfig
+from tora.train.losses.dime_offline import offline_mo_dime_loss
 
 
 def _t(rows: list, grad: bool = False) -> torch.Tensor:

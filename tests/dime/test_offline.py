@@ -11,16 +11,7 @@ import pytest
 import torch
 
 from tora.data.trajectories import Trajectories, objectives_from_names
-from tora.dime.critic import (
-    CriticConfig,
-    critic_loss,
-    expectile_loss,
-    load_critic,
-    task_rewards,
-    td_targets,
-)
-from tora.dime.losses import temperature_dual
-from tora.dime.networks import Critic, GaussianPolicy, gaussian_log_prob
+from tora.dime.critic import CriticConfig, load_critic, task_rewards
 from tora.dime.offline import (
     PolicyConfig,
     TemperatureDual,
@@ -29,16 +20,19 @@ from tora.dime.offline import (
     train_offline,
     train_policy,
 )
-from tora.dime.offline_losses import (
+from tora.errors import InvalidWeightsError, ShapeMismatchError, ToraError
+from tora.nn.dime import Critic, GaussianPolicy, gaussian_log_prob
+from tora.policies.supervised import BC, BCConfig
+from tora.train.checkpoint import load_tensors
+from tora.train.loop import OptimConfig
+from tora.train.losses.dime import temperature_dual
+from tora.train.losses.dime_offline import (
     advantage_weights,
     ls_temperature,
     offline_dime_loss,
     offline_ls_loss,
 )
-from tora.errors import InvalidWeightsError, ShapeMismatchError, ToraError
-from tora.policies.supervised import BC, BCConfig
-from tora.train.checkpoint import load_tensors
-from tora.train.loop import OptimConfig
+from tora.train.losses.iql import critic_loss, expectile_loss, td_targets
 
 
 def _t(*values: float, grad: bool = False) -> torch.Tensor:

@@ -13,21 +13,20 @@ import torch
 from tora.envs.text.env import TextGameEnv
 from tora.envs.text.game import list_games, load_shipped_game
 from tora.errors import InvalidWeightsError, ToraError
+from tora.nn.text_encoder import EncoderConfig, HashingEncoder
 from tora.text.cpl import (
     ChoiceScorer,
     StepTable,
     TextPolicy,
     TextTrainConfig,
-    bc_loss,
-    cpl_loss,
     segment_log_probs,
     train_text_policy,
 )
 from tora.text.data import HELD_OUT_GAME, CollectConfig, PairConfig, TextDataset, collect
-from tora.text.encoder import EncoderConfig, HashingEncoder
 from tora.text.mixture import MixtureAgent, PolicyMixture
 from tora.text.sweep import playthroughs
 from tora.train.loop import OptimConfig
+from tora.train.losses.cpl import cpl_loss, nll_bc_loss
 
 # Small but real: the held-out test trains on every shipped game but the held-out one.
 EPISODES = 100
@@ -72,7 +71,7 @@ def test_cpl_loss_rejects_mismatched_shapes() -> None:
 
 
 def test_bc_loss_is_the_mean_negative_log_likelihood() -> None:
-    loss, stats = bc_loss(torch.tensor([-1.0, -3.0]))
+    loss, stats = nll_bc_loss(torch.tensor([-1.0, -3.0]))
     assert float(loss) == pytest.approx(2.0)
     assert stats["bc_loss"] == pytest.approx(2.0)
 

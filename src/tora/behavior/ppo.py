@@ -68,6 +68,7 @@ from tora.behavior.rollout import (
 from tora.configs import settings_diff
 from tora.errors import CheckpointError, ShapeMismatchError, ToraError
 from tora.evaluate.vector import reward_vector
+from tora.nn.actor_critic import ActorCritic, tanh_mlp
 from tora.train.checkpoint import has_training_state, load_training_state, save_training_state
 
 __all__ = ["MLP_POLICY_FORMAT", "MLPPolicy", "PPOConfig", "load_mlp_policy", "train_ppo"]
@@ -163,36 +164,6 @@ class PPOConfig:
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
-def _mlp(inp: int, out: int, hidden: int, depth: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    width = inp
-    for _ in range(depth):
-        layers += [nn.Linear(width, hidden), nn.Tanh()]
-        width = hidden
-    layers.append(nn.Linear(width, out))
-    return nn.Sequential(*layers)
-
-
-class ActorCritic(nn.Module):
-    """Gaussian policy (MLP mean, learned state-independent log std) and an MLP value."""
-
-    def __init__(self, obs_dim: int, act_dim: int, config: PPOConfig) -> None:
-        super().__init__()
-        self.net = _mlp(obs_dim, act_dim, config.hidden, config.depth)
-        self.value = _mlp(obs_dim, 1, config.hidden, config.depth)
-        self.log_std = nn.Parameter(torch.full((act_dim,), float(config.init_log_std)))
-        # A small last layer starts the mean near 0 for every state, so early exploration
-        # is the Gaussian's, not an arbitrary initial feedback law's.
-        last = self.net[-1]
-        assert isinstance(last, nn.Linear)
-        with torch.no_grad():
-            last.weight.mul_(0.01)
-            last.bias.zero_()
-
-    def dist(self, z: torch.Tensor) -> torch.distributions.Normal:
-        return torch.distributions.Normal(self.net(z), self.log_std.exp())
-
-
 @dataclass
 class MLPPolicy:
     """``a = clip(net(clip((s - mean) / std, -10, 10)), low, high)``: a deterministic MLP
@@ -264,7 +235,7 @@ def load_mlp_policy(path: str | os.PathLike[str]) -> MLPPolicy:
         env_id, weights, info = str(doc["env_id"]), list(doc["weights"]), dict(doc["info"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{json_path}: missing or malformed field: {exc}") from exc
-    net = _mlp(obs_dim, act_dim, hidden, depth)
+    net = tanh_mlp(obs_dim, act_dim, hidden, depth)
     state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     try:
         net.load_state_dict(state, strict=True)
@@ -492,7 +463,7 @@ def train_ppo(
         # The networks' initial weights, seeded without touching the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(config.seed, 3))
-            model = ActorCritic(obs_dim, low.size, config)
+            model = ActorCritic(obs_dim, low.size, config.hidden, config.depth, config.init_log_std)
         opt = torch.optim.Adam(model.parameters(), lr=config.lr)
         stat = RunningStat.zeros(obs_dim)
         if init is not None:

@@ -11,14 +11,6 @@ online: ``finetune`` (from a teacher, fixed or learned trade-off, ``tora dime fi
 """
 
 from tora.dime.bandits import BANDITS, Bandit, FonsecaFleming, Schaffer, make_bandit
-from tora.dime.losses import (
-    dime_loss,
-    improvement_weights,
-    kl_from_weights,
-    ls_loss,
-    temperature_dual,
-    weighted_log_likelihood,
-)
 from tora.dime.solvers import (
     DEFAULT_ALPHAS,
     METHODS,
@@ -26,6 +18,14 @@ from tora.dime.solvers import (
     BanditSweep,
     plot_bandit_sweeps,
     run_bandit_sweep,
+)
+from tora.train.losses.dime import (
+    dime_loss,
+    improvement_weights,
+    kl_from_weights,
+    ls_loss,
+    temperature_dual,
+    weighted_log_likelihood,
 )
 
 __all__ = [

@@ -12,7 +12,7 @@ module takes the paper's Eq. 8, ``eta_2 = 1``, where ``q_2`` is ``pi_b`` itself 
 projection term is the cross-entropy ``-E_s log pi_theta(a_b | s)`` at the teacher's action
 (the teachers here are deterministic linear policies, so ``a_b = mu_b(s)``): the same loss as
 offline DiME (BC) with the teacher's actions in place of the data's
-(:func:`tora.dime.offline_losses.offline_dime_loss`). A KL-bounded ``eta_2`` would move the
+(:func:`tora.train.losses.dime_offline.offline_dime_loss`). A KL-bounded ``eta_2`` would move the
 agent towards the teacher a trust region at a time, far too slowly for a few thousand updates.
 ``alpha`` is fixed, or learned like a Lagrange multiplier (Sec. 6.3):
 ``alpha = sigmoid(x)`` minimizes ``J(alpha) = alpha (R - c)``, so ``alpha`` grows (copy the
@@ -61,13 +61,14 @@ from tora.behavior.policy import LinearPolicy, load_policy
 from tora.behavior.shipped import load_shipped_policies
 from tora.configs import config_to_dict
 from tora.device import resolve_device
-from tora.dime.networks import Critic, GaussianPolicy, gaussian_log_prob
-from tora.dime.offline import TemperatureDual, _check_settings, adam_step_
-from tora.dime.offline_losses import offline_dime_loss
+from tora.dime.offline import TemperatureDual, adam_step_, check_settings
 from tora.envs import make_env
 from tora.errors import ToraError
 from tora.io import atomic_write_json
+from tora.nn.dime import Critic, GaussianPolicy, gaussian_log_prob
 from tora.train.loop import OptimConfig, train_and_save
+from tora.train.losses.dime import tradeoff_loss
+from tora.train.losses.dime_offline import offline_dime_loss
 
 __all__ = [
     "FinetuneConfig",
@@ -75,7 +76,6 @@ __all__ = [
     "evaluate_returns",
     "finetune",
     "load_teacher",
-    "tradeoff_loss",
 ]
 
 Stats = dict[str, float]
@@ -178,20 +178,6 @@ class FinetuneConfig:
 
 
 # --------------------------------------------------------------------------- learned trade-off
-
-
-def tradeoff_loss(
-    logit: torch.Tensor, mean_return: float, threshold: float
-) -> tuple[torch.Tensor, Stats]:
-    """``J = alpha (R - c) / max(|c|, 1)`` with ``alpha = sigmoid(logit)`` (Sec. 6.3).
-
-    Its gradient in ``logit`` has the sign of ``R - c``: descending it lowers ``alpha`` (less
-    weight on the teacher) when the return exceeds the threshold and raises it when it falls
-    short. Dividing by ``|c|`` makes the step independent of the reward's units.
-    """
-    alpha = torch.sigmoid(logit)
-    loss = alpha * (mean_return - threshold) / max(abs(threshold), 1.0)
-    return loss, {"alpha": float(alpha.detach()), "return_gap": mean_return - threshold}
 
 
 class LearnedTradeoff(nn.Module):
@@ -443,7 +429,7 @@ def finetune(
     if device != "auto" and _device(device).type != "cpu":
         raise ToraError("finetuning steps one environment at a time; run it with --device cpu")
     out_dir = Path(out_dir)
-    _check_settings(out_dir, config)
+    check_settings(out_dir, config)
     teacher = load_teacher(config.env, config.teacher)
     eval_seed = 10_000 + config.seed
     teacher_returns = evaluate_returns(

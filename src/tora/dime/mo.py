@@ -7,7 +7,7 @@ policy, which takes ``w`` as an input, is projected onto
 
     ``(1 - beta) sum_k w_k q_k + beta pi_b``,  ``q_k ∝ pi_i exp(Q_k / eta_k)``,
 
-(:func:`tora.dime.offline_losses.offline_mo_dime_loss`): one improved policy per objective,
+(:func:`tora.train.losses.dime_offline.offline_mo_dime_loss`): one improved policy per objective,
 each from its own IQL critic ``Q_k`` and with its own temperature ``eta_k`` adapted through the
 dual of ``KL(q_k || pi_i) <= epsilon`` (Eq. 45), independent of ``w``; ``pi_b`` is known through
 the data's actions (a behaviour-cloning term) and weighs a fixed ``beta``
@@ -54,20 +54,14 @@ from tora.configs import config_from_dict, config_to_dict
 from tora.data.normalize import Normalizer
 from tora.data.trajectories import Objective, Trajectories
 from tora.device import resolve_device
-from tora.dime.critic import (
-    CriticConfig,
-    LoadedCritic,
-    data_fingerprint,
-    load_critic,
-    train_critic,
-)
-from tora.dime.networks import GaussianPolicy, gaussian_log_prob
-from tora.dime.offline import TemperatureDual, _check_settings
-from tora.dime.offline_losses import offline_mo_dime_loss
+from tora.dime.critic import CriticConfig, LoadedCritic, data_fingerprint, load_critic, train_critic
+from tora.dime.offline import TemperatureDual, check_settings
 from tora.errors import CheckpointError, ToraError
+from tora.nn.dime import GaussianPolicy, gaussian_log_prob
 from tora.planning.inputs import batch_inputs, check_spaces
 from tora.train.checkpoint import CONFIG_FILE, load_state_into, read_config
 from tora.train.loop import OptimConfig, train_and_save
+from tora.train.losses.dime_offline import offline_mo_dime_loss
 
 __all__ = [
     "CRITICS_DIR",
@@ -201,7 +195,7 @@ def train_critics(
     fingerprint = data_fingerprint(dataset)
     for k, directory in enumerate(dirs):
         critic_config = _objective_critic_config(config, dataset, k)
-        _check_settings(directory, critic_config, data_fingerprint=fingerprint)
+        check_settings(directory, critic_config, data_fingerprint=fingerprint)
         done = (directory / CONFIG_FILE).exists() and (
             read_config(directory).get("train", {}).get("steps") == critic_config.steps
         )
@@ -263,7 +257,7 @@ def train_dime_p(
     dev = _device(device)
     out_dir = Path(out_dir)
     fingerprint = data_fingerprint(dataset)
-    _check_settings(out_dir, config, data_fingerprint=fingerprint)
+    check_settings(out_dir, config, data_fingerprint=fingerprint)
     critics = [load_critic(d, dev) for d in train_critics(dataset, out_dir, config, dev, progress)]
     normalizer = critics[0].normalizer  # fitted on the same observations by every critic
 

@@ -4,7 +4,7 @@ The offline case study of the DiME paper (seeds/003, Sec. 5.2 and 6.2; Table 4):
 trained from a fixed dataset to trade off the task return, through a critic learned from the
 data (:mod:`tora.dime.critic`, IQL), against staying close to the behaviour policy, known
 through the data's actions alone. ``alpha`` in ``[0, 1]`` is the weight on staying close;
-``alpha = 1`` is behaviour cloning. Variants (losses in :mod:`tora.dime.offline_losses`):
+``alpha = 1`` is behaviour cloning. Variants (losses in :mod:`tora.train.losses.dime_offline`):
 
 * ``ls``: CRR-exp / AWAC, ``E_D[exp(A / beta) / Z_0 log pi]`` with ``beta = alpha / (1 -
   alpha)`` (Eq. 10): the trade-off *is* the temperature, so there is nothing for a dual to
@@ -57,26 +57,20 @@ from tora.configs import config_from_dict, config_to_dict
 from tora.data.normalize import Normalizer
 from tora.data.trajectories import Objective, Trajectories
 from tora.device import resolve_device
-from tora.dime.critic import (
-    CriticConfig,
-    LoadedCritic,
-    data_fingerprint,
-    load_critic,
-    train_critic,
-)
-from tora.dime.losses import temperature_dual
-from tora.dime.networks import GaussianPolicy, gaussian_log_prob
-from tora.dime.offline_losses import (
-    advantage_weights,
-    offline_dime_loss,
-    offline_ls_loss,
-)
+from tora.dime.critic import CriticConfig, LoadedCritic, data_fingerprint, load_critic, train_critic
 from tora.envs import make_env
 from tora.errors import CheckpointError, InvalidWeightsError, ToraError
 from tora.evaluate.rollout import rollout_sweep
 from tora.io import atomic_write_json, read_json_object
+from tora.nn.dime import GaussianPolicy, gaussian_log_prob
 from tora.train.checkpoint import CONFIG_FILE, load_state_into, read_config
 from tora.train.loop import OptimConfig, train_and_save
+from tora.train.losses.dime import temperature_dual
+from tora.train.losses.dime_offline import (
+    advantage_weights,
+    offline_dime_loss,
+    offline_ls_loss,
+)
 
 __all__ = [
     "CRITIC_DIR",
@@ -86,6 +80,7 @@ __all__ = [
     "OfflinePolicy",
     "PolicyConfig",
     "TemperatureDual",
+    "check_settings",
     "evaluate_run",
     "find_policies",
     "load_policy",
@@ -267,7 +262,7 @@ def _check_alpha(alpha: float) -> float:
     return float(alpha)
 
 
-def _check_settings(directory: Path, config: Any, **extra: Any) -> None:
+def check_settings(directory: Path, config: Any, **extra: Any) -> None:
     """Refuse to resume a directory that was started with other settings; else record them.
 
     ``steps`` is left out of the comparison: rerunning with more steps continues a finished
@@ -315,7 +310,7 @@ def train_policy(
     fingerprint = data_fingerprint(dataset)
     if loaded.config.get("data_fingerprint") != fingerprint:
         raise ToraError(f"the critic in {critic_dir} was learned from other data than this dataset")
-    _check_settings(out_dir, config, alpha=alpha, data_fingerprint=fingerprint)
+    check_settings(out_dir, config, alpha=alpha, data_fingerprint=fingerprint)
 
     obs = loaded.normalizer.normalize(torch.as_tensor(dataset.observations, device=dev))
     actions = torch.as_tensor(dataset.actions, device=dev)
@@ -446,7 +441,7 @@ def train_offline(
     critic_config = CriticConfig() if critic_config is None else critic_config
     run = Path(run)
     critic_dir = run / CRITIC_DIR
-    _check_settings(critic_dir, critic_config, data_fingerprint=data_fingerprint(dataset))
+    check_settings(critic_dir, critic_config, data_fingerprint=data_fingerprint(dataset))
     done = (critic_dir / CONFIG_FILE).exists() and (
         read_config(critic_dir).get("train", {}).get("steps") == critic_config.steps
     )

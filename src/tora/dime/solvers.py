@@ -3,7 +3,7 @@
 The bandits are stateless, so the "critic" is exact: ``Q_k(a) = r_k(a)``. Each trade-off
 ``alpha`` (the weight on ``r1``; ``r2`` gets ``1 - alpha``) has its own diagonal Gaussian
 policy ``N(mean, std^2)`` over the action, trained by the improvement/projection scheme of
-:mod:`tora.dime.losses` (DiME paper, seeds/003, Sec. 3-4 and App. B):
+:mod:`tora.train.losses.dime` (DiME paper, seeds/003, Sec. 3-4 and App. B):
 
 1. every ``target_period`` steps the policy is copied into a frozen sampling policy ``pi_i``
    (the paper's target network, updated every 100 learner steps, Table 3);
@@ -54,10 +54,10 @@ from numpy.typing import ArrayLike
 
 from tora.configs import config_to_dict
 from tora.dime.bandits import Bandit, make_bandit
-from tora.dime.losses import dime_loss, ls_loss
 from tora.errors import InvalidWeightsError
 from tora.evaluate.pareto import hypervolume
 from tora.evaluate.plots import color_cycle, new_figure, save_figure
+from tora.train.losses.dime import dime_loss, ls_loss
 
 __all__ = [
     "DEFAULT_ALPHAS",

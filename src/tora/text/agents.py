@@ -30,7 +30,7 @@ import numpy as np
 from tora.envs.text.env import format_observation
 from tora.envs.text.game import Game
 from tora.errors import ToraError
-from tora.text.encoder import tokenize
+from tora.nn.text_encoder import tokenize
 from tora.text.metrics import RandomAgent
 
 

@@ -14,7 +14,7 @@ objective (:func:`tora.text.data.make_pairs`) and mixes them at inference
 first (CPL's paper pretrains with BC too).
 
 The policy is categorical over the offered choices: :class:`ChoiceScorer` gives each
-(scene text, choice text) pair a logit from their embeddings (:mod:`tora.text.encoder`), and
+(scene text, choice text) pair a logit from their embeddings (:mod:`tora.nn.text_encoder`), and
 the softmax runs over the offered choices only. It never sees annotations.
 
 Training runs in the shared loop (:func:`tora.train.loop.train_and_save`): resumable from
@@ -32,12 +32,12 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from tora.configs import config_to_dict
 from tora.errors import CheckpointError, DataError, ToraError
 from tora.io import atomic_write_json
+from tora.nn.choice_scorer import ChoiceScorer
+from tora.nn.text_encoder import EncoderConfig, TextEncoder, encoder_dict, make_encoder
 from tora.text.data import (
     HELD_OUT_GAME,
     PairConfig,
@@ -45,86 +45,13 @@ from tora.text.data import (
     TextDataset,
     make_pairs,
 )
-from tora.text.encoder import EncoderConfig, TextEncoder, encoder_dict, make_encoder
 from tora.train.checkpoint import load_state_into, read_config
 from tora.train.loop import LoopResult, OptimConfig, train_and_save
+from tora.train.losses.cpl import cpl_loss, nll_bc_loss
 
 POLICY_FORMAT = "tora-text-policy"
 POLICY_VERSION = 1
 _PROBS_CACHE_LIMIT = 100_000  # (scene, choices) entries kept by a loaded policy
-
-
-# -------------------------------------------------------------------------------- network
-class ChoiceScorer(nn.Module):
-    """Logits of the offered choices from text embeddings.
-
-    Shapes: ``scene`` (B, D), ``choices`` (B, C, D), ``mask`` (B, C) bool (True = offered)
-    -> logits (B, C), ``-inf`` where not offered. Scene and choice are projected to
-    ``hidden`` units each; a two-layer head reads ``[scene, choice, scene * choice]``.
-    """
-
-    def __init__(self, text_dim: int, hidden: int = 64) -> None:
-        super().__init__()
-        self.scene_proj = nn.Linear(text_dim, hidden)
-        self.choice_proj = nn.Linear(text_dim, hidden)
-        self.head = nn.Sequential(
-            nn.ReLU(), nn.Linear(3 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1)
-        )
-
-    def score(
-        self, scene_h: torch.Tensor, choice_h: torch.Tensor, mask: torch.Tensor
-    ) -> torch.Tensor:
-        """Logits from projected texts: ``scene_h`` (B, H), ``choice_h`` (B, C, H)."""
-        s = scene_h.unsqueeze(1).expand_as(choice_h)
-        logits = self.head(torch.cat([s, choice_h, s * choice_h], dim=-1)).squeeze(-1)
-        return logits.masked_fill(~mask, float("-inf"))
-
-    def forward(
-        self, scene: torch.Tensor, choices: torch.Tensor, mask: torch.Tensor
-    ) -> torch.Tensor:
-        return self.score(self.scene_proj(scene), self.choice_proj(choices), mask)
-
-
-# --------------------------------------------------------------------------------- losses
-def cpl_loss(
-    logp_preferred: torch.Tensor,
-    logp_other: torch.Tensor,
-    *,
-    alpha: float = 0.1,
-    conservative_lambda: float = 0.5,
-    discount: float = 1.0,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """CPL's loss on a batch of segment pairs (Hejna et al. 2024, Eq. 5 with the bias).
-
-    ``logp_preferred`` and ``logp_other``: (N, L) log pi(a_t | s_t) along each segment, 0
-    at padded steps. Segment score = alpha * sum_t discount^t logp_t;
-    loss = mean(-log sigmoid(score_preferred - lambda * score_other)).
-    Stats: the loss, the accuracy (preferred scored higher) and the mean scores.
-    """
-    if logp_preferred.shape != logp_other.shape or logp_preferred.dim() != 2:
-        raise ValueError(
-            f"cpl_loss needs two (N, L) tensors, got {tuple(logp_preferred.shape)} and "
-            f"{tuple(logp_other.shape)}"
-        )
-    weights = discount ** torch.arange(
-        logp_preferred.shape[1], dtype=logp_preferred.dtype, device=logp_preferred.device
-    )
-    score_preferred = alpha * (logp_preferred * weights).sum(dim=1)
-    score_other = alpha * (logp_other * weights).sum(dim=1)
-    loss = -F.logsigmoid(score_preferred - conservative_lambda * score_other).mean()
-    stats = {
-        "cpl_loss": float(loss.detach()),
-        "accuracy": float((score_preferred > score_other).float().mean()),
-        "score_preferred": float(score_preferred.detach().mean()),
-        "score_other": float(score_other.detach().mean()),
-    }
-    return loss, stats
-
-
-def bc_loss(logp_actions: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-    """Behaviour cloning: mean negative log-likelihood of the data's actions, (N,) -> scalar."""
-    loss = -logp_actions.mean()
-    return loss, {"bc_loss": float(loss.detach())}
 
 
 # ---------------------------------------------------------------------------- step tables
@@ -285,7 +212,7 @@ def train_text_policy(
             idx = torch.randint(
                 num_steps, (config.batch_size * 8,), generator=generator, device=device
             )
-            return bc_loss(table.log_probs(model, idx))
+            return nll_bc_loss(table.log_probs(model, idx))
 
         warm = train_and_save(
             desc="BC warm start",
@@ -388,8 +315,6 @@ __all__ = [
     "StepTable",
     "TextPolicy",
     "TextTrainConfig",
-    "bc_loss",
-    "cpl_loss",
     "objective_label",
     "segment_log_probs",
     "train_text_policy",

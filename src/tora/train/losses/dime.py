@@ -282,3 +282,17 @@ def _bound(epsilons: Bound, q_values: torch.Tensor) -> torch.Tensor:
     if eps.shape[0] != k:
         raise ShapeMismatchError(f"got {eps.shape[0]} KL bounds for {k} objectives")
     return eps
+
+
+def tradeoff_loss(
+    logit: torch.Tensor, mean_return: float, threshold: float
+) -> tuple[torch.Tensor, Stats]:
+    """``J = alpha (R - c) / max(|c|, 1)`` with ``alpha = sigmoid(logit)`` (Sec. 6.3).
+
+    Its gradient in ``logit`` has the sign of ``R - c``: descending it lowers ``alpha`` (less
+    weight on the teacher) when the return exceeds the threshold and raises it when it falls
+    short. Dividing by ``|c|`` makes the step independent of the reward's units.
+    """
+    alpha = torch.sigmoid(logit)
+    loss = alpha * (mean_return - threshold) / max(abs(threshold), 1.0)
+    return loss, {"alpha": float(alpha.detach()), "return_gap": mean_return - threshold}

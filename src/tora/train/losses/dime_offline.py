@@ -15,7 +15,7 @@ cloning for every method.
 * DiME (Eq. 11): ``J = (1 - alpha) E_s E_{a~pi_i}[ exp(Q(s, a) / eta) / Z_1(s) log pi(a|s) ]
   + alpha E_D[ log pi(a|s) ]``. The first term is the MPO/REPS improvement of the task,
   estimated with ``N`` actions sampled per state from the sampling policy ``pi_i``
-  (:func:`tora.dime.losses.improvement_weights`), its temperature ``eta`` adapted by its own
+  (:func:`tora.train.losses.dime.improvement_weights`), its temperature ``eta`` adapted by its own
   dual with a KL bound and independent of ``alpha``; the second is behaviour cloning
   (DiME (BC)). Both terms are scale-free in ``Q``, so ``alpha`` means the same whatever the
   reward's units, and one policy can learn every ``alpha`` at once ("multi": ``alpha`` per
@@ -32,7 +32,7 @@ Shapes, for ``B`` dataset transitions and ``N`` sampled actions per state: ``dat
 ``sampled_q`` ``(B, N)`` belong to the sampled actions; ``advantages`` ``(B,)``; trade-offs a
 float or ``(B,)`` (one per row, for a trade-off-conditioned policy). Each loss returns
 ``(loss, stats)``; the temperature's dual is separate
-(:func:`tora.dime.losses.temperature_dual`), because the trainer adapts ``eta`` with its own
+(:func:`tora.train.losses.dime.temperature_dual`), because the trainer adapts ``eta`` with its own
 step size.
 """
 
@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import torch
 
-from tora.dime.losses import improvement_weights, kl_from_weights, weighted_log_likelihood
 from tora.errors import InvalidWeightsError, ShapeMismatchError
+from tora.train.losses.dime import improvement_weights, kl_from_weights, weighted_log_likelihood
 
 __all__ = [
     "advantage_weights",
@@ -187,7 +187,7 @@ def offline_mo_dime_loss(
     - beta E_b[ log pi(a_b | s_b, w_b) ]`` with ``v_bjk = softmax_j(Q_k(s_b, a_bj) / eta_k)``
     the weights of objective ``k``'s improved policy (Eq. 38-39), ``w_b`` the row's preference
     over the objectives and ``beta`` the fixed weight of the behaviour-cloning prior. It is
-    :func:`tora.dime.losses.dime_loss`'s projection with ``K + 1`` objectives and trade-offs
+    :func:`tora.train.losses.dime.dime_loss`'s projection with ``K + 1`` objectives and trade-offs
     ``((1 - beta) w_b, beta)``, the prior's improved policy being the data itself (Eq. 11):
     every ``v_k`` is normalized on its own, so ``w`` means the same whatever the objectives'
     reward scales. The temperatures' dual is separate, as for :func:`offline_dime_loss`.
