@@ -9,29 +9,27 @@ The K models can run in two ways (``mode`` of :class:`ComposedDenoiser`):
 
 * ``"sequential"``: one model after another, skipping any model whose weight is zero on the
   whole batch. Best on the CPU, where the cost is arithmetic and a dropped objective is free.
-* ``"stacked"``: the K models are fine-tuned copies of one reference network, so their
-  parameters are stacked along a new leading dimension (:func:`torch.func.stack_module_state`)
-  and all K run as one :func:`torch.func.vmap`-ed :func:`torch.func.functional_call`. On a GPU
-  the cost of these small networks is kernel launches, not arithmetic, and stacking launches
-  each layer once for all K instead of K times. It also never reads the weights back to the
-  host, so it can be captured in a CUDA graph.
+* ``"stacked"`` (:mod:`tora.diffusion.stacked`): the K models are fine-tuned copies of one
+  reference network, so their parameters are stacked along a new leading dimension
+  (:func:`torch.func.stack_module_state`) and all K run as one :func:`torch.func.vmap`-ed
+  :func:`torch.func.functional_call`. On a GPU the cost of these small networks is kernel
+  launches, not arithmetic, and stacking launches each layer once for all K instead of K
+  times. It also never reads the weights back to the host, so it can be captured in a CUDA
+  graph.
 
 ``"auto"`` (the default) picks stacked on CUDA and sequential elsewhere.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from tora.diffusion.stacked import StackedModels, check_same_architecture
 from tora.errors import InvalidWeightsError, ShapeMismatchError
 from tora.preferences import validate_weights
 
@@ -50,130 +48,23 @@ def check_weights(
     return torch.from_numpy(validate_weights(weights, num_models, names))
 
 
-# ------------------------------------------------------------------------------ stacking
-_PLAIN = (bool, int, float, str, type(None))
+def weighted_sum(eps: torch.Tensor | Sequence[torch.Tensor], w: torch.Tensor) -> torch.Tensor:
+    """sum_k w[:, k] * eps_k: the composition itself, which both execution modes call.
 
-
-def _plain_attributes(module: nn.Module) -> dict[str, Any]:
-    """A module's non-tensor settings (``in_features``, ``eps``, ``num_heads``, ...).
-
-    Stacked execution runs one skeleton module with each model's tensors swapped in, so any
-    setting outside the tensors is taken from the first model; these must agree too.
+    ``eps``: the K outputs, as K tensors (B, ...) or one stacked (K, B, ...) tensor; ``w``:
+    (B, K) weights in the outputs' dtype and device. A list is accumulated model by model in
+    its order, so a one-hot weight row returns that model's output exactly.
     """
-    out: dict[str, Any] = {}
-    for key, value in vars(module).items():
-        if key.startswith("_") or key == "training":
-            continue
-        if isinstance(value, _PLAIN) or (
-            isinstance(value, tuple) and all(isinstance(v, _PLAIN) for v in value)
-        ):
-            out[key] = value
+    if isinstance(eps, torch.Tensor):
+        k, b = eps.shape[0], eps.shape[1]
+        return (w.t().reshape(k, b, *([1] * (eps.dim() - 2))) * eps).sum(0)
+    out: torch.Tensor | None = None
+    for k, e in enumerate(eps):
+        term = w[:, k].view(-1, *([1] * (e.dim() - 1))) * e
+        out = term if out is None else out + term
+    if out is None:
+        raise InvalidWeightsError("weighted_sum needs at least one model output")
     return out
-
-
-def architecture_signature(model: nn.Module) -> dict[str, Any]:
-    """What must agree between models for them to run stacked: module classes and settings,
-    and the names, shapes and dtypes of parameters and buffers."""
-    sig: dict[str, Any] = {}
-    for name, module in model.named_modules():
-        prefix = name or "<root>"
-        sig[f"{prefix} (class)"] = type(module).__qualname__
-        for key, value in _plain_attributes(module).items():
-            sig[f"{prefix}.{key}"] = value
-    for kind, tensors in (
-        ("parameter", model.named_parameters()),
-        ("buffer", model.named_buffers()),
-    ):
-        for name, tensor in tensors:
-            sig[f"{name} ({kind})"] = (tuple(tensor.shape), tensor.dtype)
-    return sig
-
-
-def check_same_architecture(models: Sequence[nn.Module], names: Sequence[str]) -> None:
-    """Raise :class:`ShapeMismatchError` naming the first difference between ``models[0]`` and
-    another model, if any."""
-    ref = architecture_signature(models[0])
-    for model, name in zip(models[1:], names[1:], strict=True):
-        sig = architecture_signature(model)
-        for key in sorted(ref.keys() | sig.keys()):
-            a, b = ref.get(key, "<absent>"), sig.get(key, "<absent>")
-            if a != b:
-                raise ShapeMismatchError(
-                    f"stacked composition needs objective models of one architecture, but "
-                    f"{names[0]!r} and {name!r} differ at {key}: {a} vs {b}; use "
-                    f"mode='sequential' for models of different architectures"
-                )
-    if not ref or not any(k.endswith("(parameter)") or k.endswith("(buffer)") for k in ref):
-        raise ShapeMismatchError(
-            "stacked composition needs models whose parameters and buffers hold everything "
-            "that differs between them; these have none; use mode='sequential'"
-        )
-
-
-@contextlib.contextmanager
-def _vmappable_attention(enabled: bool) -> Iterator[None]:
-    """Keep attention on kernels that vmap can batch, for the duration of one stacked call.
-
-    In eval mode, ``nn.TransformerEncoderLayer`` and ``nn.MultiheadAttention`` call fused
-    kernels with no vmap batching rule, and so does (at least) the CPU flash kernel of
-    ``scaled_dot_product_attention``; functorch then loops over the K models one by one (with
-    a warning), which undoes the point of stacking. The unfused layers and the math SDPA
-    kernel do the same arithmetic, and at planning's few tokens per window the fused kernels
-    gain nothing. The fast-path switch is process-global, so it is restored right after.
-    """
-    if not enabled:
-        yield
-        return
-    previous = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        with sdpa_kernel(SDPBackend.MATH):
-            yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(previous)
-
-
-class _StackedModels:
-    """All K models as one vmapped call over stacked copies of their parameters and buffers.
-
-    A plain object, not an ``nn.Module``: the stacked tensors are copies and must stay out of
-    ``parameters()`` and ``state_dict()`` of the composed module.
-    """
-
-    def __init__(self, models: Sequence[nn.Module]) -> None:
-        params, buffers = stack_module_state(list(models))
-        # Detached: inference copies. Gradients must reach the models themselves, so when
-        # autograd needs them the composed module runs sequentially ("auto") or refuses.
-        # One flat tuple rather than two dicts: vmap flattens its inputs at every call, and
-        # the call's Python overhead is what stacking exists to save.
-        self.names = (*params, *buffers)
-        self.tensors = tuple(v.detach() for v in (*params.values(), *buffers.values()))
-        # The skeleton only supplies the code and the non-tensor settings; "meta" tensors take
-        # no memory, and every tensor is replaced by a stacked slice at call time.
-        self.skeleton = copy.deepcopy(models[0]).to("meta")
-        self.has_attention = any(
-            isinstance(m, nn.MultiheadAttention | nn.TransformerEncoderLayer)
-            for m in self.skeleton.modules()
-        )
-        self.num_models = len(models)
-
-        def one(
-            tensors: tuple[torch.Tensor, ...], x: torch.Tensor, t: torch.Tensor
-        ) -> torch.Tensor:
-            return functional_call(
-                self.skeleton, dict(zip(self.names, tensors, strict=True)), (x, t)
-            )
-
-        # randomness="different": in training mode each model draws its own dropout masks,
-        # as when the models run one after another.
-        self.call = vmap(one, in_dims=(0, None, None), randomness="different")
-
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, training: bool) -> torch.Tensor:
-        """(K, B, ...) outputs of all K models."""
-        if self.skeleton.training != training:  # .train() walks every submodule: not per call
-            self.skeleton.train(training)
-        with _vmappable_attention(self.has_attention):
-            return self.call(self.tensors, x, t)
 
 
 # ---------------------------------------------------------------------------- composition
@@ -213,7 +104,7 @@ class ComposedDenoiser(nn.Module):
             list(names) if names is not None else [f"model_{i}" for i in range(len(models))]
         )
         self.mode: ComposeMode = mode
-        self._stacked: _StackedModels | None = None
+        self._stacked: StackedModels | None = None
         # None: not checked yet. "auto" checks lazily and quietly falls back to sequential.
         self._stackable: bool | None = None
         if mode == "stacked":
@@ -227,7 +118,7 @@ class ComposedDenoiser(nn.Module):
         """
         check_same_architecture(list(self.models), self.names)
         self._stackable = True
-        self._stacked = _StackedModels(list(self.models))
+        self._stacked = StackedModels(list(self.models))
 
     def _apply(self, fn: Callable[..., Any], recurse: bool = True) -> ComposedDenoiser:
         # .to(), .cuda(), .float() ... all go through _apply: the moved or cast models need
@@ -296,23 +187,15 @@ class ComposedDenoiser(nn.Module):
     def _forward_sequential(
         self, x: torch.Tensor, t: torch.Tensor, w: torch.Tensor, skip_zero: bool
     ) -> torch.Tensor:
-        out: torch.Tensor | None = None
-        for k, model in enumerate(self.models):
-            wk = w[:, k]
-            if skip_zero and not bool((wk != 0).any()):
-                continue
-            term = wk.view(-1, *([1] * (x.dim() - 1))) * model(x, t)
-            out = term if out is None else out + term
-        assert out is not None  # rows sum to 1, so some weight is positive
-        return out
+        # Rows sum to 1, so some model has a positive weight and the list is never empty.
+        used = [k for k in range(len(self.models)) if not skip_zero or bool((w[:, k] != 0).any())]
+        return weighted_sum([self.models[k](x, t) for k in used], w[:, used])
 
     def _forward_stacked(self, x: torch.Tensor, t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         if self._stacked is None:  # "auto" on its first CUDA call
             self.refresh()
         assert self._stacked is not None
-        eps = self._stacked(x, t, self.training)  # (K, B, H, D)
-        wk = w.t().reshape(len(self.models), x.shape[0], *([1] * (x.dim() - 1)))
-        return (wk * eps).sum(0)
+        return weighted_sum(self._stacked(x, t, self.training), w)  # eps: (K, B, H, D)
 
     def bind(
         self, weights: torch.Tensor | np.ndarray | Sequence[float]
