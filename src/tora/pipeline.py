@@ -19,7 +19,7 @@ from tora.envs import make_env
 from tora.evaluate.report import summarize_sweep, write_sweep_report
 from tora.evaluate.rollout import SweepResult, rollout_sweep, row_seeds
 from tora.planning.agent import Agent
-from tora.preferences import validate_weights
+from tora.preferences import Preferences
 from tora.train.critic import ValueCriticTrainConfig, train_value_critic
 from tora.train.dpo import DPOConfig, finetune_objective
 from tora.train.inverse import InverseDynamicsTrainConfig, train_inverse_dynamics
@@ -116,9 +116,10 @@ def evaluate_run(
     agent = Agent.load(
         run_dir, objectives, device=device, sampler=sampler, seed=seed, candidates=candidates
     )
-    # One weight per loaded model, checked before any environment is built.
-    weights = validate_weights(weights, len(agent.objective_names), agent.objective_names)
-    agent.seed_rows(row_seeds(seed, weights.shape[0], episodes))
+    # One weight per loaded model, checked once, before any environment is built; the checked
+    # rows travel to every act() call as they are.
+    prefs = Preferences(weights, len(agent.objective_names), agent.objective_names)
+    agent.seed_rows(row_seeds(seed, len(prefs), episodes))
     probe = make_env(env_id)
     agent.check_spaces(probe.observation_space.shape, probe.action_space.shape)
     reward_names = list(getattr(probe.unwrapped, "reward_names", ()) or [])
@@ -126,7 +127,7 @@ def evaluate_run(
     result = rollout_sweep(
         agent.act,
         partial(make_env, env_id),
-        weights,
+        prefs,
         episodes,
         seed,
         env_id=env_id,

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tora.errors import InvalidWeightsError
+from tora.errors import InvalidWeightsError, ShapeMismatchError
 
-__all__ = ["lattice_size", "simplex_grid", "validate_weights"]
+__all__ = ["Preferences", "lattice_size", "simplex_grid", "spread_rows", "validate_weights"]
 
 # Tolerance on the row sums of user weights: loose enough for weights typed by hand with a few
 # decimals or computed in float32, tight enough to catch a forgotten normalization.
@@ -171,9 +171,19 @@ def validate_weights(
     Raises:
         InvalidWeightsError: the weights are not numeric, have the wrong length, are empty,
             contain NaN or inf, contain a negative entry, or a row does not sum to 1 within
-            ``1e-6``.
+            ``1e-6``; or ``weights`` is a :class:`Preferences` made for another number or
+            order of objectives.
+
+    A :class:`Preferences` was checked when it was made, so it is only matched against
+    ``num_objectives`` and ``names`` (where both name the objectives) and returned as a copy.
     """
-    k = int(num_objectives)
+    if isinstance(weights, Preferences):
+        return weights.checked_for(num_objectives, names)
+    return _check_values(weights, int(num_objectives), names)
+
+
+def _check_values(weights: ArrayLike, k: int, names: Sequence[str] | None) -> np.ndarray:
+    """:func:`validate_weights` on anything but a :class:`Preferences`: every check, every row."""
     named = f" ({', '.join(map(str, names))})" if names else ""
     try:
         arr = np.array(weights, dtype=np.float64)
@@ -219,3 +229,77 @@ def validate_weights(
         row = int(np.argmax(off))
         raise InvalidWeightsError(f"weights must sum to 1: {where(row)} sum to {sums[row]:.10g}")
     return arr
+
+
+class Preferences:
+    """Preference rows checked once by :func:`validate_weights`: (B, K) float64, read-only,
+    with the objective names they were checked against (if given).
+
+    Made at the edge (a command's options, a sweep's grid), a ``Preferences`` travels through
+    rollouts and ``act`` calls without being checked again: :func:`validate_weights` and
+    every ``act(obs, weights)`` accept one and only match its objective count (and names)
+    against the models', instead of re-checking every row on every step of every episode.
+    """
+
+    __slots__ = ("names", "rows")
+
+    def __init__(
+        self, weights: ArrayLike, num_objectives: int, names: Sequence[str] | None = None
+    ) -> None:
+        self.rows = validate_weights(weights, num_objectives, names)
+        self.rows.setflags(write=False)
+        self.names = tuple(str(n) for n in names) if names else None
+
+    @classmethod
+    def _trusted(cls, rows: np.ndarray, names: tuple[str, ...] | None) -> Preferences:
+        """Rows taken from an existing ``Preferences``: already checked."""
+        out = object.__new__(cls)
+        out.rows = rows
+        out.rows.setflags(write=False)
+        out.names = names
+        return out
+
+    @property
+    def num_objectives(self) -> int:
+        return int(self.rows.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def __repr__(self) -> str:
+        return f"Preferences({len(self)} rows over {self.names or self.num_objectives})"
+
+    def take(self, index: ArrayLike) -> Preferences:
+        """The rows at ``index`` (an integer array or slice), still checked."""
+        return Preferences._trusted(np.atleast_2d(self.rows[index]), self.names)
+
+    def repeat(self, times: int) -> Preferences:
+        """Each row ``times`` times in a row (row i's copies at i*times .. i*times+times-1)."""
+        return Preferences._trusted(np.repeat(self.rows, times, axis=0), self.names)
+
+    def checked_for(self, num_objectives: int, names: Sequence[str] | None = None) -> np.ndarray:
+        """A writable copy of the rows, after matching them against a consumer's objectives."""
+        if self.num_objectives != int(num_objectives):
+            raise InvalidWeightsError(
+                f"these preferences have {self.num_objectives} weights per row "
+                f"({', '.join(self.names or ())}); expected {int(num_objectives)}"
+            )
+        if names and self.names and tuple(str(n) for n in names) != self.names:
+            raise InvalidWeightsError(
+                f"these preferences weigh the objectives in the order {', '.join(self.names)}, "
+                f"but the models' order is {', '.join(map(str, names))}"
+            )
+        return np.array(self.rows)
+
+
+def spread_rows(rows: np.ndarray, batch: int, item: str = "observation") -> np.ndarray:
+    """(batch, K) weights for a batch: a single row is shared by every item, ``batch`` rows
+    pass through, any other count is a ShapeMismatchError."""
+    if rows.shape[0] == batch:
+        return rows
+    if rows.shape[0] == 1:
+        return np.repeat(rows, batch, axis=0)
+    raise ShapeMismatchError(
+        f"{rows.shape[0]} weight rows for {batch} {item}s; give one row per {item} or a "
+        "single (K,) preference for the whole batch"
+    )

@@ -55,6 +55,7 @@ from tora.evaluate.report import summarize_sweep
 from tora.evaluate.rollout import SweepResult, rollout_sweep, row_seeds
 from tora.io import atomic_write_json, read_json_object
 from tora.policies.base import Method
+from tora.preferences import Preferences
 
 
 # ------------------------------------------------------------------------------ data
@@ -229,17 +230,20 @@ def evaluate_sweep(
     summary and the seconds it took."""
     env_id = resolve_env_id(entry.id)
     names = list(objective_names(env_id))
-    weights = eval_weights(suite, len(names)) if weights is None else np.atleast_2d(weights)
+    grid = eval_weights(suite, len(names)) if weights is None else weights
+    # Checked once here, before any environment is built (columns in the env's objective
+    # order; the policies match only the count, as they always have).
+    prefs = Preferences(grid, len(names))
     # Methods that can give each sweep row its own noise stream do, so that a preference's
     # returns do not depend on which other preferences share its batch.
     per_row = hasattr(policy, "seed_rows")
     if per_row:
-        policy.seed_rows(row_seeds(suite.eval.seed, weights.shape[0], suite.eval.episodes))
+        policy.seed_rows(row_seeds(suite.eval.seed, len(prefs), suite.eval.episodes))
     start = time.perf_counter()
     result = rollout_sweep(
         policy.act,
         partial(make_env, env_id),
-        weights,
+        prefs,
         suite.eval.episodes,
         suite.eval.seed,
         env_id=env_id,

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from tora.errors import ShapeMismatchError
 from tora.evaluate.vector import EnvPool, reward_vector
+from tora.preferences import Preferences
 
 Policy = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(observations (B, obs_dim), weights (B, K)) -> actions (B, act_dim)."""
@@ -140,7 +141,7 @@ def drive_episodes(
 def rollout_sweep(
     policy: Policy | RowPolicy,
     make_env: Callable[[], gym.Env],
-    weights: np.ndarray,
+    weights: Preferences | np.ndarray,
     episodes: int,
     seed: int,
     env_id: str = "",
@@ -166,10 +167,20 @@ def rollout_sweep(
     wait for workers), and ``env_steps`` and ``env_steps_per_second`` over the whole sweep.
     """
     start = time.perf_counter()
-    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
-    n = weights.shape[0]
+    # A Preferences (checked once, where the sweep was asked for) reaches every act() call as
+    # one, so the policies only match it against their objectives instead of re-checking it.
+    if isinstance(weights, Preferences):
+        n = len(weights)
+        w_all: Preferences | np.ndarray = weights.repeat(episodes)
+    else:
+        weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+        n = weights.shape[0]
+        w_all = np.repeat(weights, episodes, axis=0)
     total = n * episodes
-    w_rows = np.repeat(weights, episodes, axis=0)
+
+    def w_rows(idx: np.ndarray) -> Preferences | np.ndarray:
+        return w_all.take(idx) if isinstance(w_all, Preferences) else w_all[idx]
+
     with EnvPool(make_env, total, workers) as pool:
         obs = pool.reset([seed + (j % episodes) for j in range(total)]).astype(np.float32)
         startup_seconds = time.perf_counter() - start
@@ -182,8 +193,8 @@ def rollout_sweep(
 
         def act(idx: np.ndarray, obs_batch: np.ndarray, step: int, sums: np.ndarray | None):
             if pass_rows:
-                return policy(obs_batch, w_rows[idx], rows=idx)  # type: ignore[call-arg]
-            return policy(obs_batch, w_rows[idx])  # type: ignore[call-arg]
+                return policy(obs_batch, w_rows(idx), rows=idx)  # type: ignore[call-arg]
+            return policy(obs_batch, w_rows(idx))  # type: ignore[call-arg]
 
         clock: dict[str, float] = {}
         totals, lengths, step = drive_episodes(pool, obs, act, limit, bar, clock)
@@ -205,7 +216,7 @@ def rollout_sweep(
         "workers": used_workers,
     }
     return SweepResult(
-        weights=weights,
+        weights=np.array(weights.rows) if isinstance(weights, Preferences) else weights,
         returns=totals.reshape(n, episodes, k),
         lengths=lengths.reshape(n, episodes),
         objective_names=names,

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from tora.errors import DataError, ShapeMismatchError
-from tora.preferences import validate_weights
+from tora.preferences import Preferences, spread_rows, validate_weights
 
 
 def batch_inputs(
     obs: np.ndarray | Sequence[float],
-    weights: np.ndarray | Sequence[float],
+    weights: Preferences | np.ndarray | Sequence[float],
     obs_dim: int,
     objective_names: Sequence[str],
 ) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -45,15 +45,10 @@ def batch_inputs(
     if not np.isfinite(o).all():
         row = int(np.argwhere(~np.isfinite(o))[0, 0])
         raise DataError(f"observations contain NaN or inf (row {row}): {o[row].tolist()}")
+    # A Preferences (checked once at the edge, e.g. by rollout_sweep) is only matched against
+    # the objectives here, not checked again on every step.
     w = validate_weights(weights, len(objective_names), list(objective_names))
-    if w.shape[0] == 1:
-        w = np.repeat(w, o.shape[0], axis=0)
-    elif w.shape[0] != o.shape[0]:
-        raise ShapeMismatchError(
-            f"{w.shape[0]} weight rows for {o.shape[0]} observations; give one row per "
-            "observation or a single (K,) preference for the whole batch"
-        )
-    return o, w, single
+    return o, spread_rows(w, o.shape[0]), single
 
 
 def check_spaces(
