@@ -30,6 +30,7 @@ from tora.bench.config import (
     EnvEntry,
     SuiteConfig,
     cell_dir,
+    check_cell,
     check_suite,
     env_dirname,
     eval_weights,
@@ -43,7 +44,6 @@ from tora.configs import (
     config_to_dict,
     fill_missing,
     legacy_defaults,
-    settings_diff,
 )
 from tora.data.formats import load_dataset, save_dataset
 from tora.data.trajectories import Trajectories
@@ -79,28 +79,6 @@ def suite_dataset(
     path.parent.mkdir(parents=True, exist_ok=True)
     save_dataset(traj, path)
     return traj, path
-
-
-def _check_cell_settings(
-    cell: Path, settings: dict[str, Any], config_defaults: dict[str, Any]
-) -> None:
-    """Refuse to mix a cell's results with settings it was not made with. A config field added
-    after the cell was made counts as the value that reproduces the behaviour from before it
-    (its default, or its config class's LEGACY value); any other value is a change."""
-    path = cell / CELL_FILE
-    if path.is_file():
-        saved = read_json_object(path).get("settings")
-        if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
-            saved = {**saved, "config": fill_missing(saved["config"], config_defaults)}
-        if saved != settings:
-            changed = "; ".join(settings_diff(saved, settings))
-            raise ToraError(
-                f"{cell} was made with other settings than the suite now asks for ({changed}); "
-                "use another suite name/out directory, or delete that cell to redo it"
-            )
-    else:
-        cell.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, {"settings": settings})
 
 
 def adopt_stages(
@@ -183,7 +161,7 @@ def run_cell(
         "eval": {k: v for k, v in config_to_dict(suite.eval).items() if k != "workers"},
         "ref_point": entry.ref_point,
     }
-    _check_cell_settings(cell, settings, legacy_defaults(method.config_cls))
+    check_cell(cell, settings, legacy_defaults(method.config_cls))
     eval_path = cell / EVAL_FILE
     if eval_path.is_file():
         return eval_path

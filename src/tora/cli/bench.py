@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from tora.cli.common import (
     add_command,
+    load_suite_file,
     write_config,
 )
 from tora.cli.config_args import (
@@ -36,10 +37,7 @@ def bench_speed(args: argparse.Namespace) -> int:
 def _load_suite(args: argparse.Namespace) -> SuiteConfig:
     from tora.bench.config import load_suite
 
-    suite = load_suite(args.suite)
-    if args.out:
-        suite.out = args.out
-    return suite
+    return load_suite_file(load_suite, args)
 
 
 def bench_run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -19,11 +20,14 @@ __all__ = [
     "add_command",
     "csv_items",
     "floats",
+    "load_suite_file",
     "refuse_repeats",
     "required",
     "runtime_options",
     "write_config",
 ]
+
+T = TypeVar("T")
 
 Handler = Callable[[argparse.Namespace], int]
 """A command's handler: parsed arguments in, exit status out."""
@@ -41,6 +45,15 @@ def add_command(
     )
     parser.set_defaults(handler=handler)
     return parser
+
+
+def load_suite_file(load: Callable[[str], T], args: argparse.Namespace) -> T:
+    """The suite file ``args.suite`` read by ``load`` (MuJoCo or safe), its output directory
+    replaced by ``--out`` when given."""
+    suite = load(args.suite)
+    if args.out:
+        suite.out = args.out  # type: ignore[attr-defined]
+    return suite
 
 
 def runtime_options(args: argparse.Namespace) -> RuntimeOptions:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tora.cli.common import add_command
+from tora.cli.common import add_command, load_suite_file
 from tora.cli.config_args import add_dataclass_arguments, config_to_dict, dataclass_from_args
 from tora.errors import ToraError
 
@@ -169,10 +169,7 @@ def safe_select(args: argparse.Namespace) -> int:
 def _suite(args: argparse.Namespace) -> Any:
     from tora.safe.suite import load_safe_suite
 
-    suite = load_safe_suite(args.suite)
-    if args.out:
-        suite.out = args.out
-    return suite
+    return load_suite_file(load_safe_suite, args)
 
 
 def safe_bench(args: argparse.Namespace) -> int:

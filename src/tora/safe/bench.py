@@ -39,12 +39,10 @@ from typing import Any
 import numpy as np
 
 from tora.behavior.make import data_source_tag, make_dataset
-from tora.bench.config import with_seed
+from tora.bench.config import check_cell, with_seed
 from tora.configs import (
     config_to_dict,
-    fill_missing,
     legacy_defaults,
-    settings_diff,
 )
 from tora.data.formats import load_dataset, save_dataset
 from tora.data.trajectories import Trajectories
@@ -60,7 +58,6 @@ from tora.safe.protocol import episode_seeds
 from tora.safe.rollout import Episodes, run_episodes
 from tora.safe.select import WeightSearch
 from tora.safe.suite import (
-    CELL_FILE,
     EVAL_FILE,
     METHODS,
     TRAIN_FILE,
@@ -133,30 +130,6 @@ def _method_config(suite: SafeSuiteConfig, method: str) -> Any:
     }[method]
 
 
-def _check_cell(cell: Path, settings: dict[str, Any], config_cls: type | None = None) -> None:
-    """Refuse to mix a cell's results with settings it was not made with; a field of
-    ``config_cls`` added after the cell was made counts as its legacy value, as in the MuJoCo
-    suite (:func:`tora.configs.legacy_defaults`)."""
-    path = cell / CELL_FILE
-    if path.is_file():
-        saved = read_json_object(path).get("settings")
-        if (
-            config_cls is not None
-            and isinstance(saved, dict)
-            and isinstance(saved.get("config"), dict)
-        ):
-            saved = {**saved, "config": fill_missing(saved["config"], legacy_defaults(config_cls))}
-        if saved != settings:
-            changed = "; ".join(settings_diff(saved, settings))
-            raise ToraError(
-                f"{cell} was made with other settings than the suite now asks for ({changed}); "
-                "use another suite name/out directory, or delete that cell to redo it"
-            )
-    else:
-        cell.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, {"settings": settings})
-
-
 @dataclass
 class CellContext:
     """What a method's cell needs."""
@@ -210,10 +183,10 @@ def _tora_model(ctx: CellContext) -> tuple[Path, float]:
     config = with_seed(ctx.suite.tora, ctx.seed)
     device = resolve_device(ctx.suite.device)
     where.mkdir(parents=True, exist_ok=True)
-    _check_cell(
+    check_cell(
         where,
         {"config": config_to_dict(config), "data": config_to_dict(ctx.suite.data)},
-        type(config),
+        legacy_defaults(type(config)),
     )
     seconds = ctx.timed_train(
         "TORA-safe", lambda: train_tora(ctx.traj, where, config, device, ctx.progress), where
@@ -382,7 +355,11 @@ def run_cell(
     """Train (or resume) and evaluate one cell; returns its eval file (at once if done).
     ``data_id`` is :func:`task_dataset`'s identity of ``traj``."""
     cell = cell_dir(suite, env_id, method, seed)
-    _check_cell(cell, _method_settings(suite, method, data_id), type(_method_config(suite, method)))
+    check_cell(
+        cell,
+        _method_settings(suite, method, data_id),
+        legacy_defaults(type(_method_config(suite, method))),
+    )
     path = cell / EVAL_FILE
     if path.is_file():
         return path
