@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from tora.data.trajectories import Trajectories
+from tora.diffusion.accel import AccelConfig
 from tora.diffusion.samplers import SamplerConfig
 from tora.envs import make_env
 from tora.evaluate.report import summarize_sweep, write_sweep_report
@@ -105,6 +106,7 @@ def evaluate_run(
     progress: bool = True,
     workers: int = 0,
     candidates: int = 1,
+    accel: AccelConfig | None = None,
 ) -> SweepResult:
     """Roll out the composed agent for every weight row; all rows advance as one batch.
 
@@ -114,7 +116,13 @@ def evaluate_run(
     among that many plans per step by the run's value critics (see :class:`Agent`).
     """
     agent = Agent.load(
-        run_dir, objectives, device=device, sampler=sampler, seed=seed, candidates=candidates
+        run_dir,
+        objectives,
+        device=device,
+        sampler=sampler,
+        seed=seed,
+        candidates=candidates,
+        accel=accel,
     )
     # One weight per loaded model, checked once, before any environment is built; the checked
     # rows travel to every act() call as they are.

@@ -14,15 +14,8 @@ import tora
 from tora.diffusion.samplers import RowNoise, SamplerConfig, sample
 from tora.diffusion.schedule import NoiseSchedule
 from tora.envs import CRUISE_ID, make_env
-from tora.envs.scripted import collect_cruise
 from tora.errors import ShapeMismatchError
 from tora.evaluate.rollout import SweepResult, rollout_sweep, row_seeds
-from tora.nn.denoisers import DenoiserConfig
-from tora.pipeline import finetune_run, pretrain_run
-from tora.train.dpo import DPOConfig
-from tora.train.inverse import InverseDynamicsTrainConfig
-from tora.train.loop import OptimConfig
-from tora.train.pretrain import PretrainConfig
 
 # Noise in every sampler step (eta = 1), so the per-row streams matter beyond the first draw.
 SAMPLER = SamplerConfig(steps=3, eta=1.0)
@@ -35,41 +28,6 @@ RTOL, ATOL = 1e-4, 1e-3
 round differently from a one-row product in float32 (about 1e-7 relative per step); over 100
 closed-loop steps this stays far below 1e-3 absolute. Any wiring error (a row drawing another
 row's noise) changes returns by whole units."""
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run trained for a handful of steps: enough to plan with, not to plan well."""
-    # Module fixtures run before conftest's single-thread fixture; on a shared machine extra
-    # torch threads make this tiny training several times slower, not faster.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _train_tiny_run(tmp_path_factory.mktemp("run"))
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train_tiny_run(run: Path) -> Path:
-    data = collect_cruise(12, seed=3, progress=False)
-    pretrain = PretrainConfig(
-        horizon=4,
-        steps=30,
-        batch_size=32,
-        diffusion_steps=20,
-        denoiser=DenoiserConfig(hidden_dim=64, depth=2, time_dim=16),
-        optim=OptimConfig(lr=1e-3, checkpoint_every=1000, log_every=5),
-    )
-    pretrain_run(data, run, pretrain, InverseDynamicsTrainConfig(steps=30), progress=False)
-    dpo = DPOConfig(
-        steps=10,
-        batch_size=8,
-        num_pairs=200,
-        segment_length=8,
-        optim=OptimConfig(lr=1e-4, ema_decay=0),
-    )
-    finetune_run(data, run, dpo, progress=False)
-    return run
 
 
 def sweep(agent: tora.Agent, weights: np.ndarray, prefs: list[int], workers: int) -> SweepResult:

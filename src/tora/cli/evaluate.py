@@ -179,6 +179,7 @@ def _check_out_dir(out: Path) -> None:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    from tora.diffusion.accel import AccelConfig
     from tora.diffusion.samplers import SamplerConfig
     from tora.evaluate.report import weight_names
     from tora.pipeline import evaluate_run, report_run
@@ -186,6 +187,7 @@ def evaluate(args: argparse.Namespace) -> int:
     opts = dataclass_from_args(EvaluateOptions, args)
     runtime = runtime_options(args)
     sampler = dataclass_from_args(SamplerConfig, args, prefix="sampler")
+    accel = dataclass_from_args(AccelConfig, args)
     plan = plan_evaluation(opts)
     result = evaluate_run(
         plan.run,
@@ -199,12 +201,18 @@ def evaluate(args: argparse.Namespace) -> int:
         runtime.progress,
         workers=opts.workers,
         candidates=opts.candidates,
+        accel=accel,
     )
     # config.json is published with the report, so a directory never holds the results of
     # one run next to the config of another.
     config = {
         name: config_to_dict(c)
-        for name, c in {"options": opts, "sampler": sampler, "runtime": runtime}.items()
+        for name, c in {
+            "options": opts,
+            "sampler": sampler,
+            "accel": accel,
+            "runtime": runtime,
+        }.items()
     }
     summary = report_run(
         result,
@@ -345,6 +353,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from tora.diffusion.samplers import SamplerConfig
 
     add_dataclass_arguments(evaluate_parser, SamplerConfig, prefix="sampler", group_title="sampler")
+    from tora.diffusion.accel import AccelConfig
+
+    add_dataclass_arguments(evaluate_parser, AccelConfig, group_title="acceleration")
 
     diagnose_parser = add_command(
         sub,

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from tora.diffusion.compose import ComposedDenoiser
+from tora.errors import ConfigError
 
 Precision = Literal["fp32", "bf16"]
 CompileMode = Literal["none", "compile", "cuda_graph"]
@@ -39,6 +40,31 @@ PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 COMPILE_MODES: tuple[str, ...] = ("none", "compile", "cuda_graph")
 
 WeightedEpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class AccelConfig:
+    """How the composed denoiser runs inside the sampling loop (:func:`accelerate`)."""
+
+    precision: Precision = "fp32"
+    """fp32, or bf16 (autocast; worth it on CUDA GPUs with bf16 tensor cores, slower on most
+    CPUs)."""
+    compile: CompileMode = "none"
+    """none; compile (torch.compile); cuda_graph (capture one denoiser call per batch shape
+    and replay it: CUDA only, elsewhere it warns and runs eagerly)."""
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; choose one of {PRECISIONS}")
+        if self.compile not in COMPILE_MODES:
+            raise ConfigError(
+                f"unknown compile mode {self.compile!r}; choose one of {COMPILE_MODES}"
+            )
+
+    @property
+    def eager_fp32(self) -> bool:
+        """True for the defaults: the plain call, nothing to wrap."""
+        return self.precision == "fp32" and self.compile == "none"
 
 
 class AccelerationWarning(UserWarning):
@@ -237,6 +263,7 @@ def accelerate(
 __all__ = [
     "COMPILE_MODES",
     "PRECISIONS",
+    "AccelConfig",
     "AcceleratedEps",
     "AccelerationWarning",
     "CompileMode",

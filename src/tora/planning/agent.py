@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from tora.device import resolve_device
+from tora.diffusion.accel import AccelConfig, AcceleratedEps, accelerate
 from tora.diffusion.compose import ComposedDenoiser
 from tora.diffusion.samplers import NoiseFn, RowNoise, SamplerConfig, sample
 from tora.errors import CheckpointError, ShapeMismatchError
@@ -84,10 +85,19 @@ class Agent:
         candidates: int = 1,
         critics: Sequence[nn.Module] | None = None,
         critic_signs: Sequence[float] | None = None,
+        accel: AccelConfig | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.spec = spec
         self.composed = ComposedDenoiser(list(models), list(names)).to(self.device).eval()
+        # The sampling loop's denoiser call, accelerated as asked (bf16, torch.compile or a
+        # CUDA graph per batch shape; each falls back to the eager call where unavailable).
+        self.accel = accel or AccelConfig()
+        self._fast_eps: AcceleratedEps | None = None
+        if not self.accel.eager_fp32:
+            self._fast_eps = accelerate(
+                self.composed, self.accel.precision, self.accel.compile, self.device
+            )
         self.inverse = inverse.to(self.device).eval()
         if int(candidates) != candidates or candidates < 1:
             raise ValueError(f"candidates must be a positive integer, got {candidates}")
@@ -121,6 +131,7 @@ class Agent:
         sampler: SamplerConfig | None = None,
         seed: int = 0,
         candidates: int = 1,
+        accel: AccelConfig | None = None,
     ) -> Agent:
         """Load the inverse dynamics model and the named objective planners of a run.
 
@@ -158,7 +169,9 @@ class Agent:
                 critic, config = load_value_critic(critic_dir(run_dir, name), spec, ref_hash, dev)
                 critics.append(critic)
                 signs.append(-1.0 if config.get("direction") == "minimize" else 1.0)
-        return cls(models, names, spec, inverse, sampler, dev, seed, candidates, critics, signs)
+        return cls(
+            models, names, spec, inverse, sampler, dev, seed, candidates, critics, signs, accel
+        )
 
     def planning_alone(self, model: nn.Module, name: str, seed: int = 0) -> Agent:
         """An agent that plans with ``model`` alone (e.g. the run's reference planner) and
@@ -292,8 +305,11 @@ class Agent:
         noise_fn: NoiseFn | None = None,
     ) -> torch.Tensor:
         shape = (first.shape[0], self.spec.horizon, self.spec.obs_dim)
+        fast = self._fast_eps
         return sample(
-            lambda x, t: self.composed(x, t, w, validate=False),
+            (lambda x, t: fast(x, t, w))
+            if fast is not None
+            else (lambda x, t: self.composed(x, t, w, validate=False)),
             self.spec.schedule,
             shape,
             first,
