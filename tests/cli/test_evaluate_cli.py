@@ -39,6 +39,7 @@ def fake_run(root: Path, env_id: str, objectives: list[str]) -> Path:
 def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Loading models, building an environment or rolling out fails the test: the options
     must be refused before any of it."""
+    import tora.cli.evaluate
     import tora.envs
     import tora.pipeline
     from tora.planning.agent import Agent
@@ -46,8 +47,11 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("work started before the options were checked")
 
+    # Both the functions and the names the command module bound when it imported them.
     monkeypatch.setattr(tora.pipeline, "evaluate_run", forbidden)
+    monkeypatch.setattr(tora.cli.evaluate, "evaluate_run", forbidden)
     monkeypatch.setattr(tora.envs, "make_env", forbidden)
+    monkeypatch.setattr(tora.pipeline, "make_env", forbidden)
     monkeypatch.setattr(Agent, "load", forbidden)
 
 
@@ -129,9 +133,9 @@ def test_two_of_three_objectives_with_the_default_ref_point(
 ) -> None:
     """On a 3-objective env the default reference point has 3 zeros, and two of its three
     objective models, in another order than the env's, evaluate and report by name."""
-    import tora.pipeline
+    import tora.cli.evaluate
 
-    monkeypatch.setattr(tora.pipeline, "evaluate_run", steered_evaluate_run)
+    monkeypatch.setattr(tora.cli.evaluate, "evaluate_run", steered_evaluate_run)
     run = fake_run(tmp_path / "run", HOPPER_3OBJ_ID, ["speed", "jump", "energy"])
     out = tmp_path / "eval"
     code, stdout, err = run_cli(

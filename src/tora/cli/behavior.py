@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from tora.behavior import ARSConfig, FlightConfig, PPOConfig, train_behavior_set
+from tora.behavior.ars import resolve_config
 from tora.cli.common import (
     add_command,
     write_config,
@@ -17,6 +19,7 @@ from tora.cli.config_args import (
     add_dataclass_arguments,
     dataclass_from_args,
 )
+from tora.envs import objective_names, resolve_env_id
 
 if TYPE_CHECKING:  # heavy modules: the handlers import them when they run
     pass
@@ -41,9 +44,6 @@ class BehaviorTrainOptions:
 
 
 def behavior_train(args: argparse.Namespace) -> int:
-    from tora.behavior import ARSConfig, FlightConfig, PPOConfig, train_behavior_set
-    from tora.behavior.ars import resolve_config
-    from tora.envs import objective_names, resolve_env_id
 
     opts = dataclass_from_args(BehaviorTrainOptions, args)
     env_id = resolve_env_id(opts.env)
@@ -84,7 +84,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         behavior_train,
     )
     add_dataclass_arguments(btrain, BehaviorTrainOptions)
-    from tora.behavior import ARSConfig, FlightConfig, PPOConfig
 
     add_dataclass_arguments(btrain, ARSConfig, prefix="ars", group_title="ARS")
     add_dataclass_arguments(btrain, PPOConfig, prefix="ppo", group_title="PPO (--algorithm ppo)")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from tora.bench.config import SuiteConfig, load_suite
+from tora.bench.speed import SpeedConfig, format_speed_table, run_speed_benchmark
+from tora.bench.suite import run_suite
+from tora.bench.table import write_results
 from tora.cli.common import (
     add_command,
     load_suite_file,
@@ -18,12 +21,8 @@ from tora.cli.config_args import (
 )
 from tora.io import atomic_write_text
 
-if TYPE_CHECKING:  # heavy modules: the handlers import them when they run
-    from tora.bench.config import SuiteConfig
-
 
 def bench_speed(args: argparse.Namespace) -> int:
-    from tora.bench.speed import SpeedConfig, format_speed_table, run_speed_benchmark
 
     config = dataclass_from_args(SpeedConfig, args)
     results = run_speed_benchmark(config)
@@ -35,13 +34,11 @@ def bench_speed(args: argparse.Namespace) -> int:
 
 
 def _load_suite(args: argparse.Namespace) -> SuiteConfig:
-    from tora.bench.config import load_suite
 
     return load_suite_file(load_suite, args)
 
 
 def bench_run(args: argparse.Namespace) -> int:
-    from tora.bench.suite import run_suite
 
     suite = _load_suite(args)
     print(f"suite {suite.name} ({suite.protocol} protocol) -> {suite.out_dir}")
@@ -61,7 +58,6 @@ def bench_run(args: argparse.Namespace) -> int:
 
 
 def bench_table(args: argparse.Namespace) -> int:
-    from tora.bench.table import write_results
 
     suite = _load_suite(args)
     write_results(suite)
@@ -80,7 +76,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "(sequential or stacked, fp32 or bf16, eager, compiled or CUDA-graphed).",
         bench_speed,
     )
-    from tora.bench.speed import SpeedConfig
 
     add_dataclass_arguments(speed, SpeedConfig)
     run = add_command(

@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from tora.behavior.make import collection_kind, make_dataset
 from tora.cli.common import (
     add_command,
 )
@@ -17,16 +20,18 @@ from tora.cli.config_args import (
     add_dataclass_arguments,
     dataclass_from_args,
 )
+from tora.data.formats import save_dataset
+from tora.data.formats.d4morl import parse_file_name
+from tora.envs import D4MORL_ALIASES, objective_names, resolve_env_id
 from tora.errors import ToraError
+from tora.evaluate.card import dataset_card, format_card, plot_card
+from tora.evaluate.inspect import format_summary, inspect_dataset
 
 if TYPE_CHECKING:  # heavy modules: the handlers import them when they run
     pass
 
 
 def data_inspect(args: argparse.Namespace) -> int:
-    import warnings
-
-    from tora.evaluate.inspect import format_summary, inspect_dataset
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -75,7 +80,6 @@ _FORMAT_SUFFIXES = {"tora": ".h5", "d4morl": ".pkl", "dsrl": ".hdf5", "minari": 
 
 
 def _default_data_path(env_id: str, opts: DataMakeOptions, kind: str) -> Path:
-    from tora.envs import D4MORL_ALIASES
 
     # D4MORL's names for its envs (MO-HalfCheetah-v2, ...) let the D4MORL loader recognise
     # the objectives from the file name, as it does for D4MORL's own files.
@@ -89,8 +93,6 @@ def _default_data_path(env_id: str, opts: DataMakeOptions, kind: str) -> Path:
 
 def _warn_unparsable_d4morl_name(env_id: str, out: Path) -> None:
     """Warn if a D4MORL pickle's name will not tell its loader the env and objectives."""
-    from tora.data.formats.d4morl import parse_file_name
-    from tora.envs import D4MORL_ALIASES
 
     names = [name for name, tora_id in D4MORL_ALIASES.items() if tora_id == env_id]
     if names and parse_file_name(out)["env_id"] != names[0]:
@@ -117,12 +119,6 @@ def _data_make_options(args: argparse.Namespace) -> DataMakeOptions:
 
 
 def data_make(args: argparse.Namespace) -> int:
-    import time
-
-    from tora.behavior.make import collection_kind, make_dataset
-    from tora.data.formats import save_dataset
-    from tora.envs import objective_names, resolve_env_id
-    from tora.evaluate.card import dataset_card, format_card, plot_card
 
     opts = _data_make_options(args)
     env_id = resolve_env_id(opts.env)

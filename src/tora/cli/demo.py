@@ -12,13 +12,13 @@ from tora.cli.config_args import (
     add_dataclass_arguments,
     dataclass_from_args,
 )
+from tora.demo import DemoConfig, format_demo_report, run_demo
 
 if TYPE_CHECKING:  # heavy modules: the handlers import them when they run
     pass
 
 
 def demo(args: argparse.Namespace) -> int:
-    from tora.demo import DemoConfig, format_demo_report, run_demo
 
     config = dataclass_from_args(DemoConfig, args)
     summary = run_demo(config)
@@ -31,6 +31,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     demo_parser = add_command(
         sub, "demo", "Run the whole pipeline on the built-in Cruise task.", demo
     )
-    from tora.demo import DemoConfig
 
     add_dataclass_arguments(demo_parser, DemoConfig)

@@ -21,8 +21,16 @@ from tora.cli.config_args import (
     add_dataclass_arguments,
     dataclass_from_args,
 )
+from tora.data.formats import load_dataset
+from tora.dime import BanditSolverConfig, plot_bandit_sweeps, run_bandit_sweep
+from tora.dime.critic import CriticConfig
+from tora.dime.finetune import FinetuneConfig, finetune
+from tora.dime.offline import PolicyConfig, evaluate_run, train_offline
 from tora.errors import ToraError
+from tora.io import atomic_write_json
 from tora.tables import aligned_table
+from tora.train.checkpoint import read_config
+from tora.train.loop import read_history
 
 if TYPE_CHECKING:  # heavy modules: the handlers import them when they run
     pass
@@ -45,7 +53,6 @@ class DimeBanditOptions:
 
 
 def dime_bandit(args: argparse.Namespace) -> int:
-    from tora.dime import BanditSolverConfig, plot_bandit_sweeps, run_bandit_sweep
 
     opts = dataclass_from_args(DimeBanditOptions, args)
     solver = dataclass_from_args(BanditSolverConfig, args)
@@ -72,7 +79,6 @@ def dime_bandit(args: argparse.Namespace) -> int:
     for problem in problems:
         first = [s for s in sweeps if s.problem == problem and s.seed == opts.seeds[0]]
         plots[problem] = str(plot_bandit_sweeps(first, out / f"front_{problem}.png"))
-    from tora.io import atomic_write_json
 
     atomic_write_json(
         out / "results.json",
@@ -137,11 +143,6 @@ class DimeTrainOptions:
 
 
 def dime_train(args: argparse.Namespace) -> int:
-    from tora.data.formats import load_dataset
-    from tora.dime.critic import CriticConfig
-    from tora.dime.offline import PolicyConfig, train_offline
-    from tora.train.checkpoint import read_config
-    from tora.train.loop import read_history
 
     opts = dataclass_from_args(DimeTrainOptions, args)
     runtime = runtime_options(args)
@@ -194,8 +195,6 @@ class DimeEvaluateOptions:
 
 
 def dime_evaluate(args: argparse.Namespace) -> int:
-    from tora.dime.offline import evaluate_run
-    from tora.io import atomic_write_json
 
     opts = dataclass_from_args(DimeEvaluateOptions, args)
     runtime = runtime_options(args)
@@ -248,7 +247,6 @@ class DimeFinetuneOptions:
 
 
 def dime_finetune(args: argparse.Namespace) -> int:
-    from tora.dime.finetune import FinetuneConfig, finetune
 
     opts = dataclass_from_args(DimeFinetuneOptions, args)
     runtime = runtime_options(args)
@@ -281,7 +279,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         dime_bandit,
     )
     add_dataclass_arguments(bandit, DimeBanditOptions)
-    from tora.dime import BanditSolverConfig
 
     add_dataclass_arguments(bandit, BanditSolverConfig, group_title="solver")
 
@@ -295,8 +292,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     add_dataclass_arguments(train, DimeTrainOptions)
     add_dataclass_arguments(train, RuntimeOptions)
-    from tora.dime.critic import CriticConfig
-    from tora.dime.offline import PolicyConfig
 
     add_dataclass_arguments(train, PolicyConfig, group_title="policy")
     add_dataclass_arguments(train, CriticConfig, prefix="critic", group_title="task critic (IQL)")
@@ -321,6 +316,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     add_dataclass_arguments(finetune, DimeFinetuneOptions)
     add_dataclass_arguments(finetune, RuntimeOptions)
-    from tora.dime.finetune import FinetuneConfig
 
     add_dataclass_arguments(finetune, FinetuneConfig, group_title="finetuning")

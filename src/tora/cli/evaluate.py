@@ -7,7 +7,6 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,11 +24,26 @@ from tora.cli.config_args import (
     config_to_dict,
     dataclass_from_args,
 )
-from tora.errors import ToraError
+from tora.data.formats import load_dataset
+from tora.diffusion.accel import AccelConfig
+from tora.diffusion.samplers import SamplerConfig
+from tora.envs import objective_names
+from tora.errors import InvalidWeightsError, ToraError, UnknownObjectiveError
+from tora.evaluate.planning import PlannerDiagnosis, diagnose_planners
+from tora.evaluate.report import weight_names
+from tora.pipeline import evaluate_run, report_run
+from tora.planning.agent import Agent
+from tora.preferences import simplex_grid, validate_weights
 from tora.tables import aligned_table
-
-if TYPE_CHECKING:  # heavy modules: the handlers import them when they run
-    from tora.evaluate.planning import PlannerDiagnosis
+from tora.train.checkpoint import read_config
+from tora.train.planner_io import (
+    OBJECTIVES_DIR,
+    REFERENCE_DIR,
+    available_objectives,
+    critic_dir,
+    default_objective_order,
+    load_planner,
+)
 
 
 @dataclass
@@ -90,9 +104,6 @@ def plan_evaluation(opts: EvaluateOptions) -> EvaluatePlan:
     should cost an instant error, not a rollout. Reads only the run's config files and the
     environment's declared reward names (envs that declare none are built once to count
     them)."""
-    from tora.envs import objective_names
-    from tora.errors import InvalidWeightsError
-    from tora.preferences import simplex_grid, validate_weights
 
     run = Path(opts.run)
     if not run.is_dir():
@@ -103,8 +114,6 @@ def plan_evaluation(opts: EvaluateOptions) -> EvaluatePlan:
         raise ToraError(f"--candidates must be at least 1, got {opts.candidates}")
     models = _objective_models(run, opts.objectives)
     if opts.candidates > 1:
-        from tora.train.planner_io import critic_dir
-
         for name in models:  # a missing critic is named before any model is loaded
             critic_dir(run, name)
     if opts.weights is None:
@@ -132,8 +141,6 @@ def plan_evaluation(opts: EvaluateOptions) -> EvaluatePlan:
 
 
 def _recorded_env(run: Path) -> str:
-    from tora.train.checkpoint import read_config
-    from tora.train.planner_io import REFERENCE_DIR
 
     env_id = read_config(run / REFERENCE_DIR).get("env_id") or ""
     if not env_id:
@@ -144,8 +151,6 @@ def _recorded_env(run: Path) -> str:
 def _objective_models(run: Path, text: str | None) -> list[str]:
     """The objective models ``--objectives`` names (default: all the run has, in the dataset's
     column order), each present in the run and named once."""
-    from tora.errors import UnknownObjectiveError
-    from tora.train.planner_io import OBJECTIVES_DIR, available_objectives, default_objective_order
 
     if text is None:
         names = default_objective_order(run)
@@ -179,10 +184,6 @@ def _check_out_dir(out: Path) -> None:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from tora.diffusion.accel import AccelConfig
-    from tora.diffusion.samplers import SamplerConfig
-    from tora.evaluate.report import weight_names
-    from tora.pipeline import evaluate_run, report_run
 
     opts = dataclass_from_args(EvaluateOptions, args)
     runtime = runtime_options(args)
@@ -275,11 +276,6 @@ class DiagnoseOptions:
 
 
 def diagnose(args: argparse.Namespace) -> int:
-    from tora.data.formats import load_dataset
-    from tora.diffusion.samplers import SamplerConfig
-    from tora.evaluate.planning import diagnose_planners
-    from tora.planning.agent import Agent
-    from tora.train.planner_io import REFERENCE_DIR, load_planner
 
     opts = dataclass_from_args(DiagnoseOptions, args)
     runtime = runtime_options(args)
@@ -350,10 +346,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     add_dataclass_arguments(evaluate_parser, EvaluateOptions)
     add_dataclass_arguments(evaluate_parser, RuntimeOptions)
-    from tora.diffusion.samplers import SamplerConfig
 
     add_dataclass_arguments(evaluate_parser, SamplerConfig, prefix="sampler", group_title="sampler")
-    from tora.diffusion.accel import AccelConfig
 
     add_dataclass_arguments(evaluate_parser, AccelConfig, group_title="acceleration")
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from tora.cli import behavior, bench, data, demo, dime, evaluate, safe, serve, text, train
 from tora.errors import ToraError
+from tora.version import __version__
 
 # The command groups, in the order ``tora --help`` lists them.
 _GROUPS = (demo, data, train, evaluate, serve, behavior, bench, dime, text, safe)
@@ -36,7 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from tora.version import __version__
 
     return f"tora-rl {__version__}"
 

@@ -9,7 +9,18 @@ from typing import Any
 
 from tora.cli.common import add_command, load_suite_file
 from tora.cli.config_args import add_dataclass_arguments, config_to_dict, dataclass_from_args
+from tora.configs import config_from_dict
+from tora.diffusion.samplers import SamplerConfig
 from tora.errors import ToraError
+from tora.io import atomic_write_json, read_json_object
+from tora.planning.agent import Agent
+from tora.policies.tora_planner import METHOD_FILE, ToraConfig
+from tora.safe.bench import run_safe_suite
+from tora.safe.protocol import episode_seeds
+from tora.safe.select import SelectConfig, WeightSearch, format_selection
+from tora.safe.suite import load_safe_suite, task_env
+from tora.safe.table import write_safe_table
+from tora.safe.tuning import choose_reserves, selection_evaluate
 
 ADAPTIVE_RESERVES = (0.2, 0.4, 0.6, 0.8)
 """Reserves ``tora safe select --adaptive`` chooses among."""
@@ -38,7 +49,6 @@ class SafeSelectOptions:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``tora safe select | bench | table`` on the ``tora`` parser's subcommands."""
-    from tora.safe.select import SelectConfig
 
     safe = sub.add_parser("safe", help="Safe offline RL: weights for a cost budget, benchmark.")
     safe_sub = safe.add_subparsers(dest="safe_command", metavar="SAFE_COMMAND", required=True)
@@ -89,11 +99,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _load_agent(run: Path, sampler_steps: int) -> Any:
-    from tora.configs import config_from_dict
-    from tora.diffusion.samplers import SamplerConfig
-    from tora.io import read_json_object
-    from tora.planning.agent import Agent
-    from tora.policies.tora_planner import METHOD_FILE, ToraConfig
 
     sampler = SamplerConfig(steps=20)
     if (run / METHOD_FILE).is_file():
@@ -105,11 +110,6 @@ def _load_agent(run: Path, sampler_steps: int) -> Any:
 
 
 def safe_select(args: argparse.Namespace) -> int:
-    from tora.io import atomic_write_json
-    from tora.safe.protocol import episode_seeds
-    from tora.safe.select import SelectConfig, WeightSearch, format_selection
-    from tora.safe.suite import task_env
-    from tora.safe.tuning import choose_reserves, selection_evaluate
 
     opts = dataclass_from_args(SafeSelectOptions, args)
     config = dataclass_from_args(SelectConfig, args)
@@ -167,13 +167,11 @@ def safe_select(args: argparse.Namespace) -> int:
 
 
 def _suite(args: argparse.Namespace) -> Any:
-    from tora.safe.suite import load_safe_suite
 
     return load_suite_file(load_safe_suite, args)
 
 
 def safe_bench(args: argparse.Namespace) -> int:
-    from tora.safe.bench import run_safe_suite
 
     suite = _suite(args)
     print(f"safe suite {suite.name} -> {suite.out_dir}")
@@ -190,7 +188,6 @@ def safe_bench(args: argparse.Namespace) -> int:
 
 
 def safe_table(args: argparse.Namespace) -> int:
-    from tora.safe.table import write_safe_table
 
     results = write_safe_table(_suite(args))
     print(results["markdown"])

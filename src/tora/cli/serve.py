@@ -15,7 +15,10 @@ from tora.cli.config_args import (
     add_dataclass_arguments,
     dataclass_from_args,
 )
+from tora.diffusion.samplers import SamplerConfig
 from tora.errors import ToraError
+from tora.serve.config import TOKEN_ENV, ServeConfig
+from tora.serve.service import PolicyService
 
 if TYPE_CHECKING:  # heavy modules: the handlers import them when they run
     pass
@@ -43,8 +46,6 @@ Bad requests get a 4xx answer with the Python API's message; the server keeps se
 
 
 def serve(args: argparse.Namespace) -> int:
-    from tora.diffusion.samplers import SamplerConfig
-    from tora.serve.config import TOKEN_ENV, ServeConfig
 
     config = dataclass_from_args(ServeConfig, args)
     sampler = dataclass_from_args(SamplerConfig, args, prefix="sampler")
@@ -62,7 +63,6 @@ def serve(args: argparse.Namespace) -> int:
             f"`tora serve` needs FastAPI and uvicorn ({exc.name} is not installed): "
             "pip install 'tora-rl[serve]'"
         ) from exc
-    from tora.serve.service import PolicyService
 
     token = config.token if config.token is not None else os.environ.get(TOKEN_ENV) or None
     service = PolicyService.from_config(run, config, sampler)
@@ -101,8 +101,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     serve_parser.add_argument(
         "run", help="Run directory with inverse dynamics and objective models."
     )
-    from tora.diffusion.samplers import SamplerConfig
-    from tora.serve.config import ServeConfig
 
     add_dataclass_arguments(serve_parser, ServeConfig)
     add_dataclass_arguments(serve_parser, SamplerConfig, prefix="sampler", group_title="sampler")

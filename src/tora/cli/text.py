@@ -4,6 +4,7 @@ objective, mixed at inference."""
 from __future__ import annotations
 
 import argparse
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,27 @@ from tora.cli.config_args import (
     RuntimeOptions,
     add_dataclass_arguments,
     dataclass_from_args,
+)
+from tora.device import resolve_device
+from tora.io import atomic_write_json
+from tora.text.cpl import TextTrainConfig, objective_label, train_text_policy
+from tora.text.data import (
+    CollectConfig,
+    collect,
+    file_digest,
+    load_text_dataset,
+    make_pairs,
+    save_text_dataset,
+    summarize_dataset,
+)
+from tora.text.llm import ChatClient, LLMConfig, LLMLabeler, llm_agent_factory
+from tora.text.sweep import (
+    SweepConfig,
+    TextEvalConfig,
+    TextEvaluateOptions,
+    evaluate_weights,
+    format_rows,
+    run_sweep,
 )
 
 if TYPE_CHECKING:  # heavy modules: the handlers import them when they run
@@ -35,16 +57,6 @@ class TextTrainOptions:
 
 
 def text_collect(args: argparse.Namespace) -> int:
-    import time
-
-    from tora.text.data import (
-        CollectConfig,
-        collect,
-        make_pairs,
-        save_text_dataset,
-        summarize_dataset,
-    )
-    from tora.text.llm import ChatClient, LLMConfig, LLMLabeler, llm_agent_factory
 
     config = dataclass_from_args(CollectConfig, args)
     llm = dataclass_from_args(LLMConfig, args, prefix="llm")
@@ -84,9 +96,6 @@ def text_collect(args: argparse.Namespace) -> int:
 
 
 def text_train(args: argparse.Namespace) -> int:
-    from tora.device import resolve_device
-    from tora.text.cpl import TextTrainConfig, objective_label, train_text_policy
-    from tora.text.data import file_digest, load_text_dataset
 
     opts = dataclass_from_args(TextTrainOptions, args)
     runtime = runtime_options(args)
@@ -115,8 +124,6 @@ def text_train(args: argparse.Namespace) -> int:
 
 
 def text_evaluate(args: argparse.Namespace) -> int:
-    from tora.io import atomic_write_json
-    from tora.text.sweep import TextEvalConfig, TextEvaluateOptions, evaluate_weights, format_rows
 
     opts = dataclass_from_args(TextEvaluateOptions, args)
     config = dataclass_from_args(TextEvalConfig, args)
@@ -132,7 +139,6 @@ def text_evaluate(args: argparse.Namespace) -> int:
 
 
 def text_sweep(args: argparse.Namespace) -> int:
-    from tora.text.sweep import SweepConfig, format_rows, run_sweep
 
     config = dataclass_from_args(SweepConfig, args)
     rows, names = run_sweep(config)
@@ -147,10 +153,6 @@ def text_sweep(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this group's commands on the ``tora`` parser's subcommands."""
-    from tora.text.cpl import TextTrainConfig
-    from tora.text.data import CollectConfig
-    from tora.text.llm import LLMConfig
-    from tora.text.sweep import SweepConfig, TextEvalConfig, TextEvaluateOptions
 
     text = sub.add_parser(
         "text", help="Text games: offline data, CPL policies per objective, weight sweeps."

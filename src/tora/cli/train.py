@@ -21,6 +21,14 @@ from tora.cli.config_args import (
     add_dataclass_arguments,
     dataclass_from_args,
 )
+from tora.data.formats import load_dataset
+from tora.device import resolve_device
+from tora.pipeline import critic_run, pretrain_run
+from tora.train.critic import ValueCriticTrainConfig
+from tora.train.dpo import DPOConfig, finetune_objective
+from tora.train.inverse import InverseDynamicsTrainConfig
+from tora.train.loop import read_history
+from tora.train.pretrain import PretrainConfig
 
 if TYPE_CHECKING:  # heavy modules: the handlers import them when they run
     pass
@@ -42,11 +50,6 @@ class PretrainOptions:
 
 
 def pretrain(args: argparse.Namespace) -> int:
-    from tora.data.formats import load_dataset
-    from tora.device import resolve_device
-    from tora.pipeline import pretrain_run
-    from tora.train.inverse import InverseDynamicsTrainConfig
-    from tora.train.pretrain import PretrainConfig
 
     opts = dataclass_from_args(PretrainOptions, args)
     runtime = runtime_options(args)
@@ -85,9 +88,6 @@ class FinetuneOptions:
 
 
 def finetune(args: argparse.Namespace) -> int:
-    from tora.data.formats import load_dataset
-    from tora.device import resolve_device
-    from tora.train.dpo import DPOConfig, finetune_objective
 
     opts = dataclass_from_args(FinetuneOptions, args)
     runtime = runtime_options(args)
@@ -130,11 +130,6 @@ class CriticOptions:
 
 
 def critic(args: argparse.Namespace) -> int:
-    from tora.data.formats import load_dataset
-    from tora.device import resolve_device
-    from tora.pipeline import critic_run
-    from tora.train.critic import ValueCriticTrainConfig
-    from tora.train.loop import read_history
 
     opts = dataclass_from_args(CriticOptions, args)
     runtime = runtime_options(args)
@@ -170,8 +165,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     add_dataclass_arguments(pretrain_parser, PretrainOptions)
     add_dataclass_arguments(pretrain_parser, RuntimeOptions)
-    from tora.train.inverse import InverseDynamicsTrainConfig
-    from tora.train.pretrain import PretrainConfig
 
     add_dataclass_arguments(pretrain_parser, PretrainConfig, group_title="reference planner")
     add_dataclass_arguments(
@@ -189,7 +182,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     add_dataclass_arguments(finetune_parser, FinetuneOptions)
     add_dataclass_arguments(finetune_parser, RuntimeOptions)
-    from tora.train.dpo import DPOConfig
 
     add_dataclass_arguments(finetune_parser, DPOConfig, group_title="Diffusion-DPO")
 
@@ -202,6 +194,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     add_dataclass_arguments(critic_parser, CriticOptions)
     add_dataclass_arguments(critic_parser, RuntimeOptions)
-    from tora.train.critic import ValueCriticTrainConfig
 
     add_dataclass_arguments(critic_parser, ValueCriticTrainConfig, group_title="value critic")
