@@ -198,8 +198,9 @@ class ComposedDenoiser(nn.Module):
         return weighted_sum(self._stacked(x, t, self.training), w)  # eps: (K, B, H, D)
 
     def bind(
-        self, weights: torch.Tensor | np.ndarray | Sequence[float]
+        self, weights: torch.Tensor | np.ndarray | Sequence[float], validate: bool = True
     ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """The (x, t) -> eps function for fixed weights, as samplers expect."""
-        w = check_weights(weights, len(self.models), self.names)
-        return lambda x, t: self.forward(x, t, w, validate=False)
+        """The (x, t) -> eps function for fixed weights, as samplers expect. ``validate=False``
+        for weights the caller has already checked (a (B, K) tensor on the inputs' device)."""
+        w = check_weights(weights, len(self.models), self.names) if validate else weights
+        return lambda x, t: self.forward(x, t, w, validate=False)  # type: ignore[arg-type]

@@ -309,7 +309,7 @@ class Agent:
         return sample(
             (lambda x, t: fast(x, t, w))
             if fast is not None
-            else (lambda x, t: self.composed(x, t, w, validate=False)),
+            else self.composed.bind(w, validate=False),
             self.spec.schedule,
             shape,
             first,
