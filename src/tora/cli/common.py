@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 
-from tora.cli.config_args import RuntimeOptions, config_to_dict, dataclass_from_args
+from tora.cli.config_args import config_to_dict, dataclass_from_args
 from tora.errors import ToraError
 from tora.io import atomic_write_json
 
 __all__ = [
     "Handler",
+    "RuntimeOptions",
     "add_command",
     "csv_items",
     "floats",
@@ -26,6 +28,17 @@ __all__ = [
     "runtime_options",
     "write_config",
 ]
+
+
+@dataclass
+class RuntimeOptions:
+    """Options every training or evaluation command takes."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Torch device: auto (CUDA if available), cpu or cuda."""
+    progress: bool = True
+    """Show progress bars."""
+
 
 T = TypeVar("T")
 

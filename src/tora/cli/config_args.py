@@ -22,7 +22,6 @@ import dataclasses
 import enum
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, Literal, TypeVar
 
@@ -38,7 +37,6 @@ from tora.configs import (
 from tora.errors import ToraError
 
 __all__ = [
-    "RuntimeOptions",
     "add_dataclass_arguments",
     "config_from_dict",
     "config_to_dict",
@@ -291,13 +289,3 @@ def dataclass_from_args(cls: type[T], namespace: argparse.Namespace, prefix: str
         else:
             kwargs[f.name] = _from_namespace_value(tp, getattr(namespace, _dest(prefix, f.name)))
     return cls(**kwargs)
-
-
-@dataclass
-class RuntimeOptions:
-    """Options every training or evaluation command takes."""
-
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """Torch device: auto (CUDA if available), cpu or cuda."""
-    progress: bool = True
-    """Show progress bars."""

@@ -11,24 +11,21 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from tora.cli.common import (
+    RuntimeOptions,
     add_command,
     required,
     runtime_options,
     write_config,
 )
-from tora.cli.config_args import (
-    RuntimeOptions,
-    add_dataclass_arguments,
-    dataclass_from_args,
-)
+from tora.cli.config_args import add_dataclass_arguments, dataclass_from_args
 from tora.data.formats import load_dataset
 from tora.dime import BanditSolverConfig, plot_bandit_sweeps, run_bandit_sweep
 from tora.dime.critic import CriticConfig
 from tora.dime.finetune import FinetuneConfig, finetune
 from tora.dime.offline import PolicyConfig, evaluate_run, train_offline
+from tora.dime.report import dime_bandit_summary, format_dime_bandit_table, format_dime_returns
 from tora.errors import ToraError
 from tora.io import atomic_write_json
-from tora.tables import aligned_table
 from tora.train.checkpoint import read_config
 from tora.train.loop import read_history
 
@@ -88,44 +85,6 @@ def dime_bandit(args: argparse.Namespace) -> int:
     print(format_dime_bandit_table(summary))
     print(f"results in {out}")
     return 0
-
-
-def dime_bandit_summary(sweeps: list) -> list[dict[str, object]]:
-    """One row per (problem, method): hypervolume mean and std over seeds, the true front's
-    hypervolume, and the mean seconds per sweep."""
-    rows = []
-    keys = list(dict.fromkeys((s.problem, s.method) for s in sweeps))
-    for problem, method in keys:
-        group = [s for s in sweeps if (s.problem, s.method) == (problem, method)]
-        hv = np.array([s.hypervolume for s in group])
-        rows.append(
-            {
-                "problem": problem,
-                "method": method,
-                "seeds": [s.seed for s in group],
-                "hypervolume_mean": float(hv.mean()),
-                "hypervolume_std": float(hv.std()),
-                "front_hypervolume": float(group[0].front_hypervolume),
-                "seconds_per_sweep": float(np.mean([s.seconds for s in group])),
-            }
-        )
-    return rows
-
-
-def format_dime_bandit_table(rows: list[dict[str, object]]) -> str:
-    """Aligned text table of :func:`dime_bandit_summary`."""
-    head = ["problem", "method", "hypervolume", "true front", "s/sweep"]
-    body = [
-        [
-            str(r["problem"]),
-            str(r["method"]).upper(),
-            f"{r['hypervolume_mean']:.4f} ± {r['hypervolume_std']:.4f}",
-            f"{r['front_hypervolume']:.4f}",
-            f"{r['seconds_per_sweep']:.1f}",
-        ]
-        for r in rows
-    ]
-    return aligned_table(head, body, left=len(head))
 
 
 @dataclass
@@ -219,22 +178,6 @@ def dime_evaluate(args: argparse.Namespace) -> int:
     print(format_dime_returns(rows))
     print(f"results in {out}")
     return 0
-
-
-def format_dime_returns(rows: list[dict[str, object]]) -> str:
-    """Aligned text table: one row per (policy, alpha) with its mean returns."""
-    names = list(rows[0]["objectives"])  # type: ignore[call-overload]
-    head = ["method", "alpha", *(f"return_{n}" for n in names), "task return"]
-    body = [
-        [
-            str(r["label"]),
-            f"{r['alpha']:.3f}",
-            *(f"{v:.2f}" for v in r["returns"]),  # type: ignore[attr-defined]
-            f"{r['task_return']:.2f} ± {r['task_return_std']:.2f}",
-        ]
-        for r in rows
-    ]
-    return aligned_table(head, body)
 
 
 @dataclass

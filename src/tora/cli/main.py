@@ -12,12 +12,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from tora.cli import behavior, bench, data, demo, dime, evaluate, safe, serve, text, train
+from tora.cli import behavior, bench, data, demo, diagnose, dime, evaluate, safe, serve, text, train
 from tora.errors import ToraError
 from tora.version import __version__
 
 # The command groups, in the order ``tora --help`` lists them.
-_GROUPS = (demo, data, train, evaluate, serve, behavior, bench, dime, text, safe)
+_GROUPS = (demo, data, train, evaluate, diagnose, serve, behavior, bench, dime, text, safe)
 
 
 def build_parser() -> argparse.ArgumentParser:

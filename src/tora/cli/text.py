@@ -10,16 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tora.cli.common import (
+    RuntimeOptions,
     add_command,
     required,
     runtime_options,
     write_config,
 )
-from tora.cli.config_args import (
-    RuntimeOptions,
-    add_dataclass_arguments,
-    dataclass_from_args,
-)
+from tora.cli.config_args import add_dataclass_arguments, dataclass_from_args
 from tora.device import resolve_device
 from tora.io import atomic_write_json
 from tora.text.cpl import TextTrainConfig, objective_label, train_text_policy

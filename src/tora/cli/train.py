@@ -10,17 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tora.cli.common import (
+    RuntimeOptions,
     add_command,
     refuse_repeats,
     required,
     runtime_options,
     write_config,
 )
-from tora.cli.config_args import (
-    RuntimeOptions,
-    add_dataclass_arguments,
-    dataclass_from_args,
-)
+from tora.cli.config_args import add_dataclass_arguments, dataclass_from_args
 from tora.data.formats import load_dataset
 from tora.device import resolve_device
 from tora.pipeline import critic_run, pretrain_run
