@@ -13,6 +13,7 @@ import ast
 import dataclasses
 import enum
 import inspect
+import math
 import textwrap
 import types
 import typing
@@ -20,9 +21,16 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any, Literal, TypeVar, Union
 
-from tora.errors import ToraError
+from tora.errors import ConfigError, ToraError
 
-__all__ = ["config_from_dict", "config_to_dict", "field_docs"]
+__all__ = [
+    "config_from_dict",
+    "config_to_dict",
+    "csv_items",
+    "field_docs",
+    "floats",
+    "refuse_repeats",
+]
 
 T = TypeVar("T")
 
@@ -308,3 +316,39 @@ _MISSING = _Missing()
 def _short(value: Any, width: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+# --------------------------------------------------------- comma-separated option values
+# One parser for every front end (the CLI's options, the server's settings), so the same
+# value is refused with the same message wherever it is typed.
+def refuse_repeats(names: list[str], flag: str) -> None:
+    """Refuse an objective named twice: it would be trained, or composed, twice."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(
+            f"{flag} names {', '.join(repeated)} more than once; name each objective once"
+        )
+
+
+def csv_items(text: str, flag: str) -> list[str]:
+    """The items of an option given as comma-separated values. An empty value or item is
+    refused rather than skipped: "0.5,,0.5" most likely lost a number, and quietly using
+    what is left would answer a different question than the one asked."""
+    if not text.strip():
+        raise ConfigError(f"{flag} is empty; give comma-separated values or leave the option out")
+    items = [s.strip() for s in text.split(",")]
+    if "" in items:
+        raise ConfigError(f"{flag} has an empty item in {text!r}; give one value between commas")
+    return items
+
+
+def floats(text: str, flag: str) -> list[float]:
+    """Comma-separated finite numbers (see :func:`csv_items` for empty items)."""
+    items = csv_items(text, flag)
+    try:
+        values = [float(s) for s in items]
+    except ValueError as exc:
+        raise ConfigError(f"{flag} must be comma-separated numbers, got {text!r}") from exc
+    if not all(math.isfinite(v) for v in values):
+        raise ConfigError(f"{flag} must be finite numbers, got {text!r}")
+    return values

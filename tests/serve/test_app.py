@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from tora.errors import ConfigError
 from tora.evaluate.rollout import row_seeds
 from tora.planning.agent import Agent
 from tora.serve.app import create_app
@@ -250,3 +251,20 @@ def test_the_readme_curl_example_is_a_request_the_server_answers(trained_run: Pa
         headers = {"Authorization": "Bearer change-me"}
         code, answer = act(client, json.loads(bodies[0]), headers=headers)
         assert code == 200 and np.shape(answer["actions"]) == (1,)
+
+
+@pytest.mark.parametrize(
+    ("objectives", "message"),
+    [
+        ("speed,speed", "--objectives names speed more than once"),
+        ("speed,,energy", "--objectives has an empty item"),
+        ("  ", "--objectives is empty"),
+    ],
+)
+def test_objectives_option_is_parsed_as_every_command_parses_it(
+    objectives: str, message: str
+) -> None:
+    """The server's --objectives goes through the same parser as the CLI's options."""
+    with pytest.raises(ConfigError, match=message):
+        ServeConfig(objectives=objectives)
+    assert ServeConfig(objectives=" speed , energy ").objective_names == ["speed", "energy"]

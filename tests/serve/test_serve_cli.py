@@ -30,8 +30,8 @@ def uvicorn_run(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         (["--port", "70000"], "--port must lie in [0, 65535]"),
         (["--token", ""], "--token is empty"),
         (["--objectives", "speed,comfort"], "no objective model 'comfort'"),
-        (["--objectives", "speed,,energy"], "give distinct model names"),
-        (["--objectives", "speed,speed"], "give distinct model names"),
+        (["--objectives", "speed,,energy"], "--objectives has an empty item"),
+        (["--objectives", "speed,speed"], "--objectives names speed more than once"),
     ],
 )
 def test_bad_options_are_refused_before_serving(

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
-import numpy as np
-
 from tora.cli.config_args import config_to_dict, dataclass_from_args
+from tora.configs import csv_items, floats, refuse_repeats
 from tora.errors import ToraError
 from tora.io import atomic_write_json
 
@@ -83,36 +82,3 @@ def required(value: str, flag: str) -> str:
     if not value:
         raise ToraError(f"{flag} is required")
     return value
-
-
-def refuse_repeats(names: list[str], flag: str) -> None:
-    """Refuse an objective named twice: it would be trained, or composed, twice."""
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ToraError(
-            f"{flag} names {', '.join(repeated)} more than once; name each objective once"
-        )
-
-
-def csv_items(text: str, flag: str) -> list[str]:
-    """The items of an option given as comma-separated values. An empty value or item is
-    refused rather than skipped: "0.5,,0.5" most likely lost a number, and quietly using
-    what is left would answer a different question than the one asked."""
-    if not text.strip():
-        raise ToraError(f"{flag} is empty; give comma-separated values or leave the option out")
-    items = [s.strip() for s in text.split(",")]
-    if "" in items:
-        raise ToraError(f"{flag} has an empty item in {text!r}; give one value between commas")
-    return items
-
-
-def floats(text: str, flag: str) -> list[float]:
-    """Comma-separated finite numbers (see :func:`csv_items` for empty items)."""
-    items = csv_items(text, flag)
-    try:
-        values = [float(s) for s in items]
-    except ValueError as exc:
-        raise ToraError(f"{flag} must be comma-separated numbers, got {text!r}") from exc
-    if not np.isfinite(values).all():
-        raise ToraError(f"{flag} must be finite numbers, got {text!r}")
-    return values

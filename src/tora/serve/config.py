@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from tora.configs import csv_items, refuse_repeats
 from tora.errors import ConfigError
 
 TOKEN_ENV = "TORA_SERVE_TOKEN"
@@ -59,12 +60,9 @@ class ServeConfig:
             raise ConfigError(f"--max-batch must be at least 1, got {self.max_batch}")
         if self.max_body_bytes < 1:
             raise ConfigError(f"--max-body-bytes must be positive, got {self.max_body_bytes}")
-        names = self.objective_names
-        if names is not None and (not all(names) or len(set(names)) != len(names)):
-            raise ConfigError(
-                f"--objectives {self.objectives!r}: give distinct model names separated by "
-                "commas, e.g. speed,energy"
-            )
+        names = self.objective_names  # refuses an empty value or item, as every command does
+        if names is not None:
+            refuse_repeats(names, "--objectives")
         if self.token == "":  # an empty token would let every request in while looking guarded
             raise ConfigError("--token is empty; give a token or leave the option out")
 
@@ -73,7 +71,7 @@ class ServeConfig:
         """--objectives as a list of names (None: every model the run has)."""
         if self.objectives is None:
             return None
-        return [name.strip() for name in self.objectives.split(",")]
+        return csv_items(self.objectives, "--objectives")
 
     @property
     def batch_wait_s(self) -> float:
