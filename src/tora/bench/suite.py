@@ -22,15 +22,12 @@ from typing import Any
 import numpy as np
 
 from tora.behavior.make import data_source_tag, make_dataset
+from tora.bench.cells import CELL_FILE, TRAIN_FILE, run_or_read_cell
 from tora.bench.config import (
     BEHAVIOUR_FILE,
-    CELL_FILE,
-    EVAL_FILE,
-    TRAIN_FILE,
     EnvEntry,
     SuiteConfig,
     cell_dir,
-    check_cell,
     check_suite,
     env_dirname,
     eval_weights,
@@ -161,39 +158,40 @@ def run_cell(
         "eval": {k: v for k, v in config_to_dict(suite.eval).items() if k != "workers"},
         "ref_point": entry.ref_point,
     }
-    check_cell(cell, settings, legacy_defaults(method.config_cls))
-    eval_path = cell / EVAL_FILE
-    if eval_path.is_file():
-        return eval_path
 
-    device = resolve_device(suite.device)
-    train_mark = cell / TRAIN_FILE
-    if train_mark.is_file():
-        train_s = float(read_json_object(train_mark)["train_s"])
-    else:
-        reused = adopt_stages(suite, entry, method, seed, config, settings, cell / "model")
-        if reused:
-            parts = ", ".join(f"{stage} of {source}" for stage, source in reused.items())
-            log(f"[{env_id} | {method.label} | seed {seed}] reusing {parts} (same settings)")
-        log(f"[{env_id} | {method.label} | seed {seed}] training")
-        start = time.perf_counter()
-        method.train(traj, cell / "model", config, device, progress)
-        # Wall time of this process only: a resumed training reports the time after resuming,
-        # and a cell that reused stages reports the time of the stages it trained itself.
-        train_s = time.perf_counter() - start
-        mark: dict[str, Any] = {"train_s": train_s, "device": str(device)}
-        if reused:
-            mark["reused"] = reused
-        atomic_write_json(train_mark, mark)
+    def train_and_evaluate() -> dict[str, Any]:
+        device = resolve_device(suite.device)
+        train_mark = cell / TRAIN_FILE
+        if train_mark.is_file():
+            train_s = float(read_json_object(train_mark)["train_s"])
+        else:
+            reused = adopt_stages(suite, entry, method, seed, config, settings, cell / "model")
+            if reused:
+                parts = ", ".join(f"{stage} of {source}" for stage, source in reused.items())
+                log(f"[{env_id} | {method.label} | seed {seed}] reusing {parts} (same settings)")
+            log(f"[{env_id} | {method.label} | seed {seed}] training")
+            start = time.perf_counter()
+            method.train(traj, cell / "model", config, device, progress)
+            # Wall time of this process only: a resumed training reports the time after
+            # resuming, and a cell that reused stages reports the time of the stages it trained
+            # itself.
+            train_s = time.perf_counter() - start
+            mark: dict[str, Any] = {"train_s": train_s, "device": str(device)}
+            if reused:
+                mark["reused"] = reused
+            atomic_write_json(train_mark, mark)
 
-    log(f"[{env_id} | {method.label} | seed {seed}] evaluating")
-    policy = method.load(cell / "model", device, suite.eval.seed)
-    result, summary, eval_s = evaluate_sweep(suite, entry, policy, progress)
-    atomic_write_json(
-        eval_path,
-        {"summary": summary, "train_s": train_s, "eval_s": eval_s, "sweep": result.to_dict()},
-    )
-    return eval_path
+        log(f"[{env_id} | {method.label} | seed {seed}] evaluating")
+        policy = method.load(cell / "model", device, suite.eval.seed)
+        result, summary, eval_s = evaluate_sweep(suite, entry, policy, progress)
+        return {
+            "summary": summary,
+            "train_s": train_s,
+            "eval_s": eval_s,
+            "sweep": result.to_dict(),
+        }
+
+    return run_or_read_cell(cell, settings, legacy_defaults(method.config_cls), train_and_evaluate)
 
 
 def evaluate_sweep(

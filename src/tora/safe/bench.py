@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from tora.behavior.make import data_source_tag, make_dataset
-from tora.bench.config import check_cell, with_seed
+from tora.bench.cells import TRAIN_FILE, check_cell, run_or_read_cell
+from tora.bench.config import with_seed
 from tora.configs import (
     config_to_dict,
     legacy_defaults,
@@ -58,9 +59,7 @@ from tora.safe.protocol import episode_seeds
 from tora.safe.rollout import Episodes, run_episodes
 from tora.safe.select import WeightSearch
 from tora.safe.suite import (
-    EVAL_FILE,
     METHODS,
-    TRAIN_FILE,
     SafeSuiteConfig,
     TaskEntry,
     cell_dir,
@@ -355,21 +354,21 @@ def run_cell(
     """Train (or resume) and evaluate one cell; returns its eval file (at once if done).
     ``data_id`` is :func:`task_dataset`'s identity of ``traj``."""
     cell = cell_dir(suite, env_id, method, seed)
-    check_cell(
+
+    def evaluate() -> dict[str, Any]:
+        ctx = CellContext(suite, env_id, traj, data_id, seed, cell, progress, log)
+        start = time.perf_counter()
+        result = CELLS[method](ctx)
+        result["wall_s"] = wall_s = time.perf_counter() - start
+        log(f"[{task_name(env_id)} | {METHODS[method]} | seed {seed}] done in {wall_s:.0f} s")
+        return {"method": method, "seed": seed, **result}
+
+    return run_or_read_cell(
         cell,
         _method_settings(suite, method, data_id),
         legacy_defaults(type(_method_config(suite, method))),
+        evaluate,
     )
-    path = cell / EVAL_FILE
-    if path.is_file():
-        return path
-    ctx = CellContext(suite, env_id, traj, data_id, seed, cell, progress, log)
-    start = time.perf_counter()
-    result = CELLS[method](ctx)
-    result["wall_s"] = time.perf_counter() - start
-    log(f"[{task_name(env_id)} | {METHODS[method]} | seed {seed}] done in {result['wall_s']:.0f} s")
-    atomic_write_json(path, {"method": method, "seed": seed, **result})
-    return path
 
 
 def run_safe_suite(

@@ -34,15 +34,6 @@ METHODS: dict[str, str] = {
 """Method id -> label, in table order."""
 
 
-CELL_FILE = "cell.json"
-
-
-EVAL_FILE = "eval.json"
-
-
-TRAIN_FILE = "train.json"
-
-
 @dataclass
 class TaskEntry:
     """One task of the suite."""

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from tora.bench.cells import EVAL_FILE
 from tora.evaluate.safe import SafeSummary, score_thresholds
 from tora.io import atomic_write_bytes, atomic_write_json, read_json_object
 from tora.safe.suite import (
-    EVAL_FILE,
     METHODS,
     SafeSuiteConfig,
     cell_dir,
