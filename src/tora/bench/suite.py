@@ -35,6 +35,7 @@ from tora.bench.config import (
     ref_point,
     suite_method,
 )
+from tora.bench.runner import Log, SuiteKind, run_suite_cells
 from tora.bench.table import write_results
 from tora.configs import (
     config_from_dict,
@@ -250,6 +251,45 @@ def behaviour_summary(traj: Trajectories, data_path: Path, ref: list[float]) -> 
     }
 
 
+def env_data(suite: SuiteConfig, entry: EnvEntry, progress: bool) -> tuple[Trajectories, Path]:
+    """The env's dataset and its file (:func:`suite_dataset`), with the behaviour row of the
+    table (the dataset's own front) written beside the env's cells."""
+    traj, data_path = suite_dataset(suite, entry, progress)
+    atomic_write_json(
+        suite.out_dir / env_dirname(entry.id) / BEHAVIOUR_FILE,
+        behaviour_summary(traj, data_path, ref_point(entry, traj.num_objectives)),
+    )
+    return traj, data_path
+
+
+def mujoco_kind(suite: SuiteConfig) -> SuiteKind[EnvEntry, tuple[Trajectories, Path]]:
+    """The suite as :func:`tora.bench.runner.run_suite_cells` runs it: its entries are envs,
+    each with its own seeds; an env's cells share its dataset."""
+
+    def env_cell(
+        entry: EnvEntry,
+        data: tuple[Trajectories, Path],
+        name: str,
+        seed: int,
+        progress: bool,
+        log: Log,
+    ) -> Path:
+        traj, data_path = data
+        method = suite_method(suite, name)
+        return run_cell(suite, entry, method, seed, traj, data_path, progress, log)
+
+    return SuiteKind(
+        suite=suite,
+        entries=suite.envs,
+        check=partial(check_suite, suite),
+        entry_id=resolve_env_id,
+        seeds=lambda entry: entry.seeds,
+        prepare=partial(env_data, suite),
+        run_cell=env_cell,
+        write_table=partial(write_results, suite),
+    )
+
+
 def run_suite(
     suite: SuiteConfig,
     progress: bool = True,
@@ -262,33 +302,4 @@ def run_suite(
     from everything on disk, so a partial run still gives a (partial) table. ``only_envs``,
     ``only_methods`` and ``only_seeds`` run a piece of the suite; a seed no env lists is an
     error, as is an unknown method."""
-    check_suite(suite)
-    suite.out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(suite.out_dir / "suite.json", config_to_dict(suite))
-    wanted_envs = {resolve_env_id(e) for e in only_envs} if only_envs else None
-    for name in only_methods or []:
-        if name not in suite.methods:
-            raise ToraError(f"method {name!r} is not in this suite ({', '.join(suite.methods)})")
-    listed = sorted({seed for entry in suite.envs for seed in entry.seeds})
-    for seed in only_seeds or []:
-        if seed not in listed:
-            raise ToraError(f"seed {seed} is not in this suite (its envs list {listed})")
-    for entry in suite.envs:
-        env_id = resolve_env_id(entry.id)
-        if wanted_envs is not None and env_id not in wanted_envs:
-            continue
-        traj, data_path = suite_dataset(suite, entry, progress)
-        atomic_write_json(
-            suite.out_dir / env_dirname(env_id) / BEHAVIOUR_FILE,
-            behaviour_summary(traj, data_path, ref_point(entry, traj.num_objectives)),
-        )
-        for name in suite.methods:
-            if only_methods and name not in only_methods:
-                continue
-            for seed in entry.seeds:
-                if only_seeds and seed not in only_seeds:
-                    continue
-                run_cell(
-                    suite, entry, suite_method(suite, name), seed, traj, data_path, progress, log
-                )
-    return write_results(suite)
+    return run_suite_cells(mujoco_kind(suite), progress, only_envs, only_methods, only_seeds, log)
