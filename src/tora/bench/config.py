@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import tomllib
@@ -25,6 +25,8 @@ from tora.errors import ToraError
 from tora.policies.base import Method
 from tora.policies.registry import get_method, method_names
 from tora.preferences import simplex_grid
+
+S = TypeVar("S")
 
 BEHAVIOUR_FILE = "behaviour.json"
 """An env's reference row: its dataset's own episodes and front."""
@@ -151,11 +153,18 @@ def read_suite_file(path: str | Path, kind: str) -> dict[str, Any]:
     return raw
 
 
+def read_suite(path: str | Path, kind: str, cls: type[S], check: Callable[[S], None]) -> S:
+    """A suite file of ``kind`` as its config class ``cls``, checked by ``check``: every kind
+    refuses in the same words a file that is missing, unparsable, of another kind, with
+    unknown keys, or that cannot run."""
+    suite = config_from_dict(cls, read_suite_file(path, kind))
+    check(suite)
+    return suite
+
+
 def load_suite(path: str | Path) -> SuiteConfig:
     """Read a suite from TOML (``.toml``) or JSON; unknown keys and methods are errors."""
-    suite = config_from_dict(SuiteConfig, read_suite_file(path, "mujoco"))
-    check_suite(suite)
-    return suite
+    return read_suite(path, "mujoco", SuiteConfig, check_suite)
 
 
 def check_suite(suite: SuiteConfig) -> None:
