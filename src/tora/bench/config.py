@@ -6,26 +6,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import tomllib
 
-from tora.configs import config_from_dict, config_to_dict, fill_missing, settings_diff
+# A cell's files are the same for every suite kind (tora.bench.cells); they are named here
+# too, where the MuJoCo suite's layout is.
+from tora.bench.cells import CELL_FILE as CELL_FILE
+from tora.bench.cells import EVAL_FILE as EVAL_FILE
+from tora.bench.cells import TRAIN_FILE as TRAIN_FILE
+from tora.configs import config_from_dict, config_to_dict
 from tora.envs import resolve_env_id
 from tora.errors import ToraError
-from tora.io import atomic_write_json, read_json_object
 from tora.policies.base import Method
 from tora.policies.registry import get_method, method_names
 from tora.preferences import simplex_grid
 
-CELL_FILE = "cell.json"
-EVAL_FILE = "eval.json"
-TRAIN_FILE = "train.json"
+S = TypeVar("S")
+
 BEHAVIOUR_FILE = "behaviour.json"
+"""An env's reference row: its dataset's own episodes and front."""
 
 
 @dataclass
@@ -149,11 +153,18 @@ def read_suite_file(path: str | Path, kind: str) -> dict[str, Any]:
     return raw
 
 
+def read_suite(path: str | Path, kind: str, cls: type[S], check: Callable[[S], None]) -> S:
+    """A suite file of ``kind`` as its config class ``cls``, checked by ``check``: every kind
+    refuses in the same words a file that is missing, unparsable, of another kind, with
+    unknown keys, or that cannot run."""
+    suite = config_from_dict(cls, read_suite_file(path, kind))
+    check(suite)
+    return suite
+
+
 def load_suite(path: str | Path) -> SuiteConfig:
     """Read a suite from TOML (``.toml``) or JSON; unknown keys and methods are errors."""
-    suite = config_from_dict(SuiteConfig, read_suite_file(path, "mujoco"))
-    check_suite(suite)
-    return suite
+    return read_suite(path, "mujoco", SuiteConfig, check_suite)
 
 
 def check_suite(suite: SuiteConfig) -> None:
@@ -252,25 +263,3 @@ def cell_dir(suite: SuiteConfig, env_id: str, method: str, seed: int) -> Path:
 def ref_point(entry: EnvEntry, num_objectives: int) -> list[float]:
     """The env's hypervolume reference point: its own, else 0 in every objective (D4MORL)."""
     return list(entry.ref_point) if entry.ref_point is not None else [0.0] * num_objectives
-
-
-def check_cell(cell: Path, settings: dict[str, Any], config_defaults: dict[str, Any]) -> None:
-    """Refuse to mix a cell's results with settings it was not made with; record them in a new
-    cell. A config field added after the cell was made counts as the value that reproduces the
-    behaviour from before it (``config_defaults``: its default, or its config class's LEGACY
-    value, :func:`tora.configs.legacy_defaults`); any other value is a change. Both suites'
-    cells (MuJoCo and safe) are checked here."""
-    path = cell / CELL_FILE
-    if path.is_file():
-        saved = read_json_object(path).get("settings")
-        if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
-            saved = {**saved, "config": fill_missing(saved["config"], config_defaults)}
-        if saved != settings:
-            changed = "; ".join(settings_diff(saved, settings))
-            raise ToraError(
-                f"{cell} was made with other settings than the suite now asks for ({changed}); "
-                "use another suite name/out directory, or delete that cell to redo it"
-            )
-    else:
-        cell.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, {"settings": settings})

@@ -22,15 +22,12 @@ from typing import Any
 import numpy as np
 
 from tora.behavior.make import data_source_tag, make_dataset
+from tora.bench.cells import CELL_FILE, TRAIN_FILE, run_or_read_cell
 from tora.bench.config import (
     BEHAVIOUR_FILE,
-    CELL_FILE,
-    EVAL_FILE,
-    TRAIN_FILE,
     EnvEntry,
     SuiteConfig,
     cell_dir,
-    check_cell,
     check_suite,
     env_dirname,
     eval_weights,
@@ -38,6 +35,7 @@ from tora.bench.config import (
     ref_point,
     suite_method,
 )
+from tora.bench.runner import Log, SuiteKind, run_suite_cells
 from tora.bench.table import write_results
 from tora.configs import (
     config_from_dict,
@@ -161,39 +159,40 @@ def run_cell(
         "eval": {k: v for k, v in config_to_dict(suite.eval).items() if k != "workers"},
         "ref_point": entry.ref_point,
     }
-    check_cell(cell, settings, legacy_defaults(method.config_cls))
-    eval_path = cell / EVAL_FILE
-    if eval_path.is_file():
-        return eval_path
 
-    device = resolve_device(suite.device)
-    train_mark = cell / TRAIN_FILE
-    if train_mark.is_file():
-        train_s = float(read_json_object(train_mark)["train_s"])
-    else:
-        reused = adopt_stages(suite, entry, method, seed, config, settings, cell / "model")
-        if reused:
-            parts = ", ".join(f"{stage} of {source}" for stage, source in reused.items())
-            log(f"[{env_id} | {method.label} | seed {seed}] reusing {parts} (same settings)")
-        log(f"[{env_id} | {method.label} | seed {seed}] training")
-        start = time.perf_counter()
-        method.train(traj, cell / "model", config, device, progress)
-        # Wall time of this process only: a resumed training reports the time after resuming,
-        # and a cell that reused stages reports the time of the stages it trained itself.
-        train_s = time.perf_counter() - start
-        mark: dict[str, Any] = {"train_s": train_s, "device": str(device)}
-        if reused:
-            mark["reused"] = reused
-        atomic_write_json(train_mark, mark)
+    def train_and_evaluate() -> dict[str, Any]:
+        device = resolve_device(suite.device)
+        train_mark = cell / TRAIN_FILE
+        if train_mark.is_file():
+            train_s = float(read_json_object(train_mark)["train_s"])
+        else:
+            reused = adopt_stages(suite, entry, method, seed, config, settings, cell / "model")
+            if reused:
+                parts = ", ".join(f"{stage} of {source}" for stage, source in reused.items())
+                log(f"[{env_id} | {method.label} | seed {seed}] reusing {parts} (same settings)")
+            log(f"[{env_id} | {method.label} | seed {seed}] training")
+            start = time.perf_counter()
+            method.train(traj, cell / "model", config, device, progress)
+            # Wall time of this process only: a resumed training reports the time after
+            # resuming, and a cell that reused stages reports the time of the stages it trained
+            # itself.
+            train_s = time.perf_counter() - start
+            mark: dict[str, Any] = {"train_s": train_s, "device": str(device)}
+            if reused:
+                mark["reused"] = reused
+            atomic_write_json(train_mark, mark)
 
-    log(f"[{env_id} | {method.label} | seed {seed}] evaluating")
-    policy = method.load(cell / "model", device, suite.eval.seed)
-    result, summary, eval_s = evaluate_sweep(suite, entry, policy, progress)
-    atomic_write_json(
-        eval_path,
-        {"summary": summary, "train_s": train_s, "eval_s": eval_s, "sweep": result.to_dict()},
-    )
-    return eval_path
+        log(f"[{env_id} | {method.label} | seed {seed}] evaluating")
+        policy = method.load(cell / "model", device, suite.eval.seed)
+        result, summary, eval_s = evaluate_sweep(suite, entry, policy, progress)
+        return {
+            "summary": summary,
+            "train_s": train_s,
+            "eval_s": eval_s,
+            "sweep": result.to_dict(),
+        }
+
+    return run_or_read_cell(cell, settings, legacy_defaults(method.config_cls), train_and_evaluate)
 
 
 def evaluate_sweep(
@@ -252,6 +251,45 @@ def behaviour_summary(traj: Trajectories, data_path: Path, ref: list[float]) -> 
     }
 
 
+def env_data(suite: SuiteConfig, entry: EnvEntry, progress: bool) -> tuple[Trajectories, Path]:
+    """The env's dataset and its file (:func:`suite_dataset`), with the behaviour row of the
+    table (the dataset's own front) written beside the env's cells."""
+    traj, data_path = suite_dataset(suite, entry, progress)
+    atomic_write_json(
+        suite.out_dir / env_dirname(entry.id) / BEHAVIOUR_FILE,
+        behaviour_summary(traj, data_path, ref_point(entry, traj.num_objectives)),
+    )
+    return traj, data_path
+
+
+def mujoco_kind(suite: SuiteConfig) -> SuiteKind[EnvEntry, tuple[Trajectories, Path]]:
+    """The suite as :func:`tora.bench.runner.run_suite_cells` runs it: its entries are envs,
+    each with its own seeds; an env's cells share its dataset."""
+
+    def env_cell(
+        entry: EnvEntry,
+        data: tuple[Trajectories, Path],
+        name: str,
+        seed: int,
+        progress: bool,
+        log: Log,
+    ) -> Path:
+        traj, data_path = data
+        method = suite_method(suite, name)
+        return run_cell(suite, entry, method, seed, traj, data_path, progress, log)
+
+    return SuiteKind(
+        suite=suite,
+        entries=suite.envs,
+        check=partial(check_suite, suite),
+        entry_id=resolve_env_id,
+        seeds=lambda entry: entry.seeds,
+        prepare=partial(env_data, suite),
+        run_cell=env_cell,
+        write_table=partial(write_results, suite),
+    )
+
+
 def run_suite(
     suite: SuiteConfig,
     progress: bool = True,
@@ -264,33 +302,4 @@ def run_suite(
     from everything on disk, so a partial run still gives a (partial) table. ``only_envs``,
     ``only_methods`` and ``only_seeds`` run a piece of the suite; a seed no env lists is an
     error, as is an unknown method."""
-    check_suite(suite)
-    suite.out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(suite.out_dir / "suite.json", config_to_dict(suite))
-    wanted_envs = {resolve_env_id(e) for e in only_envs} if only_envs else None
-    for name in only_methods or []:
-        if name not in suite.methods:
-            raise ToraError(f"method {name!r} is not in this suite ({', '.join(suite.methods)})")
-    listed = sorted({seed for entry in suite.envs for seed in entry.seeds})
-    for seed in only_seeds or []:
-        if seed not in listed:
-            raise ToraError(f"seed {seed} is not in this suite (its envs list {listed})")
-    for entry in suite.envs:
-        env_id = resolve_env_id(entry.id)
-        if wanted_envs is not None and env_id not in wanted_envs:
-            continue
-        traj, data_path = suite_dataset(suite, entry, progress)
-        atomic_write_json(
-            suite.out_dir / env_dirname(env_id) / BEHAVIOUR_FILE,
-            behaviour_summary(traj, data_path, ref_point(entry, traj.num_objectives)),
-        )
-        for name in suite.methods:
-            if only_methods and name not in only_methods:
-                continue
-            for seed in entry.seeds:
-                if only_seeds and seed not in only_seeds:
-                    continue
-                run_cell(
-                    suite, entry, suite_method(suite, name), seed, traj, data_path, progress, log
-                )
-    return write_results(suite)
+    return run_suite_cells(mujoco_kind(suite), progress, only_envs, only_methods, only_seeds, log)

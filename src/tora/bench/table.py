@@ -9,23 +9,30 @@ disagree.
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tora.bench.cells import TRAIN_FILE
 from tora.bench.config import (
     BEHAVIOUR_FILE,
-    EVAL_FILE,
-    TRAIN_FILE,
     SuiteConfig,
     cell_dir,
     env_dirname,
     suite_method,
 )
+from tora.bench.results import (
+    FinishedCell,
+    finished_by_method,
+    finished_cells,
+    mean_sd,
+    write_table,
+)
 from tora.envs import resolve_env_id
 from tora.evaluate.plots import plot_pareto_front
-from tora.io import atomic_write_bytes, atomic_write_json, read_json_object
+from tora.io import read_json_object
 
 METRICS = ("hypervolume", "sparsity", "expected_utility", "steering_correlation")
 BEHAVIOUR_LABEL = "Behaviour (dataset episodes)"
@@ -33,17 +40,20 @@ REUSED_MARK = "†"
 """Marks the train minutes of a row whose cells reused stages of a sibling cell."""
 
 
-def _stats(values: list[float]) -> dict[str, float | None]:
-    """Mean and sample standard deviation (None for one seed: no spread to report)."""
-    if not values:
-        return {"mean": None, "std": None}
-    arr = np.asarray(values, dtype=np.float64)
-    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else None}
-
-
-def _values(done: list[tuple[int, dict[str, Any]]], metric: str) -> list[float]:
+def _values(done: list[FinishedCell], metric: str) -> list[float]:
     # Cells evaluated before a metric existed lack it: average over those that have it.
-    return [c["summary"][metric] for _, c in done if c["summary"].get(metric) is not None]
+    summaries = [c.result["summary"] for c in done]
+    return [s[metric] for s in summaries if s.get(metric) is not None]
+
+
+def _reused_stages(done: list[FinishedCell]) -> list[str]:
+    """The stages any of ``done`` took from a sibling cell instead of training them."""
+    reused: set[str] = set()
+    for c in done:
+        mark = c.dir / TRAIN_FILE
+        if mark.is_file():
+            reused.update(read_json_object(mark).get("reused", {}))
+    return sorted(reused)
 
 
 def collect_rows(suite: SuiteConfig) -> list[dict[str, Any]]:
@@ -69,31 +79,23 @@ def collect_rows(suite: SuiteConfig) -> list[dict[str, Any]]:
                     "eval_s": None,
                 }
             )
-        for name in suite.methods:
+        cells = partial(cell_dir, suite, env_id)
+        for name, done in finished_by_method(suite.methods, entry.seeds, cells).items():
             method = suite_method(suite, name)
-            done, reused = [], set()
-            for seed in entry.seeds:
-                path = cell_dir(suite, env_id, name, seed) / EVAL_FILE
-                if path.is_file():
-                    done.append((seed, read_json_object(path)))
-                    mark = path.with_name(TRAIN_FILE)
-                    if mark.is_file():
-                        reused.update(read_json_object(mark).get("reused", {}))
-            if not done:
-                continue
+            results = [c.result for c in done]
             rows.append(
                 {
                     "env_id": env_id,
                     "method": name,
                     "label": method.label,
                     "sees_preferences": method.sees_preferences,
-                    "seeds": [seed for seed, _ in done],
+                    "seeds": [c.seed for c in done],
                     "seeds_planned": len(entry.seeds),
-                    **{m: _stats(_values(done, m)) for m in METRICS},
-                    "per_seed_hypervolume": [c["summary"]["hypervolume"] for _, c in done],
-                    "train_min": float(np.mean([c["train_s"] for _, c in done])) / 60,
-                    "reused_stages": sorted(reused),
-                    "eval_s": float(np.mean([c["eval_s"] for _, c in done])),
+                    **{m: mean_sd(_values(done, m)) for m in METRICS},
+                    "per_seed_hypervolume": [r["summary"]["hypervolume"] for r in results],
+                    "train_min": float(np.mean([r["train_s"] for r in results])) / 60,
+                    "reused_stages": _reused_stages(done),
+                    "eval_s": float(np.mean([r["eval_s"] for r in results])),
                 }
             )
     return rows
@@ -183,12 +185,10 @@ def plot_env(suite: SuiteConfig, env_id: str, path: Path) -> Path | None:
     series: dict[str, Any] = {BEHAVIOUR_LABEL: np.asarray(b["episode_returns"])}
     entry = next(e for e in suite.envs if resolve_env_id(e.id) == env_id)
     for name in suite.methods:
-        for seed in entry.seeds:
-            cell = cell_dir(suite, env_id, name, seed) / EVAL_FILE
-            if cell.is_file():
-                means = read_json_object(cell)["summary"]["mean_returns"]
-                series[f"{suite_method(suite, name).label} (seed {seed})"] = np.asarray(means)
-                break
+        first = next(finished_cells(partial(cell_dir, suite, env_id, name), entry.seeds), None)
+        if first is not None:
+            means = first.result["summary"]["mean_returns"]
+            series[f"{suite_method(suite, name).label} (seed {first.seed})"] = np.asarray(means)
     return plot_pareto_front(
         series,
         path,
@@ -209,6 +209,5 @@ def write_results(suite: SuiteConfig) -> dict[str, Any]:
         if png is not None:
             plots[env_id] = str(png)
     results = {"suite": suite.name, "protocol": suite.protocol, "rows": rows, "plots": plots}
-    atomic_write_json(out / "results.json", results)
-    atomic_write_bytes(out / "results.md", format_markdown(suite, rows).encode())
+    write_table(out, results, format_markdown(suite, rows))
     return results

@@ -33,13 +33,16 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tora.behavior.make import data_source_tag, make_dataset
-from tora.bench.config import check_cell, with_seed
+from tora.bench.cells import TRAIN_FILE, check_cell, run_or_read_cell
+from tora.bench.config import with_seed
+from tora.bench.runner import Log, SuiteKind, run_suite_cells
 from tora.configs import (
     config_to_dict,
     legacy_defaults,
@@ -58,9 +61,7 @@ from tora.safe.protocol import episode_seeds
 from tora.safe.rollout import Episodes, run_episodes
 from tora.safe.select import WeightSearch
 from tora.safe.suite import (
-    EVAL_FILE,
     METHODS,
-    TRAIN_FILE,
     SafeSuiteConfig,
     TaskEntry,
     cell_dir,
@@ -355,21 +356,52 @@ def run_cell(
     """Train (or resume) and evaluate one cell; returns its eval file (at once if done).
     ``data_id`` is :func:`task_dataset`'s identity of ``traj``."""
     cell = cell_dir(suite, env_id, method, seed)
-    check_cell(
+
+    def evaluate() -> dict[str, Any]:
+        ctx = CellContext(suite, env_id, traj, data_id, seed, cell, progress, log)
+        start = time.perf_counter()
+        result = CELLS[method](ctx)
+        result["wall_s"] = wall_s = time.perf_counter() - start
+        log(f"[{task_name(env_id)} | {METHODS[method]} | seed {seed}] done in {wall_s:.0f} s")
+        return {"method": method, "seed": seed, **result}
+
+    return run_or_read_cell(
         cell,
         _method_settings(suite, method, data_id),
         legacy_defaults(type(_method_config(suite, method))),
+        evaluate,
     )
-    path = cell / EVAL_FILE
-    if path.is_file():
-        return path
-    ctx = CellContext(suite, env_id, traj, data_id, seed, cell, progress, log)
-    start = time.perf_counter()
-    result = CELLS[method](ctx)
-    result["wall_s"] = time.perf_counter() - start
-    log(f"[{task_name(env_id)} | {METHODS[method]} | seed {seed}] done in {result['wall_s']:.0f} s")
-    atomic_write_json(path, {"method": method, "seed": seed, **result})
-    return path
+
+
+def safe_kind(suite: SafeSuiteConfig) -> SuiteKind[TaskEntry, tuple[Trajectories, dict[str, str]]]:
+    """The suite as :func:`tora.bench.runner.run_suite_cells` runs it: its entries are tasks,
+    all with the protocol's seeds; a task's cells share its dataset, and a task this machine
+    cannot run (:func:`~tora.safe.suite.skip_reason`) is skipped."""
+
+    def task_cell(
+        entry: TaskEntry,
+        data: tuple[Trajectories, dict[str, str]],
+        method: str,
+        seed: int,
+        progress: bool,
+        log: Log,
+    ) -> Path:
+        traj, data_id = data
+        return run_cell(suite, task_env(entry.id), method, seed, traj, data_id, progress, log)
+
+    return SuiteKind(
+        suite=suite,
+        entries=suite.tasks,
+        check=partial(check_safe_suite, suite),
+        entry_id=task_env,
+        seeds=lambda entry: suite.eval.seeds,
+        prepare=partial(task_dataset, suite),
+        run_cell=task_cell,
+        write_table=partial(write_safe_table, suite),
+        entry_word="task",
+        skip_reason=skip_reason,
+        entry_name=task_name,
+    )
 
 
 def run_safe_suite(
@@ -381,25 +413,4 @@ def run_safe_suite(
 ) -> dict[str, Any]:
     """Run every cell that can run (finished ones are read back), then write the table from
     everything on disk; returns the table's JSON object."""
-    check_safe_suite(suite)
-    for name in only_methods or []:
-        if name not in suite.methods:
-            raise ToraError(f"method {name!r} is not in this suite ({', '.join(suite.methods)})")
-    wanted = {task_env(t) for t in only_tasks} if only_tasks else None
-    suite.out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(suite.out_dir / "suite.json", config_to_dict(suite))
-    for entry in suite.tasks:
-        env_id = task_env(entry.id)
-        if wanted is not None and env_id not in wanted:
-            continue
-        reason = skip_reason(entry)
-        if reason is not None:
-            log(f"skipping {task_name(env_id)}: {reason}")
-            continue
-        traj, data_id = task_dataset(suite, entry, progress)
-        for method in suite.methods:
-            if only_methods and method not in only_methods:
-                continue
-            for seed in suite.eval.seeds:
-                run_cell(suite, env_id, method, seed, traj, data_id, progress, log)
-    return write_safe_table(suite)
+    return run_suite_cells(safe_kind(suite), progress, only_tasks, only_methods, log=log)

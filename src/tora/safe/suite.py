@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tora.behavior.shipped import shipped_policy_dir
-from tora.bench.config import read_suite_file
-from tora.configs import config_from_dict
+from tora.bench.config import read_suite
 from tora.envs import SAFETY_ENV_IDS, resolve_env_id
 from tora.envs.safety import safety_task
 from tora.errors import ToraError
@@ -32,15 +31,6 @@ METHODS: dict[str, str] = {
     "cdt": "CondDiffusion(R,C)",
 }
 """Method id -> label, in table order."""
-
-
-CELL_FILE = "cell.json"
-
-
-EVAL_FILE = "eval.json"
-
-
-TRAIN_FILE = "train.json"
 
 
 @dataclass
@@ -129,9 +119,7 @@ class SafeSuiteConfig:
 def load_safe_suite(path: str | Path) -> SafeSuiteConfig:
     """Read a suite (``kind = "safe"``) from TOML or JSON; unknown keys, methods and tasks are
     errors."""
-    suite = config_from_dict(SafeSuiteConfig, read_suite_file(path, "safe"))
-    check_safe_suite(suite)
-    return suite
+    return read_suite(path, "safe", SafeSuiteConfig, check_safe_suite)
 
 
 def check_safe_suite(suite: SafeSuiteConfig) -> None:

@@ -9,15 +9,14 @@ seeds than the suite asks for are scored on the seeds they have, and the table s
 
 from __future__ import annotations
 
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from tora.bench.results import TABLE_JSON, TABLE_MD, finished_by_method, write_table
 from tora.evaluate.safe import SafeSummary, score_thresholds
-from tora.io import atomic_write_bytes, atomic_write_json, read_json_object
 from tora.safe.suite import (
-    EVAL_FILE,
     METHODS,
     SafeSuiteConfig,
     cell_dir,
@@ -27,9 +26,6 @@ from tora.safe.suite import (
 )
 from tora.safe.toy import REFERENCE as TOY_REFERENCE
 from tora.safe.toy import SAFE_DASH_ID
-
-TABLE_MD = "results.md"
-TABLE_JSON = "results.json"
 
 __all__ = ["TABLE_JSON", "TABLE_MD", "cell", "collect_results", "format_safe_table"]
 
@@ -78,20 +74,13 @@ def collect_results(suite: SafeSuiteConfig) -> dict[str, Any]:
             skipped[name] = reason
             continue
         methods: dict[str, Any] = {}
-        for method in suite.methods:
-            evals, seeds = [], []
-            for seed in suite.eval.seeds:
-                path = cell_dir(suite, env_id, method, seed) / EVAL_FILE
-                if path.is_file():
-                    evals.append(read_json_object(path))
-                    seeds.append(seed)
-            if not evals:
-                continue
-            summary = _summary(env_id, evals, thresholds)
+        cells = partial(cell_dir, suite, env_id)
+        for method, done in finished_by_method(suite.methods, suite.eval.seeds, cells).items():
+            evals = [c.result for c in done]
             methods[method] = {
                 "label": METHODS[method],
-                "seeds": seeds,
-                "summary": summary.to_dict(),
+                "seeds": [c.seed for c in done],
+                "summary": _summary(env_id, evals, thresholds).to_dict(),
                 **_extras(evals, thresholds),
             }
         if methods:
@@ -199,9 +188,6 @@ def write_safe_table(suite: SafeSuiteConfig) -> dict[str, Any]:
     """Write ``results.md`` and ``results.json`` into the suite's directory; returns the JSON
     object (with the paths under ``"files"``)."""
     results = collect_results(suite)
-    out = Path(suite.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     markdown = format_safe_table(results)
-    atomic_write_bytes(out / TABLE_MD, markdown.encode("utf-8"))
-    atomic_write_json(out / TABLE_JSON, results)
-    return {**results, "markdown": markdown, "files": [str(out / TABLE_MD), str(out / TABLE_JSON)]}
+    files = write_table(suite.out_dir, results, markdown)
+    return {**results, "markdown": markdown, "files": [str(path) for path in files]}

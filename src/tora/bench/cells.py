@@ -1,0 +1,65 @@
+"""One cell of a benchmark suite on disk, whatever the suite's kind (MuJoCo or safe RL).
+
+A cell (entry, method, seed) is a directory holding the settings it was made with
+(``cell.json``) and, once finished, its evaluation (``eval.json``). Both suites keep this
+layout, so a killed run resumes the same way in both and a cell made under other settings is
+refused the same way in both; this module is the one place that knows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tora.configs import fill_missing, settings_diff
+from tora.errors import ToraError
+from tora.io import atomic_write_json, read_json_object
+
+CELL_FILE = "cell.json"
+"""The settings a cell was made with."""
+EVAL_FILE = "eval.json"
+"""A finished cell's evaluation; its presence is what "finished" means."""
+TRAIN_FILE = "train.json"
+"""Marks finished training (and its seconds), so a resumed cell does not train again."""
+
+
+def check_cell(cell: Path, settings: dict[str, Any], config_defaults: dict[str, Any]) -> None:
+    """Refuse to mix a cell's results with settings it was not made with; record them in a new
+    cell. A config field added after the cell was made counts as the value that reproduces the
+    behaviour from before it (``config_defaults``: its default, or its config class's LEGACY
+    value, :func:`tora.configs.legacy_defaults`); any other value is a change. Both suites'
+    cells (MuJoCo and safe) are checked here."""
+    path = cell / CELL_FILE
+    if path.is_file():
+        saved = read_json_object(path).get("settings")
+        if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
+            saved = {**saved, "config": fill_missing(saved["config"], config_defaults)}
+        if saved != settings:
+            changed = "; ".join(settings_diff(saved, settings))
+            raise ToraError(
+                f"{cell} was made with other settings than the suite now asks for ({changed}); "
+                "use another suite name/out directory, or delete that cell to redo it"
+            )
+    else:
+        cell.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, {"settings": settings})
+
+
+def run_or_read_cell(
+    cell: Path,
+    settings: dict[str, Any],
+    config_defaults: dict[str, Any],
+    evaluate: Callable[[], dict[str, Any]],
+) -> Path:
+    """The evaluation file of ``cell``, made by ``evaluate`` only if the cell is not finished.
+
+    The cell's settings are checked first (:func:`check_cell`), so a finished cell is read
+    back only under the settings it was made with. The file is written atomically after
+    ``evaluate`` returns, so a run killed inside ``evaluate`` leaves an unfinished cell that
+    the next run redoes (resuming whatever the cell itself saved on the way)."""
+    check_cell(cell, settings, config_defaults)
+    path = cell / EVAL_FILE
+    if not path.is_file():
+        atomic_write_json(path, evaluate())
+    return path
