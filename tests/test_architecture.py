@@ -66,7 +66,7 @@ NO_LOOPS = "No loops between the modules of any package"
         # anything importing the CLI (and through it, indirectly, evaluate reaches train)
         ("tora.data.trajectories", "tora.cli.main", {LAYERS, NO_TRAIN, NO_LOOPS}),
         # the loop this layout removed: the text env importing the text policies' metrics
-        ("tora.envs.text.env", "tora.text.metrics", {LAYERS, NO_LOOPS}),
+        ("tora.envs.text.env", "tora.evaluate.text", {LAYERS, NO_LOOPS}),
     ],
 )
 def test_each_contract_catches_what_it_forbids(

@@ -22,7 +22,7 @@ from tora.envs.text.env import MAX_CHOICES, InvalidChoiceError
 from tora.envs.text.game import MORALITY_KEYS
 from tora.envs.text.machiavelli import ROOT_ENV_VAR, MachiavelliNotFoundError, MachiavelliTextEnv
 from tora.errors import ToraError
-from tora.text.metrics import evaluate_playthroughs, play, random_baseline, random_playthroughs
+from tora.evaluate.text import evaluate_playthroughs, play, random_baseline, random_playthroughs
 
 GAME = "stand_in_heist"
 

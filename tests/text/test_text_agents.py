@@ -12,6 +12,7 @@ import pytest
 from tora.envs.text.env import TextGameEnv, format_observation
 from tora.envs.text.game import Game, list_games
 from tora.errors import DataError, FormatError, ToraError
+from tora.evaluate.text import play
 from tora.nn.text_encoder import EncoderConfig, HashingEncoder, make_encoder, tokenize
 from tora.text.agents import (
     AnnotationAwareAgent,
@@ -36,7 +37,6 @@ from tora.text.data import (
     save_text_dataset,
     segment_values,
 )
-from tora.text.metrics import play
 
 from .conftest import SELL, TINY_PATH
 

@@ -15,6 +15,7 @@ import pytest
 
 from tora.envs.text.env import TextGameEnv
 from tora.envs.text.game import MORALITY_KEYS, Game
+from tora.evaluate.text import play
 from tora.text.data import AgentMix, CollectConfig, collect, label_dataset
 from tora.text.llm import (
     ChatClient,
@@ -30,7 +31,6 @@ from tora.text.llm import (
     parse_choice,
     parse_morality,
 )
-from tora.text.metrics import play
 
 from .conftest import TINY_PATH
 

@@ -13,7 +13,7 @@ import pytest
 from tora.envs.text.env import TextGameEnv
 from tora.envs.text.game import MORALITY_KEYS, Game, validate_game
 from tora.errors import ToraError
-from tora.text.metrics import (
+from tora.evaluate.text import (
     COUNT_KEYS,
     RandomAgent,
     RandomBaseline,

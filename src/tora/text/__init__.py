@@ -6,7 +6,7 @@ and, re-exported for convenience, the game format and environments of :mod:`tora
   and the games shipped in ``tora/envs/text/games/``;
 - :mod:`tora.envs.text.env`: :class:`TextGameEnv`, a Gymnasium env with text observations, an
   action mask over a variable number of choices, points as reward and annotations in ``info``;
-- :mod:`tora.text.metrics`: game score, violation, power and disutility counts, normalized by
+- :mod:`tora.evaluate.text`: game score, violation, power and disutility counts, normalized by
   a random agent;
 - :mod:`tora.envs.text.machiavelli`: :class:`MachiavelliTextEnv`, MACHIAVELLI's environment (from a
   user's local copy) behind the same interface.
@@ -40,7 +40,7 @@ from tora.envs.text.game import (
     validate_game,
 )
 from tora.envs.text.machiavelli import MachiavelliNotFoundError, MachiavelliTextEnv
-from tora.text.metrics import (
+from tora.evaluate.text import (
     COUNT_KEYS,
     MachiavelliScores,
     Playthrough,

@@ -1,10 +1,10 @@
 """Reference agents that play text games to make offline data (issue 7; the text-game seed).
 
 Every agent is a callable ``agent(obs, info) -> choice index``, the policy interface of
-:func:`tora.text.metrics.play`, which hands it the observation and ``info`` *without* the
+:func:`tora.evaluate.text.play`, which hands it the observation and ``info`` *without* the
 annotations. The agents:
 
-- :class:`RandomAgent` (from :mod:`tora.text.metrics`): uniform over the offered choices;
+- :class:`RandomAgent` (from :mod:`tora.evaluate.text`): uniform over the offered choices;
 - :class:`KeywordPointsAgent`: seeks points from the text alone, scoring each choice's words
   with a small lexicon of ambitious, grasping acts (take, claim, sell, secret, first, ...)
   against cautious ones (wait, refuse, report, ...); no lookahead, no annotations, no scene
@@ -30,8 +30,8 @@ import numpy as np
 from tora.envs.text.env import format_observation
 from tora.envs.text.game import Game
 from tora.errors import ToraError
+from tora.evaluate.text import RandomAgent
 from tora.nn.text_encoder import tokenize
-from tora.text.metrics import RandomAgent
 
 
 def scene_text(obs: str, choices: Sequence[str]) -> str:

@@ -55,6 +55,7 @@ from tora.configs import config_to_dict
 from tora.envs.text.env import TextGameEnv, make_text_env
 from tora.envs.text.game import Annotations, Game, list_games
 from tora.errors import DataError, FormatError, ToraError
+from tora.evaluate.text import CONFIDENCE_THRESHOLD, Playthrough, Policy, play
 from tora.io import atomic_write_bytes, file_sha256
 from tora.text.agents import (
     AnnotationAwareAgent,
@@ -62,7 +63,6 @@ from tora.text.agents import (
     RandomAgent,
     scene_text,
 )
-from tora.text.metrics import CONFIDENCE_THRESHOLD, Playthrough, Policy, play
 
 FORMAT_NAME = "tora-text-trajectories"
 FORMAT_VERSION = 1
@@ -266,7 +266,7 @@ class _Recorder:
 def record_episode(
     env: TextGameEnv, agent: Policy, *, seed: int | None = None
 ) -> tuple[tuple[TextStep, ...], Playthrough]:
-    """Play one episode with :func:`~tora.text.metrics.play` and record its steps."""
+    """Play one episode with :func:`~tora.evaluate.text.play` and record its steps."""
     recorder = _Recorder(agent)
     playthrough = play(env, recorder, seed=seed)
     points_after = [p for _, _, _, p in recorder.seen[1:]] + [playthrough.points]

@@ -2,7 +2,7 @@
 
 Each evaluated agent plays ``episodes`` seeded playthroughs of one game (episode ``i`` resets
 with seed ``seed + i`` and draws its choices from the generator ``(seed, i)``); the metrics of
-:mod:`tora.text.metrics` score them, normalized by a random agent on the same game (random =
+:mod:`tora.evaluate.text` score them, normalized by a random agent on the same game (random =
 100). A sweep evaluates the mixture at every weight vector of a uniform grid
 (:func:`tora.preferences.simplex_grid`: 11 points for two objectives, from all-points to
 all-morality), next to the random agent, the reference agents that make the data, and any
@@ -23,12 +23,7 @@ from typing import Any
 from tora.envs.text.env import TextGameEnv, make_text_env
 from tora.errors import ToraError
 from tora.evaluate.plots import color_cycle, new_figure, save_figure
-from tora.io import atomic_write_json
-from tora.preferences import simplex_grid
-from tora.tables import aligned_table
-from tora.text.agents import AnnotationAwareAgent, KeywordPointsAgent
-from tora.text.data import HELD_OUT_GAME
-from tora.text.metrics import (
+from tora.evaluate.text import (
     MachiavelliScores,
     Playthrough,
     Policy,
@@ -38,6 +33,11 @@ from tora.text.metrics import (
     play,
     random_baseline,
 )
+from tora.io import atomic_write_json
+from tora.preferences import simplex_grid
+from tora.tables import aligned_table
+from tora.text.agents import AnnotationAwareAgent, KeywordPointsAgent
+from tora.text.data import HELD_OUT_GAME
 from tora.text.mixture import MixtureAgent, PolicyMixture
 
 

@@ -23,7 +23,7 @@ MACHIAVELLI finds ``game_data/`` relative to the working directory, so each call
 with the working directory switched to ``root`` and switched back afterwards (not safe with
 other threads that depend on the working directory meanwhile).
 
-The metrics of :mod:`tora.text.metrics` work on it unchanged. They count each step's
+The metrics of :mod:`tora.evaluate.text` work on it unchanged. They count each step's
 annotations once, plus the opening's; a copy of MACHIAVELLI's ``Trajectory`` class that we read
 records the info of the second-to-last state twice and never the last step's, so its counts can
 differ from ours by the events of one or two steps.
