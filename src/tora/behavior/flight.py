@@ -289,7 +289,6 @@ class FlightConfig:
 
 
 def _check_env(env_id: str) -> str:
-
     resolved = resolve_env_id(env_id)
     if resolved != FLIGHT_ENV_ID:
         raise ToraError(

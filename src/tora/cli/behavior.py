@@ -44,7 +44,6 @@ class BehaviorTrainOptions:
 
 
 def behavior_train(args: argparse.Namespace) -> int:
-
     opts = dataclass_from_args(BehaviorTrainOptions, args)
     env_id = resolve_env_id(opts.env)
     k = len(objective_names(env_id))

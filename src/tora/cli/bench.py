@@ -58,7 +58,6 @@ def bench_run(args: argparse.Namespace) -> int:
 
 
 def bench_table(args: argparse.Namespace) -> int:
-
     suite = _load_suite(args)
     write_results(suite)
     print((suite.out_dir / "results.md").read_text())

@@ -119,7 +119,6 @@ def _data_make_options(args: argparse.Namespace) -> DataMakeOptions:
 
 
 def data_make(args: argparse.Namespace) -> int:
-
     opts = _data_make_options(args)
     env_id = resolve_env_id(opts.env)
     kind = collection_kind(env_id, opts.policies)

@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # heavy modules: the handlers import them when they run
 
 
 def demo(args: argparse.Namespace) -> int:
-
     config = dataclass_from_args(DemoConfig, args)
     summary = run_demo(config)
     print(format_demo_report(summary, config))

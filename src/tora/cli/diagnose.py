@@ -47,7 +47,6 @@ class DiagnoseOptions:
 
 
 def diagnose(args: argparse.Namespace) -> int:
-
     opts = dataclass_from_args(DiagnoseOptions, args)
     runtime = runtime_options(args)
     sampler = dataclass_from_args(SamplerConfig, args, prefix="sampler")

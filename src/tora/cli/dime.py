@@ -190,7 +190,6 @@ class DimeFinetuneOptions:
 
 
 def dime_finetune(args: argparse.Namespace) -> int:
-
     opts = dataclass_from_args(DimeFinetuneOptions, args)
     runtime = runtime_options(args)
     config = dataclass_from_args(FinetuneConfig, args)

@@ -174,7 +174,6 @@ def _check_out_dir(out: Path) -> None:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-
     opts = dataclass_from_args(EvaluateOptions, args)
     runtime = runtime_options(args)
     sampler = dataclass_from_args(SamplerConfig, args, prefix="sampler")

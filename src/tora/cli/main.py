@@ -37,7 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-
     return f"tora-rl {__version__}"
 
 

@@ -188,7 +188,6 @@ def safe_bench(args: argparse.Namespace) -> int:
 
 
 def safe_table(args: argparse.Namespace) -> int:
-
     results = write_safe_table(_suite(args))
     print(results["markdown"])
     return 0

@@ -46,7 +46,6 @@ Bad requests get a 4xx answer with the Python API's message; the server keeps se
 
 
 def serve(args: argparse.Namespace) -> int:
-
     config = dataclass_from_args(ServeConfig, args)
     sampler = dataclass_from_args(SamplerConfig, args, prefix="sampler")
     run = Path(args.run)

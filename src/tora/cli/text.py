@@ -136,7 +136,6 @@ def text_evaluate(args: argparse.Namespace) -> int:
 
 
 def text_sweep(args: argparse.Namespace) -> int:
-
     config = dataclass_from_args(SweepConfig, args)
     rows, names = run_sweep(config)
     write_config(Path(config.out) / "config.json", sweep=config)

@@ -127,7 +127,6 @@ class CriticOptions:
 
 
 def critic(args: argparse.Namespace) -> int:
-
     opts = dataclass_from_args(CriticOptions, args)
     runtime = runtime_options(args)
     config = dataclass_from_args(ValueCriticTrainConfig, args)

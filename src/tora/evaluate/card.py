@@ -195,7 +195,6 @@ def safe_card(traj: Trajectories) -> dict[str, Any] | None:
 
 
 def _threshold_entry(costs: np.ndarray, kappa: float) -> dict[str, Any]:
-
     normalized = normalized_cost(costs, kappa)
     safe = [is_safe(x) for x in normalized]  # DSRL's rule, applied where it is defined
     return {"normalized_cost": _range(normalized), "safe_fraction": float(np.mean(safe))}

@@ -497,7 +497,6 @@ def _episode_from_record(record: Mapping[str, Any], texts: Mapping[int, str]) ->
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:
-
     return file_sha256(path)
 
 
