@@ -147,3 +147,22 @@ def test_select_command_prints_and_writes_its_evidence(
     assert "reserve" in evidence["thresholds"]["2.0"]["adaptive"]
     assert main([*base, *small, "--threshold", "0"]) == 2
     assert "threshold > 0" in capsys.readouterr().err
+
+
+def test_data_option_points_a_task_at_a_file(tmp_path: Path) -> None:
+    """--data TASK=PATH (short names too) sets that task's file; a malformed spec, a task
+    the suite does not have and a missing file are refused before anything runs."""
+    from tora.safe.suite import with_data_files
+
+    here = Path(__file__).with_name("tiny.toml")
+    file = tmp_path / "DroneCircle.hdf5"
+    file.write_bytes(b"")
+    suite = with_data_files(load_safe_suite(here), [f"DroneCircle={file}"])
+    drone = [t for t in suite.tasks if "DroneCircle" in t.id]
+    assert [t.data for t in drone] == [str(file)]
+    with pytest.raises(ToraError, match="--data takes TASK=PATH"):
+        with_data_files(load_safe_suite(here), ["DroneCircle"])
+    with pytest.raises(ToraError, match="CarRun is not a task of this suite"):
+        with_data_files(load_safe_suite(here), [f"CarRun={file}"])
+    with pytest.raises(ToraError, match="is not a file"):
+        with_data_files(load_safe_suite(here), [f"SafetyDroneCircle-v0={tmp_path / 'none.h5'}"])

@@ -18,7 +18,7 @@ from tora.policies.tora_planner import METHOD_FILE, ToraConfig
 from tora.safe.bench import run_safe_suite
 from tora.safe.protocol import episode_seeds
 from tora.safe.select import SelectConfig, WeightSearch, format_selection
-from tora.safe.suite import load_safe_suite, task_env
+from tora.safe.suite import load_safe_suite, task_env, with_data_files
 from tora.safe.table import write_safe_table
 from tora.safe.tuning import choose_reserves, selection_evaluate
 
@@ -85,6 +85,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=None,
         help="Run only this method (repeatable): tora, tora_adaptive, bc, bc_safe, cdt.",
+    )
+    bench.add_argument(
+        "--data",
+        action="append",
+        default=None,
+        metavar="TASK=PATH",
+        help="Train TASK on this DSRL-format HDF5 file instead of the suite's (repeatable; "
+        "e.g. CarCircle=OfflineCarCircle.hdf5). Cells made from other data are refused.",
     )
     bench.add_argument("--out", default=None, help="Output directory (default: the suite's).")
     bench.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
@@ -173,7 +181,7 @@ def _suite(args: argparse.Namespace) -> Any:
 
 def safe_bench(args: argparse.Namespace) -> int:
 
-    suite = _suite(args)
+    suite = with_data_files(_suite(args), args.data)
     print(f"safe suite {suite.name} -> {suite.out_dir}")
     results = run_safe_suite(
         suite,

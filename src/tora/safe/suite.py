@@ -159,6 +159,43 @@ def task_env(task: str) -> str:
     return env_id
 
 
+def with_data_files(suite: SafeSuiteConfig, specs: list[str] | None) -> SafeSuiteConfig:
+    """``suite`` with each ``TASK=PATH`` of ``specs`` as that task's data file (DSRL HDF5),
+    e.g. from ``tora safe bench ... --data CarCircle=~/dsrl/OfflineCarCircle.hdf5``.
+
+    The task may be named as anywhere else (``CarCircle`` short names included); it must be
+    one of the suite's, and the file must exist: a typo fails here, before any cell runs,
+    rather than quietly falling back to made data.
+    """
+    for spec in specs or []:
+        task, sep, path = spec.partition("=")
+        if not sep or not task.strip() or not path.strip():
+            raise ToraError(
+                f"--data takes TASK=PATH (e.g. CarCircle=OfflineCarCircle.hdf5), got {spec!r}"
+            )
+        env_id = task_env(_full_task_id(task.strip()))
+        matches = [e for e in suite.tasks if task_env(e.id) == env_id]
+        if not matches:
+            listed = ", ".join(task_name(task_env(e.id)) for e in suite.tasks)
+            raise ToraError(
+                f"--data {spec!r}: {task_name(env_id)} is not a task of this suite ({listed})"
+            )
+        file = Path(path.strip()).expanduser()
+        if not file.is_file():
+            raise ToraError(f"--data {spec!r}: {file} is not a file")
+        for entry in matches:
+            entry.data = str(file)
+    return suite
+
+
+def _full_task_id(task: str) -> str:
+    """``CarCircle`` -> ``SafetyCarCircle-v0``: the table's short names, accepted on the
+    command line; any other id is passed on as given."""
+    if task.startswith(("Safety", "Offline", "tora/")) or task.endswith("-v0"):
+        return task
+    return f"Safety{task}-v0"
+
+
 def task_name(env_id: str) -> str:
     """Short task name for tables and directories: ``BallRun``, ``SafeDash``."""
     if env_id == SAFE_DASH_ID:
