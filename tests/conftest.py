@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+
+from tiny_text_game import TINY_PATH
+from tora.envs.text.game import Game, load_game
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -60,3 +65,16 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dpo = DPOConfig(steps=3, num_pairs=50, segment_length=5)
     finetune_run(traj, run, dpo, progress=False)
     return run
+
+
+# ----------------------------------------------------------------- the tiny text game
+@pytest.fixture
+def tiny_data() -> dict[str, Any]:
+    """A fresh copy of the tiny text game's JSON, free to break."""
+    return json.loads(TINY_PATH.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def tiny_game() -> Game:
+    """The tiny text game, parsed (tests/tiny_text_game.py says what its paths score)."""
+    return load_game(TINY_PATH)

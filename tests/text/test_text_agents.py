@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tiny_text_game import SELL, TINY_PATH
 from tora.envs.text.env import TextGameEnv, format_observation
 from tora.envs.text.game import Game, list_games
 from tora.errors import DataError, FormatError, ToraError
@@ -37,8 +38,6 @@ from tora.text.data import (
     save_text_dataset,
     segment_values,
 )
-
-from .conftest import SELL, TINY_PATH
 
 
 def test_scene_text_strips_the_numbered_choices() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tiny_text_game import TINY_PATH
 from tora.envs.text.env import TextGameEnv
 from tora.envs.text.game import MORALITY_KEYS, Game
 from tora.evaluate.text import play
@@ -31,8 +32,6 @@ from tora.text.llm import (
     parse_choice,
     parse_morality,
 )
-
-from .conftest import TINY_PATH
 
 
 class StandIn:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tiny_text_game import TINY_PATH
 from tora.envs.text.game import (
     MORALITY_KEYS,
     Game,
@@ -23,9 +24,7 @@ from tora.envs.text.game import (
 )
 from tora.errors import FormatError, ToraError
 
-from .conftest import TINY_PATH
-
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "text_games.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "text_games.md"
 
 
 def problems_of(data: Any, **kwargs: Any) -> list[str]:

@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from tiny_text_game import LOOPING_REPORT, SELL, TINY_PATH
 from tora.envs import make_env, resolve_env_id
 from tora.envs.text import game as game_module
 from tora.envs.text.env import (
@@ -24,8 +25,6 @@ from tora.envs.text.env import (
 )
 from tora.envs.text.game import MORALITY_KEYS, Game, list_games
 from tora.errors import ToraError
-
-from .conftest import LOOPING_REPORT, SELL, TINY_PATH
 
 
 def run(env: gym.Env, actions: list[int]) -> list[tuple[Any, ...]]:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tiny_text_game import LOOPING_REPORT, SELL
 from tora.envs.text.env import TextGameEnv
 from tora.envs.text.game import MORALITY_KEYS, Game, validate_game
 from tora.errors import ToraError
@@ -26,8 +27,6 @@ from tora.evaluate.text import (
     random_baseline,
     random_playthroughs,
 )
-
-from .conftest import LOOPING_REPORT, SELL
 
 
 def mini_game(scenes: dict[str, list[tuple[str, list[str]]]], points: dict[str, int]) -> Game:
