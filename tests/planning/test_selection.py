@@ -19,7 +19,7 @@ from tora.errors import CheckpointError
 from tora.nn.critics import ValueCriticConfig
 from tora.nn.denoisers import DenoiserConfig
 from tora.pipeline import critic_run, finetune_run, pretrain_run
-from tora.planning.agent import Agent, pick_best, preference_scores
+from tora.planning.agent import Agent, pick_best, preference_scores, within_budget
 from tora.policies.tora_planner import ToraConfig, load_tora, train_tora
 from tora.train.critic import ValueCriticTrainConfig
 from tora.train.dpo import DPOConfig
@@ -294,3 +294,66 @@ def test_suite_variant_with_selection(tmp_path: Path) -> None:
     plain = method_config(suite, entry, suite_method(suite, "tora"), 2)
     assert (select.candidates, plain.candidates) == (16, 1)
     assert select.critic.seed == 2 and select.dpo == plain.dpo
+
+
+# ------------------------------------------------- budget-aware selection (safe RL)
+def test_within_budget_by_hand() -> None:
+    scores = torch.tensor([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0], [3.0, 2.0, 1.0]])
+    cost = torch.tensor([[5.0, 1.0, 0.5], [5.0, 4.0, 3.0], [0.0, 0.0, 0.0]])
+    budget = torch.tensor([2.0, 2.0, 1.0])
+    out = within_budget(scores, cost, budget)
+    inf = float("-inf")
+    # Row 0: candidate 0 overspends; row 1: all do, the cheapest (cost 3) wins; row 2: none do.
+    torch.testing.assert_close(
+        out, torch.tensor([[inf, 2.0, 1.0], [-5.0, -4.0, -3.0], [3.0, 2.0, 1.0]])
+    )
+    assert out.argmax(1).tolist() == [1, 2, 0]
+
+
+def test_budget_discards_candidates_that_would_overspend(run: Path) -> None:
+    """Known candidates and linear critics, objective 1 a cost: with an ample budget the agent
+    picks as without one; with a budget between the candidates' predicted costs, the best of
+    those that fit; with none fitting, the cheapest."""
+    base = Agent.load(run, device="cpu", sampler=FEW)
+    n, h, d = 6, base.spec.horizon, base.obs_dim
+    known = torch.randn(len(OBS), n, h, d, generator=torch.Generator().manual_seed(1))
+    # Reward and cost rise together (both read the last state's third coordinate, as a
+    # faster run both earns and costs more), so the preferred plans are costly ones and a
+    # median budget changes the choice (asserted below, so an ignored budget cannot pass).
+    reward, cost = [0.5, 0.0, 1.0], [0.0, 0.0, 1.0]
+    agent = with_selection(base, n, [LinearValue(reward), LinearValue(cost)], [1.0, -1.0])
+    agent._sample = lambda first, w, noise_fn=None: known.reshape(-1, h, d)  # type: ignore[method-assign]
+    last = known[:, :, -1].numpy()
+    r, c = last @ np.array(reward), last @ np.array(cost)  # (B, N) predicted reward and cost
+    weights = np.array([[0.8, 0.2]] * len(OBS))
+    scores = 0.8 * r - 0.2 * c
+    rows = np.arange(len(OBS))
+
+    def expect(best: np.ndarray) -> np.ndarray:
+        return base.spec.normalizer.unnormalize(known[rows, best]).numpy()
+
+    middle = np.median(c, axis=1)
+    fits = c <= middle[:, None]
+    cases = [
+        (1e9, scores.argmax(1)),
+        (middle, np.where(fits, scores, -np.inf).argmax(1)),
+        (c.min() - 1.0, c.argmin(1)),
+    ]
+    for budget, best in cases:
+        got = agent.plan(OBS, weights, budget_left=budget)
+        np.testing.assert_allclose(got, expect(best), rtol=0, atol=1e-6)
+    # The middle budget changes every row's choice: a budget that is ignored fails above.
+    assert (cases[1][1] != cases[0][1]).all()
+
+
+def test_budget_needs_candidates_and_one_cost_critic(run: Path) -> None:
+    base = Agent.load(run, device="cpu", sampler=FEW)
+    critics = [LinearValue([1.0, 0.0, 0.0]), LinearValue([0.0, 0.0, 1.0])]
+    no_cost = with_selection(base, 3, critics, [1.0, 1.0])
+    with pytest.raises(ValueError, match="exactly one objective to minimize"):
+        no_cost.act(OBS, [0.5, 0.5], budget_left=1.0)
+    with pytest.raises(ValueError, match="candidates > 1"):
+        base.act(OBS, [0.5, 0.5], budget_left=1.0)
+    with_cost = with_selection(base, 3, critics, [1.0, -1.0])
+    with pytest.raises(ValueError, match="finite"):
+        with_cost.act(OBS, [0.5, 0.5], budget_left=float("nan"))

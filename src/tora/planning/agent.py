@@ -56,6 +56,18 @@ def preference_scores(values: torch.Tensor, weights: torch.Tensor) -> torch.Tens
     return (values * weights[:, None, :]).sum(-1)
 
 
+def within_budget(
+    scores: torch.Tensor, cost_to_go: torch.Tensor, budget_left: torch.Tensor
+) -> torch.Tensor:
+    """(B, N) scores with every candidate predicted to overspend masked out: ``-inf`` where
+    ``cost_to_go`` (B, N) exceeds the row's ``budget_left`` (B,). In a row where every
+    candidate overspends, the cheapest wins instead (its score is ``-cost_to_go``): the
+    planner then spends as little as it can rather than as the preference would."""
+    over = cost_to_go > budget_left[:, None]
+    none_fit = over.all(dim=1, keepdim=True)
+    return torch.where(none_fit, -cost_to_go, scores.masked_fill(over, float("-inf")))
+
+
 def pick_best(windows: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     """(B, H, D): for each row the window of highest score (the first of equal ones).
     windows: (B, N, H, D); scores: (B, N)."""
@@ -265,19 +277,44 @@ class Agent:
         obs: np.ndarray,
         weights: np.ndarray | Sequence[float],
         rows: Sequence[int] | np.ndarray | None = None,
+        budget_left: np.ndarray | Sequence[float] | float | None = None,
     ) -> np.ndarray:
         """Planned windows (B, H, obs_dim) in environment units, first row = ``obs``.
-        ``rows``: see :meth:`seed_rows`."""
+        ``rows``: see :meth:`seed_rows`; ``budget_left``: see :meth:`act`."""
         o, w, single = self._inputs(obs, weights)
-        x = self._plan(o, w, rows)
+        x = self._plan(o, w, rows, self._budget(budget_left, o.shape[0]))
         out = self.spec.normalizer.unnormalize(x).cpu().numpy()
         return out[0] if single else out
 
+    def _budget(
+        self, budget_left: np.ndarray | Sequence[float] | float | None, batch: int
+    ) -> torch.Tensor | None:
+        """The (B,) budget left per row as a tensor, after checking that this agent can use
+        one: candidates to choose among and exactly one objective to minimize (the cost)."""
+        if budget_left is None:
+            return None
+        signs = self.critic_signs
+        if self.candidates == 1 or signs is None or int((signs < 0).sum()) != 1:
+            raise ValueError(
+                "budget_left needs candidates > 1 and value critics with exactly one objective "
+                "to minimize (the cost); load the agent with candidates=N from a run whose "
+                "critics include its cost objective (`tora critic`)"
+            )
+        budget = np.broadcast_to(np.asarray(budget_left, dtype=np.float32), (batch,))
+        if not np.isfinite(budget).all():
+            raise ValueError(f"budget_left must be finite, got {budget.tolist()}")
+        return torch.as_tensor(np.array(budget), device=self.device)
+
     def _plan(
-        self, o: torch.Tensor, w: torch.Tensor, rows: Sequence[int] | np.ndarray | None
+        self,
+        o: torch.Tensor,
+        w: torch.Tensor,
+        rows: Sequence[int] | np.ndarray | None,
+        budget: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, H, D) normalized windows: the one sampled window per row, or with candidates
-        N > 1 the best of N sampled in one batch of B * N."""
+        N > 1 the best of N sampled in one batch of B * N (among those whose predicted
+        cost-to-go fits ``budget``, where one is given)."""
         noise_fn = self._noise_fn(o.shape[0], rows)
         first = self.spec.normalizer.normalize(o)
         n = self.candidates
@@ -286,7 +323,13 @@ class Agent:
         b, h, d = o.shape[0], self.spec.horizon, self.spec.obs_dim
         windows = self._sample(first.repeat_interleave(n, 0), w.repeat_interleave(n, 0), noise_fn)
         windows = windows.view(b, n, h, d)
-        return pick_best(windows, preference_scores(self.candidate_values(windows), w))
+        values = self.candidate_values(windows)
+        scores = preference_scores(values, w)
+        if budget is not None:
+            assert self.critic_signs is not None  # checked by _budget
+            cost = int(torch.nonzero(self.critic_signs < 0)[0, 0])
+            scores = within_budget(scores, -values[..., cost], budget)  # values are signed
+        return pick_best(windows, scores)
 
     def candidate_values(self, windows: torch.Tensor) -> torch.Tensor:
         """(B, N, K) value of each candidate's last planned state under each objective's
@@ -324,12 +367,20 @@ class Agent:
         obs: np.ndarray,
         weights: np.ndarray | Sequence[float],
         rows: Sequence[int] | np.ndarray | None = None,
+        budget_left: np.ndarray | Sequence[float] | float | None = None,
     ) -> np.ndarray:
         """Action(s) for observation(s) ``obs`` (obs_dim,) or (B, obs_dim) under ``weights``
         (K,) shared by the batch or (B, K) one row per observation. ``rows`` (B,): which
         per-row noise streams the batch uses, after :meth:`seed_rows` (default: all, in
-        order); an error without per-row streams."""
+        order); an error without per-row streams.
+
+        ``budget_left`` (safe RL; a number or one per row): the cost each row may still
+        spend. Candidate plans whose cost critic predicts more cost-to-go from their last
+        planned state are discarded before the preference picks among the rest (if none
+        fits, the cheapest is taken). Needs candidates > 1 and a critic per objective, one of
+        them a cost to minimize. The critic's value is discounted (its ``discount``), so on
+        long episodes it predicts less than the undiscounted cost a budget counts."""
         o, w, single = self._inputs(obs, weights)
-        plan = self._plan(o, w, rows)
+        plan = self._plan(o, w, rows, self._budget(budget_left, o.shape[0]))
         action = self.inverse(plan[:, 0], plan[:, 1]).cpu().numpy()
         return action[0] if single else action
