@@ -84,7 +84,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--method",
         action="append",
         default=None,
-        help="Run only this method (repeatable): tora, tora_adaptive, bc, bc_safe, cdt.",
+        help="Run only this method (repeatable): tora, tora_adaptive, bc, bc_safe, cdt, "
+        "tora_critic.",
     )
     bench.add_argument(
         "--data",

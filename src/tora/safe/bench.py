@@ -19,6 +19,9 @@ Methods (:data:`METHODS`):
   than the threshold (one model per threshold).
 - ``cdt``: the (reward-to-go, cost-to-go)-conditioned diffusion planner with classifier-free
   guidance (:mod:`tora.safe.conditioned`).
+- ``tora_critic``: TORA-safe's models and selected weights plus one value critic per
+  objective (trained into the TORA run's directory); at every step candidate plans whose
+  predicted cost-to-go exceeds the budget left are discarded before the weight picks.
 
 Every cell (task, method, seed) lives in its own directory and is skipped once its
 ``eval.json`` exists, so a killed run resumes; training resumes inside a cell. A cell keeps the
@@ -52,11 +55,19 @@ from tora.data.trajectories import Trajectories
 from tora.device import resolve_device
 from tora.errors import ToraError
 from tora.io import atomic_write_json, file_sha256, read_json_object
+from tora.pipeline import critic_run
+from tora.planning.agent import Agent
 from tora.policies.supervised import load_bc, train_bc
 from tora.policies.tora_planner import METHOD_FILE, load_tora, train_tora
 from tora.safe.conditioned import load_return_cost, train_return_cost
 from tora.safe.controller import BudgetController
-from tora.safe.policies import controller_rows, per_row, supervised_step, tora_step
+from tora.safe.policies import (
+    controller_rows,
+    per_row,
+    supervised_step,
+    tora_budget_step,
+    tora_step,
+)
 from tora.safe.protocol import episode_seeds
 from tora.safe.rollout import Episodes, run_episodes
 from tora.safe.select import WeightSearch
@@ -117,6 +128,8 @@ def _method_settings(
         settings["select"] = {k: v for k, v in config_to_dict(suite.select).items() if k != "seed"}
     if method == "tora_adaptive":
         settings["adaptive"] = config_to_dict(suite.adaptive)
+    if method == "tora_critic":
+        settings["critic"] = config_to_dict(suite.critic)
     return settings
 
 
@@ -125,6 +138,7 @@ def _method_config(suite: SafeSuiteConfig, method: str) -> Any:
     return {
         "tora": suite.tora,
         "tora_adaptive": suite.tora,
+        "tora_critic": suite.tora,
         "bc": suite.bc,
         "bc_safe": suite.bc,
         "cdt": suite.cdt,
@@ -227,18 +241,7 @@ def cell_tora_adaptive(ctx: CellContext) -> dict[str, Any]:
     ad = ctx.suite.adaptive
     starts = {k: tuple(ad.start) for k in ctx.thresholds}
     if not ad.start:  # start from TORA-safe's selection (its cell runs first if need be)
-        tora_eval = run_cell(
-            ctx.suite,
-            ctx.env_id,
-            "tora",
-            ctx.seed,
-            ctx.traj,
-            ctx.data_id,
-            ctx.progress,
-            ctx.log,
-        )
-        chosen_w = read_json_object(tora_eval)["thresholds"]
-        starts = {k: tuple(chosen_w[str(k)]["weight"]) for k in ctx.thresholds}
+        starts = _tora_selection(ctx)
     start = time.perf_counter()
     chosen = choose_reserves(
         agent,
@@ -263,6 +266,50 @@ def cell_tora_adaptive(ctx: CellContext) -> dict[str, Any]:
         "thresholds": _split(episodes, ctx.thresholds, chosen),
         "train_s": train_s,
         "select_s": select_s,
+    }
+
+
+def _tora_selection(ctx: CellContext) -> dict[float, tuple[float, ...]]:
+    """The weight TORA-safe selected per threshold (its cell runs first if need be)."""
+    tora_eval = run_cell(
+        ctx.suite, ctx.env_id, "tora", ctx.seed, ctx.traj, ctx.data_id, ctx.progress, ctx.log
+    )
+    chosen = read_json_object(tora_eval)["thresholds"]
+    return {k: tuple(chosen[str(k)]["weight"]) for k in ctx.thresholds}
+
+
+def cell_tora_critic(ctx: CellContext) -> dict[str, Any]:
+    """TORA-safe's planners and selected weights, plus one value critic per objective that
+    discards candidate plans expected to overspend the budget left."""
+    model, train_s = _tora_model(ctx)
+    weights = _tora_selection(ctx)
+    settings = ctx.suite.critic
+    start = time.perf_counter()
+    critic_run(
+        ctx.traj,
+        model,
+        with_seed(settings.train, ctx.seed),
+        device=resolve_device(ctx.suite.device),
+        progress=ctx.progress,
+    )
+    critic_s = time.perf_counter() - start
+    agent = Agent.load(
+        model,
+        device="cpu",
+        sampler=ctx.suite.tora.sampler,
+        seed=ctx.seed,
+        candidates=settings.candidates,
+    )
+    n = ctx.suite.eval.episodes
+    rows = np.concatenate([np.tile(weights[k], (n, 1)) for k in ctx.thresholds])
+    budgets = np.repeat(ctx.thresholds, n)
+    step = tora_budget_step(agent, per_row(rows), budgets, len(budgets), noise_seed=ctx.seed)
+    episodes = run_episodes(step, ctx.env_id, ctx.table_rows(len(ctx.thresholds)), ctx.progress)
+    extra = {k: {"weight": list(weights[k])} for k in ctx.thresholds}
+    return {
+        "thresholds": _split(episodes, ctx.thresholds, extra),
+        "train_s": train_s,
+        "critic_s": critic_s,
     }
 
 
@@ -340,6 +387,7 @@ CELLS: dict[str, Callable[[CellContext], dict[str, Any]]] = {
     "bc": cell_bc,
     "bc_safe": cell_bc_safe,
     "cdt": cell_cdt,
+    "tora_critic": cell_tora_critic,
 }
 
 

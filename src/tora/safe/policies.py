@@ -27,6 +27,7 @@ __all__ = [
     "fixed_rows",
     "per_row",
     "supervised_step",
+    "tora_budget_step",
     "tora_step",
 ]
 
@@ -59,6 +60,20 @@ def tora_step(agent: Agent, weights: WeightFn, rows: int, noise_seed: int) -> St
     on which other rows share its batch."""
     agent.seed_rows(row_seeds(noise_seed, rows, 1))
     return lambda obs, state: agent.act(obs, weights(state), rows=state.rows)
+
+
+def tora_budget_step(
+    agent: Agent, weights: WeightFn, budgets: np.ndarray, rows: int, noise_seed: int
+) -> StepPolicy:
+    """TORA acting under ``weights`` with row j's cost budget ``budgets[j]``: each step its
+    candidate plans that the cost critic expects to overspend what is left of the budget
+    (budget minus the cost spent so far) are discarded. Noise streams as in
+    :func:`tora_step`."""
+    agent.seed_rows(row_seeds(noise_seed, rows, 1))
+    table = np.asarray(budgets, dtype=np.float64)
+    return lambda obs, state: agent.act(
+        obs, weights(state), rows=state.rows, budget_left=table[state.rows] - state.cost
+    )
 
 
 def supervised_step(policy: SupervisedPolicy) -> StepPolicy:

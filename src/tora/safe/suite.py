@@ -22,10 +22,12 @@ from tora.safe.controller import BudgetController
 from tora.safe.protocol import TABLE_EPISODES, TABLE_SEEDS, episode_seeds
 from tora.safe.select import SelectConfig
 from tora.safe.toy import SAFE_DASH_ID
+from tora.train.critic import ValueCriticTrainConfig
 
 METHODS: dict[str, str] = {
     "tora": "TORA-safe",
     "tora_adaptive": "TORA-safe + adaptive w_c",
+    "tora_critic": "TORA-safe + cost critic",
     "bc": "BC-all",
     "bc_safe": "BC-safe",
     "cdt": "CondDiffusion(R,C)",
@@ -82,6 +84,20 @@ class AdaptiveSettings:
 
 
 @dataclass
+class CostCriticSettings:
+    """TORA-safe + cost critic (issue 19): one value critic per objective, trained offline in
+    the TORA run's directory; at every step ``candidates`` plans are sampled per episode and
+    those whose predicted cost-to-go exceeds the budget left are discarded
+    (:meth:`tora.planning.agent.Agent.act`'s ``budget_left``) before TORA-safe's selected
+    weight picks among the rest."""
+
+    candidates: int = 16
+    """Plans sampled per episode and step."""
+    train: ValueCriticTrainConfig = field(default_factory=ValueCriticTrainConfig)
+    """The critics' training (its seed is replaced by each table seed)."""
+
+
+@dataclass
 class SafeSuiteConfig:
     """A safe-RL benchmark suite."""
 
@@ -109,6 +125,8 @@ class SafeSuiteConfig:
     """BC-all and BC-safe."""
     cdt: CondDiffusionConfig = field(default_factory=CondDiffusionConfig)
     """The (return, cost)-conditioned planner."""
+    critic: CostCriticSettings = field(default_factory=CostCriticSettings)
+    """TORA-safe + cost critic."""
 
     @property
     def out_dir(self) -> Path:
