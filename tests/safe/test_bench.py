@@ -166,3 +166,11 @@ def test_data_option_points_a_task_at_a_file(tmp_path: Path) -> None:
         with_data_files(load_safe_suite(here), [f"CarRun={file}"])
     with pytest.raises(ToraError, match="is not a file"):
         with_data_files(load_safe_suite(here), [f"SafetyDroneCircle-v0={tmp_path / 'none.h5'}"])
+
+
+def test_tasks_are_named_by_their_short_names_too() -> None:
+    from tora.safe.suite import task_env
+
+    assert task_env("CarRun") == task_env("SafetyCarRun-v0") == task_env("OfflineCarRun-v0")
+    with pytest.raises(ToraError, match="not a safe-RL task"):
+        task_env("tora/MO-Hopper-v0")

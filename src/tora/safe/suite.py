@@ -167,8 +167,9 @@ def check_safe_suite(suite: SafeSuiteConfig) -> None:
 
 
 def task_env(task: str) -> str:
-    """The env id of a suite task; ToraError if it is neither a safe-RL task nor the toy."""
-    env_id = resolve_env_id(task)
+    """The env id of a suite task, also from the table's short names (``CarRun``); ToraError
+    if it is neither a safe-RL task nor the toy."""
+    env_id = resolve_env_id(_full_task_id(task))
     if env_id not in (*SAFETY_ENV_IDS, SAFE_DASH_ID):
         raise ToraError(
             f"{task!r} is not a safe-RL task; use one of {', '.join(SAFETY_ENV_IDS)} "
@@ -191,7 +192,7 @@ def with_data_files(suite: SafeSuiteConfig, specs: list[str] | None) -> SafeSuit
             raise ToraError(
                 f"--data takes TASK=PATH (e.g. CarCircle=OfflineCarCircle.hdf5), got {spec!r}"
             )
-        env_id = task_env(_full_task_id(task.strip()))
+        env_id = task_env(task.strip())
         matches = [e for e in suite.tasks if task_env(e.id) == env_id]
         if not matches:
             listed = ", ".join(task_name(task_env(e.id)) for e in suite.tasks)
@@ -207,11 +208,10 @@ def with_data_files(suite: SafeSuiteConfig, specs: list[str] | None) -> SafeSuit
 
 
 def _full_task_id(task: str) -> str:
-    """``CarCircle`` -> ``SafetyCarCircle-v0``: the table's short names, accepted on the
-    command line; any other id is passed on as given."""
-    if task.startswith(("Safety", "Offline", "tora/")) or task.endswith("-v0"):
-        return task
-    return f"Safety{task}-v0"
+    """``CarCircle`` -> ``SafetyCarCircle-v0``: the table's short names of the six tasks,
+    accepted wherever a task is named; any other id is passed on as given."""
+    short = {task_name(env_id): env_id for env_id in SAFETY_ENV_IDS}
+    return short.get(task, task)
 
 
 def task_name(env_id: str) -> str:
