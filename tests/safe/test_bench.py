@@ -174,3 +174,12 @@ def test_tasks_are_named_by_their_short_names_too() -> None:
     assert task_env("CarRun") == task_env("SafetyCarRun-v0") == task_env("OfflineCarRun-v0")
     with pytest.raises(ToraError, match="not a safe-RL task"):
         task_env("tora/MO-Hopper-v0")
+
+
+def test_seed_option_runs_one_seed_and_refuses_others(tmp_path: Path) -> None:
+    out = tmp_path / "one_seed"
+    args = ["safe", "bench", str(TINY), "--out", str(out), "--no-progress", "--method", "bc"]
+    assert main([*args, "--seed", "1"]) == 0
+    assert sorted(p.name for p in (out / "SafeDash" / "bc").iterdir()) == ["seed1"]
+    assert main([*args, "--seed", "7"]) == 2  # not a seed of the suite: refused, nothing run
+    assert sorted(p.name for p in (out / "SafeDash" / "bc").iterdir()) == ["seed1"]

@@ -88,6 +88,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "tora_critic.",
     )
     bench.add_argument(
+        "--seed",
+        action="append",
+        type=int,
+        default=None,
+        help="Run only this table seed of the suite's (repeatable).",
+    )
+    bench.add_argument(
         "--data",
         action="append",
         default=None,
@@ -189,6 +196,7 @@ def safe_bench(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         only_tasks=args.task,
         only_methods=args.method,
+        only_seeds=args.seed,
         log=lambda line: print(line, flush=True),
     )
     print(results["markdown"])

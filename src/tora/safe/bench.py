@@ -458,7 +458,11 @@ def run_safe_suite(
     only_tasks: list[str] | None = None,
     only_methods: list[str] | None = None,
     log: Callable[[str], None] = print,
+    only_seeds: list[int] | None = None,
 ) -> dict[str, Any]:
     """Run every cell that can run (finished ones are read back), then write the table from
-    everything on disk; returns the table's JSON object."""
-    return run_suite_cells(safe_kind(suite), progress, only_tasks, only_methods, log=log)
+    everything on disk; returns the table's JSON object. ``only_tasks``, ``only_methods`` and
+    ``only_seeds`` run a piece of the suite (an unknown one is refused before any cell)."""
+    return run_suite_cells(
+        safe_kind(suite), progress, only_tasks, only_methods, only_seeds=only_seeds, log=log
+    )
