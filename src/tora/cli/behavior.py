@@ -11,10 +11,7 @@ import numpy as np
 
 from tora.behavior import ARSConfig, FlightConfig, PPOConfig, train_behavior_set
 from tora.behavior.ars import resolve_config
-from tora.cli.common import (
-    add_command,
-    write_config,
-)
+from tora.cli.common import add_command, add_group, write_config
 from tora.cli.config_args import (
     add_dataclass_arguments,
     dataclass_from_args,
@@ -70,10 +67,7 @@ def behavior_train(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this group's commands on the ``tora`` parser's subcommands."""
-    behavior = sub.add_parser("behavior", help="Behaviour policies that make offline data.")
-    behavior_sub = behavior.add_subparsers(
-        dest="behavior_command", metavar="BEHAVIOR_COMMAND", required=True
-    )
+    behavior_sub = add_group(sub, "behavior", "Behaviour policies that make offline data.")
     btrain = add_command(
         behavior_sub,
         "train",

@@ -12,6 +12,9 @@ from tora.bench.suite import run_suite
 from tora.bench.table import write_results
 from tora.cli.common import (
     add_command,
+    add_group,
+    add_suite_run_arguments,
+    add_table_command,
     load_suite_file,
     write_config,
 )
@@ -66,8 +69,7 @@ def bench_table(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this group's commands on the ``tora`` parser's subcommands."""
-    bench = sub.add_parser("bench", help="Benchmarks.")
-    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
+    bench_sub = add_group(sub, "bench", "Benchmarks.")
     speed = add_command(
         bench_sub,
         "speed",
@@ -99,20 +101,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="Run only this method of the suite (repeatable): tora, bc, bc_p, morvs_p, "
         "cond_diffusion, dime_p, or a variant the suite defines (e.g. tora_ddim10).",
     )
-    run.add_argument(
-        "--seed",
-        action="append",
-        type=int,
-        default=None,
-        help="Run only this training seed of each env's seeds (repeatable).",
-    )
-    run.add_argument("--out", default=None, help="Output directory (default: the suite's).")
-    run.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
-    table = add_command(
+    add_suite_run_arguments(run, "Run only this training seed of each env's seeds (repeatable).")
+    add_table_command(
         bench_sub,
-        "table",
         "Rewrite and print a suite's results table from the cells on disk (no training).",
         bench_table,
     )
-    table.add_argument("suite", help="Suite file the results were made with.")
-    table.add_argument("--out", default=None, help="Output directory (default: the suite's).")

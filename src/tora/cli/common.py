@@ -8,7 +8,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from tora.cli.config_args import config_to_dict, dataclass_from_args
 from tora.configs import csv_items, floats, refuse_repeats
@@ -19,6 +19,9 @@ __all__ = [
     "Handler",
     "RuntimeOptions",
     "add_command",
+    "add_group",
+    "add_suite_run_arguments",
+    "add_table_command",
     "csv_items",
     "floats",
     "load_suite_file",
@@ -57,6 +60,30 @@ def add_command(
     )
     parser.set_defaults(handler=handler)
     return parser
+
+
+def add_group(sub: argparse._SubParsersAction, name: str, help_text: str) -> Any:
+    """A command group ``tora NAME ...`` whose own subcommands are required; returns the
+    subparsers to add them to (dest ``<name>_command``, shown as ``NAME_COMMAND``)."""
+    group = sub.add_parser(name, help=help_text)
+    return group.add_subparsers(
+        dest=f"{name}_command", metavar=f"{name.upper()}_COMMAND", required=True
+    )
+
+
+def add_suite_run_arguments(parser: argparse.ArgumentParser, seed_help: str) -> None:
+    """The options a suite run shares with the other kind's: ``--seed`` (repeatable),
+    ``--out`` and ``--no-progress``."""
+    parser.add_argument("--seed", action="append", type=int, default=None, help=seed_help)
+    parser.add_argument("--out", default=None, help="Output directory (default: the suite's).")
+    parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
+
+
+def add_table_command(sub: Any, help_text: str, handler: Handler) -> None:
+    """``... table SUITE [--out DIR]``: a suite's table rewritten from the cells on disk."""
+    table = add_command(sub, "table", help_text, handler)
+    table.add_argument("suite", help="Suite file the results were made with.")
+    table.add_argument("--out", default=None, help="Output directory (default: the suite's).")
 
 
 def load_suite_file(load: Callable[[str], T], args: argparse.Namespace) -> T:

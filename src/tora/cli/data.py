@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from tora.behavior.make import collection_kind, make_dataset
-from tora.cli.common import (
-    add_command,
-)
+from tora.cli.common import add_command, add_group
 from tora.cli.config_args import (
     add_dataclass_arguments,
     dataclass_from_args,
@@ -171,8 +169,7 @@ def data_make(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this group's commands on the ``tora`` parser's subcommands."""
-    data = sub.add_parser("data", help="Inspect or make offline datasets.")
-    data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+    data_sub = add_group(sub, "data", "Inspect or make offline datasets.")
     inspect = add_command(
         data_sub,
         "inspect",

@@ -13,6 +13,7 @@ import numpy as np
 from tora.cli.common import (
     RuntimeOptions,
     add_command,
+    add_group,
     required,
     runtime_options,
     write_config,
@@ -208,10 +209,9 @@ def dime_finetune(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this group's commands on the ``tora`` parser's subcommands."""
 
-    dime = sub.add_parser(
-        "dime", help="DiME and linear scalarization: bandits, offline RL and finetuning."
+    dime_sub = add_group(
+        sub, "dime", "DiME and linear scalarization: bandits, offline RL and finetuning."
     )
-    dime_sub = dime.add_subparsers(dest="dime_command", metavar="DIME_COMMAND", required=True)
     bandit = add_command(
         dime_sub,
         "bandit",

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tora.cli.common import add_command, load_suite_file
+from tora.cli.common import (
+    add_command,
+    add_group,
+    add_suite_run_arguments,
+    add_table_command,
+    load_suite_file,
+)
 from tora.cli.config_args import add_dataclass_arguments, config_to_dict, dataclass_from_args
 from tora.configs import config_from_dict
 from tora.diffusion.samplers import SamplerConfig
@@ -50,8 +56,7 @@ class SafeSelectOptions:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``tora safe select | bench | table`` on the ``tora`` parser's subcommands."""
 
-    safe = sub.add_parser("safe", help="Safe offline RL: weights for a cost budget, benchmark.")
-    safe_sub = safe.add_subparsers(dest="safe_command", metavar="SAFE_COMMAND", required=True)
+    safe_sub = add_group(sub, "safe", "Safe offline RL: weights for a cost budget, benchmark.")
     select = add_command(
         safe_sub,
         "select",
@@ -88,13 +93,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "tora_critic.",
     )
     bench.add_argument(
-        "--seed",
-        action="append",
-        type=int,
-        default=None,
-        help="Run only this table seed of the suite's (repeatable).",
-    )
-    bench.add_argument(
         "--data",
         action="append",
         default=None,
@@ -102,16 +100,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="Train TASK on this DSRL-format HDF5 file instead of the suite's (repeatable; "
         "e.g. CarCircle=OfflineCarCircle.hdf5). Cells made from other data are refused.",
     )
-    bench.add_argument("--out", default=None, help="Output directory (default: the suite's).")
-    bench.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
-    table = add_command(
+    add_suite_run_arguments(bench, "Run only this table seed of the suite's (repeatable).")
+    add_table_command(
         safe_sub,
-        "table",
         "Rewrite and print a safe suite's table from the cells on disk (no training).",
         safe_table,
     )
-    table.add_argument("suite", help="Suite file the results were made with.")
-    table.add_argument("--out", default=None, help="Output directory (default: the suite's).")
 
 
 def _load_agent(run: Path, sampler_steps: int) -> Any:

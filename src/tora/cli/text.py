@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from tora.cli.common import (
     RuntimeOptions,
     add_command,
+    add_group,
     required,
     runtime_options,
     write_config,
@@ -150,10 +151,9 @@ def text_sweep(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this group's commands on the ``tora`` parser's subcommands."""
 
-    text = sub.add_parser(
-        "text", help="Text games: offline data, CPL policies per objective, weight sweeps."
+    text_sub = add_group(
+        sub, "text", "Text games: offline data, CPL policies per objective, weight sweeps."
     )
-    text_sub = text.add_subparsers(dest="text_command", metavar="TEXT_COMMAND", required=True)
     collect = add_command(
         text_sub,
         "collect",
