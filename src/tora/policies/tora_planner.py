@@ -88,8 +88,14 @@ def train_tora(
     return out_dir
 
 
-def load_tora(out_dir: Path, device: torch.device | str = "cpu", seed: int = 0) -> Agent:
-    """The composed agent of a run trained by :func:`train_tora`, with its sampler."""
+def load_tora(
+    out_dir: Path,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    candidates: int | None = None,
+) -> Agent:
+    """The composed agent of a run trained by :func:`train_tora`, with its sampler.
+    ``candidates`` overrides the run's own number (critics must be in the run for N > 1)."""
     path = Path(out_dir) / METHOD_FILE
     if not path.is_file():
         raise CheckpointError(f"{out_dir} holds no finished TORA run ({METHOD_FILE} missing)")
@@ -102,7 +108,7 @@ def load_tora(out_dir: Path, device: torch.device | str = "cpu", seed: int = 0) 
         device=str(device),
         sampler=config.sampler,
         seed=seed,
-        candidates=config.candidates,
+        candidates=config.candidates if candidates is None else candidates,
     )
 
 

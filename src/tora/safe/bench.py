@@ -56,7 +56,6 @@ from tora.device import resolve_device
 from tora.errors import ToraError
 from tora.io import atomic_write_json, file_sha256, read_json_object
 from tora.pipeline import critic_run
-from tora.planning.agent import Agent
 from tora.policies.supervised import load_bc, train_bc
 from tora.policies.tora_planner import METHOD_FILE, load_tora, train_tora
 from tora.safe.conditioned import load_return_cost, train_return_cost
@@ -293,13 +292,7 @@ def cell_tora_critic(ctx: CellContext) -> dict[str, Any]:
         progress=ctx.progress,
     )
     critic_s = time.perf_counter() - start
-    agent = Agent.load(
-        model,
-        device="cpu",
-        sampler=ctx.suite.tora.sampler,
-        seed=ctx.seed,
-        candidates=settings.candidates,
-    )
+    agent = load_tora(model, "cpu", ctx.seed, candidates=settings.candidates)
     n = ctx.suite.eval.episodes
     rows = np.concatenate([np.tile(weights[k], (n, 1)) for k in ctx.thresholds])
     budgets = np.repeat(ctx.thresholds, n)
