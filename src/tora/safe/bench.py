@@ -64,7 +64,6 @@ from tora.safe.policies import (
     controller_rows,
     per_row,
     supervised_step,
-    tora_budget_step,
     tora_step,
 )
 from tora.safe.protocol import episode_seeds
@@ -296,7 +295,7 @@ def cell_tora_critic(ctx: CellContext) -> dict[str, Any]:
     n = ctx.suite.eval.episodes
     rows = np.concatenate([np.tile(weights[k], (n, 1)) for k in ctx.thresholds])
     budgets = np.repeat(ctx.thresholds, n)
-    step = tora_budget_step(agent, per_row(rows), budgets, len(budgets), noise_seed=ctx.seed)
+    step = tora_step(agent, per_row(rows), len(budgets), noise_seed=ctx.seed, budgets=budgets)
     episodes = run_episodes(step, ctx.env_id, ctx.table_rows(len(ctx.thresholds)), ctx.progress)
     extra = {k: {"weight": list(weights[k])} for k in ctx.thresholds}
     return {

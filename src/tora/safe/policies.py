@@ -27,7 +27,6 @@ __all__ = [
     "fixed_rows",
     "per_row",
     "supervised_step",
-    "tora_budget_step",
     "tora_step",
 ]
 
@@ -54,22 +53,21 @@ def controller_rows(controllers: Sequence[BudgetController]) -> WeightFn:
     return weights
 
 
-def tora_step(agent: Agent, weights: WeightFn, rows: int, noise_seed: int) -> StepPolicy:
+def tora_step(
+    agent: Agent,
+    weights: WeightFn,
+    rows: int,
+    noise_seed: int,
+    budgets: np.ndarray | None = None,
+) -> StepPolicy:
     """TORA acting under ``weights``; each of the batch's ``rows`` episodes samples from its
     own noise stream (keyed by ``noise_seed`` and the row), so a row's actions do not depend
-    on which other rows share its batch."""
+    on which other rows share its batch. With ``budgets`` (row j's cost budget
+    ``budgets[j]``), each step's candidate plans that the cost critic expects to overspend
+    what is left of the budget (budget minus the cost spent so far) are discarded."""
     agent.seed_rows(row_seeds(noise_seed, rows, 1))
-    return lambda obs, state: agent.act(obs, weights(state), rows=state.rows)
-
-
-def tora_budget_step(
-    agent: Agent, weights: WeightFn, budgets: np.ndarray, rows: int, noise_seed: int
-) -> StepPolicy:
-    """TORA acting under ``weights`` with row j's cost budget ``budgets[j]``: each step its
-    candidate plans that the cost critic expects to overspend what is left of the budget
-    (budget minus the cost spent so far) are discarded. Noise streams as in
-    :func:`tora_step`."""
-    agent.seed_rows(row_seeds(noise_seed, rows, 1))
+    if budgets is None:
+        return lambda obs, state: agent.act(obs, weights(state), rows=state.rows)
     table = np.asarray(budgets, dtype=np.float64)
     return lambda obs, state: agent.act(
         obs, weights(state), rows=state.rows, budget_left=table[state.rows] - state.cost
