@@ -349,7 +349,7 @@ class Agent:
     ) -> torch.Tensor:
         shape = (first.shape[0], self.spec.horizon, self.spec.obs_dim)
         fast = self._fast_eps
-        return sample(
+        x = sample(
             (lambda x, t: fast(x, t, w))
             if fast is not None
             else self.composed.bind(w, validate=False),
@@ -360,6 +360,7 @@ class Agent:
             self.generator,
             noise_fn=noise_fn,
         )
+        return self.spec.decode(x)  # normalized windows, whatever the planner generates
 
     @torch.no_grad()
     def act(

@@ -263,7 +263,7 @@ def train_conditioned_planner(
         batch = torch.randint(
             rows.shape[0], (config.batch_size,), generator=generator, device=device
         )
-        x0 = states[rows[batch]]
+        x0 = spec.encode(states[rows[batch]])
         xt, t, noise = noisy_windows(x0, spec.schedule, generator)
         drop = condition_dropout(config.batch_size, config.p_uncond, generator, device)
         loss, stats = denoising_loss(model(xt, t, cond_t[batch], drop), noise)
@@ -375,9 +375,8 @@ class CondDiffusionPolicy:
 
     def _sample(self, first: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         shape = (first.shape[0], self.spec.horizon, self.spec.obs_dim)
-        return sample(
-            self.eps_fn(w), self.spec.schedule, shape, first, self.sampler, self.generator
-        )
+        x = sample(self.eps_fn(w), self.spec.schedule, shape, first, self.sampler, self.generator)
+        return self.spec.decode(x)
 
     @torch.no_grad()
     def plan(self, obs: np.ndarray, weights: np.ndarray | Sequence[float]) -> np.ndarray:

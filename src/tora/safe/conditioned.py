@@ -135,6 +135,7 @@ class ReturnCostPolicy:
             self.sampler,
             self.generator,
         )
+        plan = spec.decode(plan)
         return self.inverse(plan[:, 0], plan[:, 1]).cpu().numpy()
 
 

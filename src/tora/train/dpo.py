@@ -204,8 +204,8 @@ def finetune_objective(
         pick = torch.randint(
             winners_t.numel(), (config.batch_size,), generator=generator, device=device
         )
-        x_win = states[rows[winners_t[pick]]]
-        x_lose = states[rows[losers_t[pick]]]
+        x_win = spec.encode(states[rows[winners_t[pick]]])
+        x_lose = spec.encode(states[rows[losers_t[pick]]])
         # Winner and loser share t and noise: the loss compares how much better each is
         # denoised than under the reference, and shared noise cancels the noise's own variance.
         xt_win, t, noise = noisy_windows(x_win, spec.schedule, generator)
@@ -308,22 +308,24 @@ def _held_out_evaluation(
     state_error: the mean absolute error of the planned next state (normalized units) over
     the reference planner's, and state_error_abs the model's own."""
     gen = torch.Generator(device=device).manual_seed(seed + _HELD_OUT_SEED)
-    x_win = states[rows[torch.as_tensor(winners, device=device)]]
-    x_lose = states[rows[torch.as_tensor(losers, device=device)]]
+    windows_win = states[rows[torch.as_tensor(winners, device=device)]]
+    x_win = spec.encode(windows_win)
+    x_lose = spec.encode(states[rows[torch.as_tensor(losers, device=device)]])
     xt_win, t, noise = noisy_windows(x_win, spec.schedule, gen)
     xt_lose = spec.schedule.add_noise(x_lose, noise, t)
     xt_lose[:, 0] = x_lose[:, 0]
     # Planned next states from the first states of (at most) _STATE_ERROR_WINDOWS held-out
     # winners, with the same sampling noise at every measurement, so that the ratio to the
     # reference moves with the model and not with the draw.
-    first, target = x_win[:_STATE_ERROR_WINDOWS, 0], x_win[:_STATE_ERROR_WINDOWS, 1]
+    first = windows_win[:_STATE_ERROR_WINDOWS, 0]
+    target = windows_win[:_STATE_ERROR_WINDOWS, 1]
 
     def state_error(net: torch.nn.Module) -> float:
         noise_gen = torch.Generator(device=device).manual_seed(seed + _HELD_OUT_SEED + 1)
         plans = sample(
             net, spec.schedule, (len(first), *x_win.shape[1:]), first, SamplerConfig(), noise_gen
         )
-        return float((plans[:, 1] - target).abs().mean())
+        return float((spec.decode(plans)[:, 1] - target).abs().mean())
 
     with torch.no_grad():
         ref_win = window_errors(reference(xt_win, t), noise)

@@ -18,13 +18,14 @@ refused rather than mixed. Adding an objective adds a directory and touches noth
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from tora.data.coding import WindowCoding
 from tora.data.normalize import Normalizer
 from tora.diffusion.schedule import NoiseSchedule
 from tora.errors import CheckpointError, UnknownObjectiveError
@@ -52,9 +53,11 @@ class PlannerSpec:
     denoiser: DenoiserConfig
     schedule: NoiseSchedule
     normalizer: Normalizer
+    coding: WindowCoding = field(default_factory=WindowCoding)
+    """How normalized windows are coded for the denoiser (:mod:`tora.data.coding`)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "horizon": self.horizon,
             "stride": self.stride,
             "obs_dim": self.obs_dim,
@@ -62,6 +65,17 @@ class PlannerSpec:
             "schedule": self.schedule.to_dict(),
             "normalizer": self.normalizer.to_dict(),
         }
+        if self.coding.kind != "absolute":  # absolute planners' configs stay as they were
+            out["coding"] = self.coding.to_dict()
+        return out
+
+    def encode(self, windows: torch.Tensor) -> torch.Tensor:
+        """Normalized windows (B, H, D) -> the denoiser's space."""
+        return self.coding.encode(windows)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Sampled windows in the denoiser's space -> normalized windows."""
+        return self.coding.decode(x)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PlannerSpec:
@@ -73,8 +87,9 @@ class PlannerSpec:
                 denoiser=DenoiserConfig(**d["denoiser"]),
                 schedule=NoiseSchedule(**d["schedule"]),
                 normalizer=Normalizer.from_dict(d["normalizer"]),
+                coding=WindowCoding.from_dict(d.get("coding")),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"planner config is incomplete or malformed: {exc!r}") from exc
 
     def build(self) -> nn.Module:

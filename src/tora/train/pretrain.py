@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from tora.data.coding import FIT_WINDOWS, CodingKind, WindowCoding
 from tora.data.normalize import Normalizer
 from tora.data.trajectories import Trajectories
 from tora.data.windows import WindowIndex, WindowSpec
@@ -39,6 +40,11 @@ class PretrainConfig:
     """Steps of the forward noising process used in training."""
     schedule: Literal["cosine", "linear"] = "cosine"
     """Noise schedule."""
+    window_coding: CodingKind = "absolute"
+    """What the denoiser generates after the known first state: the normalized states
+    ("absolute") or each state's standardized step from the first ("delta"; for fast,
+    smooth dynamics such as the drones', where a step is a small fraction of the state's
+    spread: :mod:`tora.data.coding`)."""
     seed: int = 0
     """Seed of initialization, batches and noise: the same seed repeats the run exactly."""
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
@@ -59,6 +65,20 @@ def window_tensors(
     states = normalizer.normalize(torch.as_tensor(index.states, device=device))
     rows = torch.as_tensor(index.rows(np.arange(len(index))), device=device)
     return states, rows
+
+
+def fit_coding(
+    kind: CodingKind, states: torch.Tensor, rows: torch.Tensor, seed: int
+) -> WindowCoding:
+    """The window coding ``kind`` fitted on the training windows (``window_tensors``'
+    normalized state table and window rows; a seeded subset where there are many)."""
+    if kind == "absolute":
+        return WindowCoding()
+    count = rows.shape[0]
+    pick = np.arange(count)
+    if count > FIT_WINDOWS:
+        pick = np.sort(np.random.default_rng(seed).choice(count, FIT_WINDOWS, replace=False))
+    return WindowCoding.fit(kind, states[rows[torch.as_tensor(pick, device=rows.device)]])
 
 
 def noisy_windows(
@@ -92,15 +112,17 @@ def pretrain_planner(
     device = torch.device(device)
     out_dir = Path(out_dir)
     window = WindowSpec(config.horizon, config.stride)
+    normalizer = Normalizer.fit(traj.observations)
+    states, rows = window_tensors(traj, window, normalizer, device)
     spec = PlannerSpec(
         horizon=config.horizon,
         stride=config.stride,
         obs_dim=traj.obs_dim,
         denoiser=config.denoiser,
         schedule=NoiseSchedule(config.diffusion_steps, config.schedule),
-        normalizer=Normalizer.fit(traj.observations),
+        normalizer=normalizer,
+        coding=fit_coding(config.window_coding, states, rows, config.seed),
     )
-    states, rows = window_tensors(traj, window, spec.normalizer, device)
     torch.manual_seed(config.seed)
     model = spec.build().to(device)
     generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -109,7 +131,7 @@ def pretrain_planner(
         batch = torch.randint(
             rows.shape[0], (config.batch_size,), generator=generator, device=device
         )
-        x0 = states[rows[batch]]
+        x0 = spec.encode(states[rows[batch]])
         xt, t, noise = noisy_windows(x0, spec.schedule, generator)
         return denoising_loss(model(xt, t), noise)
 
