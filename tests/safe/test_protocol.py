@@ -8,13 +8,16 @@ from tora.errors import ToraError
 from tora.safe.protocol import MAX_EVAL_SEEDS, SEED_BLOCK, episode_seeds
 
 
-def test_selection_and_table_seed_ranges_are_disjoint_for_every_seed() -> None:
-    table = {s for seed in range(MAX_EVAL_SEEDS) for s in episode_seeds("table", seed, SEED_BLOCK)}
-    select = {
-        s for seed in range(MAX_EVAL_SEEDS) for s in episode_seeds("select", seed, SEED_BLOCK)
+def test_purposes_seed_ranges_are_disjoint_for_every_seed() -> None:
+    ranges = {
+        purpose: {
+            s for seed in range(MAX_EVAL_SEEDS) for s in episode_seeds(purpose, seed, SEED_BLOCK)
+        }
+        for purpose in ("table", "select", "check")
     }
-    assert not table & select
-    assert len(table) == len(select) == MAX_EVAL_SEEDS * SEED_BLOCK
+    assert not ranges["table"] & ranges["select"]
+    assert not ranges["check"] & (ranges["table"] | ranges["select"])
+    assert all(len(r) == MAX_EVAL_SEEDS * SEED_BLOCK for r in ranges.values())
 
 
 def test_seeds_of_different_eval_seeds_do_not_overlap() -> None:

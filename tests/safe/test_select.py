@@ -112,3 +112,43 @@ def test_refinement_stops_at_the_resolution() -> None:
     # Gaps 0.2 (refined), 0.05 (refined), 0.0125 (< 0.04: rounds stop though 8 are left).
     assert calls == [6, 3, 3]
     assert 0.5875 - 1e-9 <= selection.weight[0] < 0.6
+
+
+def _two_weights(weights: np.ndarray) -> tuple[np.ndarray, ...]:
+    # w_r 0: return 8, cost 7 +- 0.5; w_r 1: return 10, cost 5 +- 3 (a noisy weight).
+    w_r = weights[:, 0]
+    return 8.0 + 2.0 * w_r, 7.0 - 2.0 * w_r, 0.5 + 2.5 * w_r
+
+
+def test_cost_bound_rejects_a_weight_safe_only_by_luck() -> None:
+    # Limit 0.9 * 10 = 9. The mean alone keeps w_r 1 (5 < 9); 1.645 standard errors make its
+    # bound 5 + 4.935 = 9.935 > 9, so the steady weight (bound 7 + 0.8225 = 7.8225) is chosen.
+    plain = WeightSearch(_two_weights, SelectConfig(coarse=2, rounds=0)).select(10.0)
+    assert plain.weight == (1.0, 0.0)
+    assert "cost_se" not in plain.to_dict()  # records made without a bound keep their layout
+    bounded = WeightSearch(_two_weights, SelectConfig(coarse=2, rounds=0, cost_z=1.645))
+    selection = bounded.select(10.0)
+    assert selection.weight == (0.0, 1.0) and selection.found
+    assert selection.chosen.bound(1.645) == pytest.approx(7.8225)
+    record = selection.to_dict()
+    assert record["cost_se"] == 0.5 and record["cost_z"] == 1.645
+    assert [c["cost_se"] for c in record["candidates"]] == [0.5, 3.0]
+    text = format_selection(selection)
+    assert "cost+1.645se" in text and "9.94" in text
+
+
+def test_cost_bound_settings_are_checked() -> None:
+    with pytest.raises(ToraError, match="cost_z"):
+        WeightSearch(_two_weights, SelectConfig(cost_z=-1.0))
+    with pytest.raises(ToraError, match="standard errors"):
+        WeightSearch(
+            lambda w: (w[:, 0], w[:, 0], -np.ones(len(w))), SelectConfig(cost_z=1.0)
+        ).select(1.0)
+
+
+def test_standard_error_by_hand() -> None:
+    from tora.safe.tuning import standard_error
+
+    # Row [1, 3]: sample std sqrt(2) (one degree of freedom removed), over sqrt(2) -> 1.
+    np.testing.assert_allclose(standard_error(np.array([[1.0, 3.0], [2.0, 2.0]])), [1.0, 0.0])
+    np.testing.assert_allclose(standard_error(np.array([[5.0]])), [0.0])

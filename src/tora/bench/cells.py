@@ -8,7 +8,7 @@ refused the same way in both; this module is the one place that knows it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +24,29 @@ TRAIN_FILE = "train.json"
 """Marks finished training (and its seconds), so a resumed cell does not train again."""
 
 
-def check_cell(cell: Path, settings: dict[str, Any], config_defaults: dict[str, Any]) -> None:
+def check_cell(
+    cell: Path,
+    settings: dict[str, Any],
+    config_defaults: dict[str, Any],
+    section_defaults: Mapping[str, dict[str, Any]] | None = None,
+) -> None:
     """Refuse to mix a cell's results with settings it was not made with; record them in a new
     cell. A config field added after the cell was made counts as the value that reproduces the
     behaviour from before it (``config_defaults``: its default, or its config class's LEGACY
-    value, :func:`tora.configs.legacy_defaults`); any other value is a change. Both suites'
-    cells (MuJoCo and safe) are checked here."""
+    value, :func:`tora.configs.legacy_defaults`); any other value is a change. The same
+    holds for the other settings sections named in ``section_defaults`` (section -> its
+    legacy defaults). Both suites' cells (MuJoCo and safe) are checked here."""
     path = cell / CELL_FILE
     if path.is_file():
         saved = read_json_object(path).get("settings")
-        if isinstance(saved, dict) and isinstance(saved.get("config"), dict):
-            saved = {**saved, "config": fill_missing(saved["config"], config_defaults)}
+        sections = {"config": config_defaults, **(section_defaults or {})}
+        if isinstance(saved, dict):
+            saved = {
+                key: fill_missing(value, sections[key])
+                if key in sections and isinstance(value, dict)
+                else value
+                for key, value in saved.items()
+            }
         if saved != settings:
             changed = "; ".join(settings_diff(saved, settings))
             raise ToraError(
@@ -51,6 +63,7 @@ def run_or_read_cell(
     settings: dict[str, Any],
     config_defaults: dict[str, Any],
     evaluate: Callable[[], dict[str, Any]],
+    section_defaults: Mapping[str, dict[str, Any]] | None = None,
 ) -> Path:
     """The evaluation file of ``cell``, made by ``evaluate`` only if the cell is not finished.
 
@@ -58,7 +71,7 @@ def run_or_read_cell(
     back only under the settings it was made with. The file is written atomically after
     ``evaluate`` returns, so a run killed inside ``evaluate`` leaves an unfinished cell that
     the next run redoes (resuming whatever the cell itself saved on the way)."""
-    check_cell(cell, settings, config_defaults)
+    check_cell(cell, settings, config_defaults, section_defaults)
     path = cell / EVAL_FILE
     if not path.is_file():
         atomic_write_json(path, evaluate())

@@ -162,6 +162,7 @@ def safe_select(args: argparse.Namespace) -> int:
             ADAPTIVE_RESERVES,
             margin=config.margin,
             progress=progress,
+            cost_z=config.cost_z,
         )
         for kappa, entry in chosen.items():
             evidence["thresholds"][str(kappa)]["adaptive"] = entry

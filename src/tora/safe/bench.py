@@ -68,7 +68,7 @@ from tora.safe.policies import (
 )
 from tora.safe.protocol import episode_seeds
 from tora.safe.rollout import Episodes, run_episodes
-from tora.safe.select import WeightSearch
+from tora.safe.select import SelectConfig, WeightSearch
 from tora.safe.suite import (
     METHODS,
     SafeSuiteConfig,
@@ -123,12 +123,18 @@ def _method_settings(
         "eval": {"episodes": suite.eval.episodes, "thresholds": list(suite.eval.thresholds)},
     }
     if method.startswith("tora"):
-        settings["select"] = {k: v for k, v in config_to_dict(suite.select).items() if k != "seed"}
+        settings["select"] = _select_settings(config_to_dict(suite.select))
     if method == "tora_adaptive":
         settings["adaptive"] = config_to_dict(suite.adaptive)
     if method == "tora_critic":
         settings["critic"] = config_to_dict(suite.critic)
     return settings
+
+
+def _select_settings(select: dict[str, Any]) -> dict[str, Any]:
+    """A cell's record of the weight search: every setting but the seed (each cell searches
+    on its own seed's selection episodes)."""
+    return {k: v for k, v in select.items() if k != "seed"}
 
 
 def _method_config(suite: SafeSuiteConfig, method: str) -> Any:
@@ -251,6 +257,7 @@ def cell_tora_adaptive(ctx: CellContext) -> dict[str, Any]:
         ad.safe,
         ctx.suite.select.margin,
         ctx.progress,
+        ctx.suite.select.cost_z,
     )
     select_s = time.perf_counter() - start
     table = [
@@ -410,6 +417,7 @@ def run_cell(
         _method_settings(suite, method, data_id),
         legacy_defaults(type(_method_config(suite, method))),
         evaluate,
+        {"select": _select_settings(legacy_defaults(SelectConfig))},
     )
 
 

@@ -15,14 +15,20 @@ from typing import Literal
 
 from tora.errors import ToraError
 
-Purpose = Literal["table", "select"]
-"""``table``: the reported episodes; ``select``: the episodes weights are chosen on."""
+Purpose = Literal["table", "select", "check"]
+"""``table``: the reported episodes; ``select``: the episodes weights are chosen on;
+``check``: fresh episodes on which a selection rule's choices are re-measured, to compare
+rules without looking at the table (``benchmarks/safe_selection_check.py``)."""
 
 SEED_BLOCK = 1000
 """Episode seeds per (purpose, evaluation seed): the most episodes one evaluation may use."""
 MAX_EVAL_SEEDS = 1000
 """Evaluation seeds per purpose; together with SEED_BLOCK this sizes each purpose's range."""
-_PURPOSE_BASE: dict[str, int] = {"table": 0, "select": SEED_BLOCK * MAX_EVAL_SEEDS}
+_PURPOSE_BASE: dict[str, int] = {
+    "table": 0,
+    "select": SEED_BLOCK * MAX_EVAL_SEEDS,
+    "check": 2 * SEED_BLOCK * MAX_EVAL_SEEDS,
+}
 
 TABLE_EPISODES = 20
 """Episodes per seed in the reported table (DSRL's protocol)."""

@@ -6,11 +6,17 @@ batch of them and returns each weight's mean episode return and cost. The search
 
 1. evaluates a coarse grid of w_r over [0, 1];
 2. ``rounds`` times: takes the best safe weight so far (highest mean return among weights with
-   mean cost below ``(1 - margin) kappa``) and the nearest evaluated weight above it in w_r
+   cost bound below ``(1 - margin) kappa``) and the nearest evaluated weight above it in w_r
    (more reward-heavy, unsafe or not yet better), and evaluates ``refine`` weights evenly
    between the two, i.e. it refines where safety is lost, until the two are closer than
    ``resolution``;
 3. returns the best safe weight with every evaluated weight as evidence.
+
+A weight's *cost bound* is its mean selection cost plus ``cost_z`` standard errors of that
+mean (``cost_z = 0``: the mean itself). The mean of 20 episodes is a noisy estimate, and the
+search keeps the highest-reward weight whose estimate came out under the limit, so a plain
+mean favours weights that were lucky on the selection episodes; the bound asks each weight to
+be under the limit with room for its own noise (a weight whose episodes vary a lot needs more).
 
 Nothing assumes cost rises with w_r: a safe weight anywhere on the grid counts. When no weight
 is safe the least costly one is returned, marked ``found = False``. Evaluations are cached by
@@ -40,8 +46,10 @@ __all__ = [
     "format_selection",
 ]
 
-Evaluate = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-"""(n, 2) weight rows -> ((n,) mean episode returns, (n,) mean episode costs)."""
+Evaluate = Callable[[np.ndarray], tuple[np.ndarray, ...]]
+"""(n, 2) weight rows -> ((n,) mean episode returns, (n,) mean episode costs[, (n,) standard
+errors of the mean costs]); without the third, costs count as exact (``cost_z`` has no
+effect)."""
 
 
 @dataclass
@@ -66,6 +74,9 @@ class SelectConfig:
     episodes is not chosen only to go over it on others. In [0, 1)."""
     seed: int = 0
     """Evaluation seed of the selection episodes (and of the planners' sampling noise)."""
+    cost_z: float = 0.0
+    """Standard errors of the mean added to a weight's mean selection cost before it is
+    compared with the limit (0: the mean alone; 1.645: a one-sided 95% normal bound)."""
 
     def check(self) -> None:
         if self.coarse < 2 or self.refine < 1 or self.rounds < 0 or self.episodes < 1:
@@ -77,6 +88,8 @@ class SelectConfig:
             raise ToraError(f"resolution must be > 0, got {self.resolution}")
         if not 0.0 <= self.margin < 1.0:
             raise ToraError(f"margin must lie in [0, 1), got {self.margin}")
+        if not (np.isfinite(self.cost_z) and self.cost_z >= 0):
+            raise ToraError(f"cost_z must be a finite number >= 0, got {self.cost_z}")
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,12 @@ class Candidate:
     """Mean episode return over the selection episodes."""
     cost: float
     """Mean episode cost over the selection episodes."""
+    cost_se: float = 0.0
+    """Standard error of ``cost`` (0 where the evaluation gave none)."""
+
+    def bound(self, z: float) -> float:
+        """The cost bound ``cost + z * cost_se`` the search compares with the limit."""
+        return self.cost + z * self.cost_se
 
     @property
     def weight(self) -> tuple[float, float]:
@@ -100,15 +119,21 @@ class Selection:
 
     threshold: float
     limit: float
-    """The cost a weight had to stay below: (1 - margin) * threshold."""
+    """The cost bound a weight had to stay below: (1 - margin) * threshold."""
     chosen: Candidate
     found: bool
     """False when no weight was safe (``chosen`` is then the least costly one)."""
     candidates: list[Candidate] = field(default_factory=list)
+    cost_z: float = 0.0
+    """Standard errors added to the mean costs (:attr:`SelectConfig.cost_z`)."""
 
     @property
     def weight(self) -> tuple[float, float]:
         return self.chosen.weight
+
+    def is_safe(self, candidate: Candidate) -> bool:
+        """Whether ``candidate``'s cost bound is below the limit."""
+        return candidate.bound(self.cost_z) < self.limit
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,8 +143,14 @@ class Selection:
             "found": self.found,
             "reward": self.chosen.reward,
             "cost": self.chosen.cost,
+            **({"cost_se": self.chosen.cost_se, "cost_z": self.cost_z} if self.cost_z else {}),
             "candidates": [
-                {"weight": list(c.weight), "reward": c.reward, "cost": c.cost}
+                {
+                    "weight": list(c.weight),
+                    "reward": c.reward,
+                    "cost": c.cost,
+                    **({"cost_se": c.cost_se} if self.cost_z else {}),
+                }
                 for c in self.candidates
             ],
         }
@@ -159,16 +190,24 @@ class WeightSearch:
         if not keys:
             return
         weights = np.stack([np.array(keys), 1.0 - np.array(keys)], axis=1)
-        rewards, costs = self.evaluate(weights)
-        rewards, costs = np.asarray(rewards, float), np.asarray(costs, float)
-        if rewards.shape != (len(keys),) or costs.shape != (len(keys),):
-            raise ToraError(f"evaluate returned {rewards.shape}, {costs.shape} for {len(keys)}")
-        for w, r, c in zip(keys, rewards, costs, strict=True):
-            self._seen[w] = Candidate(w, float(r), float(c))
+        out = self.evaluate(weights)
+        if len(out) not in (2, 3):
+            raise ToraError(f"evaluate must return 2 or 3 arrays, got {len(out)}")
+        rewards, costs = np.asarray(out[0], float), np.asarray(out[1], float)
+        ses = np.asarray(out[2], float) if len(out) == 3 else np.zeros(len(keys))
+        if any(a.shape != (len(keys),) for a in (rewards, costs, ses)):
+            raise ToraError(
+                f"evaluate returned {rewards.shape}, {costs.shape}, {ses.shape} for {len(keys)}"
+            )
+        if not (np.isfinite(ses).all() and (ses >= 0).all()):
+            raise ToraError(f"cost standard errors must be finite and >= 0, got {ses.tolist()}")
+        for w, r, c, se in zip(keys, rewards, costs, ses, strict=True):
+            self._seen[w] = Candidate(w, float(r), float(c), float(se))
 
     def _pick(self, limit: float) -> tuple[Candidate, bool, list[Candidate]]:
         cands = [self._seen[w] for w in sorted(self._seen)]
-        i, found = best_safe([c.reward for c in cands], [c.cost for c in cands], limit)
+        bounds = [c.bound(self.config.cost_z) for c in cands]
+        i, found = best_safe([c.reward for c in cands], bounds, limit)
         return cands[i], found, cands
 
     def select(self, threshold: float) -> Selection:
@@ -189,7 +228,7 @@ class WeightSearch:
             inner = np.linspace(best.w_r, min(above), cfg.refine + 2)[1:-1]
             self._ensure(inner)
         chosen, found, cands = self._pick(limit)
-        return Selection(kappa, limit, chosen, found, cands)
+        return Selection(kappa, limit, chosen, found, cands, cfg.cost_z)
 
 
 def format_selection(selection: Selection) -> str:
@@ -201,10 +240,15 @@ def format_selection(selection: Selection) -> str:
             f"{c.reward:.1f}",
             f"{c.cost:.2f}",
             f"{c.cost / selection.threshold:.3f}",
-            "yes" if c.cost < selection.limit else "no",
+            "yes" if selection.is_safe(c) else "no",
             "<-" if c.w_r == selection.chosen.w_r else "",
         ]
         for c in selection.candidates
     ]
     header = ["w_r", "w_c", "return", "cost", "cost/kappa", "safe", "chosen"]
+    if selection.cost_z:  # the bound the search compared, after the mean
+        z = selection.cost_z
+        for row, c in zip(rows, selection.candidates, strict=True):
+            row.insert(4, f"{c.bound(z):.2f}")
+        header.insert(4, f"cost+{z:g}se")
     return aligned_table(header, rows)

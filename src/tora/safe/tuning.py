@@ -23,24 +23,35 @@ from tora.safe.select import Evaluate, best_safe
 SELECT_NOISE = 10**6
 """Offset of the selection rows' noise seeds from the table's (which use the eval seed)."""
 
-__all__ = ["SELECT_NOISE", "choose_reserves", "selection_evaluate"]
+__all__ = ["SELECT_NOISE", "choose_reserves", "selection_evaluate", "standard_error"]
 
 
 def selection_evaluate(
     agent: Agent, env_id: str, seed: int, episodes: int, progress: bool = True
 ) -> Evaluate:
-    """TORA's mean episode return and cost per weight row, on ``episodes`` selection episodes
-    of evaluation seed ``seed`` (the same start states for every weight)."""
+    """TORA's mean episode return and cost per weight row, and the standard error of the
+    mean cost, on ``episodes`` selection episodes of evaluation seed ``seed`` (the same start
+    states for every weight)."""
     seeds = episode_seeds("select", seed, episodes)
 
-    def evaluate(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rows = np.repeat(weights, len(seeds), axis=0)
         step = tora_step(agent, per_row(rows), rows.shape[0], SELECT_NOISE + seed)
         ep = run_episodes(step, env_id, seeds * len(weights), progress, "select")
         shape = (len(weights), len(seeds))
-        return ep.returns.reshape(shape).mean(1), ep.costs.reshape(shape).mean(1)
+        costs = ep.costs.reshape(shape)
+        return ep.returns.reshape(shape).mean(1), costs.mean(1), standard_error(costs)
 
     return evaluate
+
+
+def standard_error(values: np.ndarray) -> np.ndarray:
+    """Per row of ``values`` (n, episodes): the standard error of the row's mean (sample
+    std with one degree of freedom removed, over sqrt(episodes); 0 with one episode)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[1] < 2:
+        return np.zeros(values.shape[0])
+    return values.std(axis=1, ddof=1) / np.sqrt(values.shape[1])
 
 
 def choose_reserves(
@@ -53,10 +64,12 @@ def choose_reserves(
     safe: Sequence[float] = (0.0, 1.0),
     margin: float = 0.1,
     progress: bool = True,
+    cost_z: float = 0.0,
 ) -> dict[float, dict[str, Any]]:
     """For every threshold kappa in ``starts`` (kappa -> starting weight), the reserve of a
     :class:`BudgetController` from that weight to ``safe`` with the highest mean return whose
-    mean cost stays below ``(1 - margin) kappa``, with the evidence. All (threshold, reserve)
+    mean cost (plus ``cost_z`` standard errors, as :class:`~tora.safe.select.SelectConfig`)
+    stays below ``(1 - margin) kappa``, with the evidence. All (threshold, reserve)
     pairs run as one batch on the selection episodes."""
     seeds = episode_seeds("select", seed, episodes)
     pairs = [(float(k), float(r)) for k in starts for r in reserves]
@@ -69,10 +82,11 @@ def choose_reserves(
     ep = run_episodes(step, env_id, seeds * len(pairs), progress, "select reserve")
     means_r = ep.returns.reshape(len(pairs), -1).mean(1)
     means_c = ep.costs.reshape(len(pairs), -1).mean(1)
+    bounds = means_c + cost_z * standard_error(ep.costs.reshape(len(pairs), -1))
     chosen: dict[float, dict[str, Any]] = {}
     for i, kappa in enumerate(starts):
         block = slice(i * len(reserves), (i + 1) * len(reserves))
-        j, found = best_safe(means_r[block], means_c[block], (1.0 - margin) * float(kappa))
+        j, found = best_safe(means_r[block], bounds[block], (1.0 - margin) * float(kappa))
         chosen[float(kappa)] = {
             "start": list(starts[kappa]),
             "reserve": float(reserves[j]),
