@@ -74,11 +74,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     bench = add_command(
         safe_sub,
         "bench",
-        "Train and evaluate TORA-safe, its adaptive-weight option, BC-all, BC-safe and the\n"
-        "(return, cost)-conditioned diffusion planner on every task of a suite (TOML), 20\n"
-        "episodes x 3 seeds at thresholds 10/20/40 by default; write results.md and\n"
-        "results.json (normalized reward / cost, safe entries in bold). Resumable per cell;\n"
-        "tasks that cannot run are listed with the reason. Suite: benchmarks/suites/safe.toml.",
+        "Train and evaluate TORA-safe, its adaptive-weight option, TORA-safe with a cost\n"
+        "critic, BC-all, BC-safe and the (return, cost)-conditioned diffusion planner on\n"
+        "every task of a suite (TOML), 20 episodes x 3 seeds at thresholds 10/20/40 by\n"
+        "default; write results.md and results.json (normalized reward / cost, safe entries\n"
+        "in bold). Resumable per cell; tasks that cannot run are listed with the reason.\n"
+        "Suite: benchmarks/suites/safe.toml.",
         safe_bench,
     )
     bench.add_argument("suite", help="Suite file (.toml or .json).")
@@ -148,7 +149,8 @@ def safe_select(args: argparse.Namespace) -> int:
         chosen_weights[float(kappa)] = selection.weight
         evidence["thresholds"][str(float(kappa))] = selection.to_dict()
         state = "safe" if selection.found else "NO SAFE WEIGHT FOUND; least costly"
-        print(f"\nthreshold {kappa:g} (safe: mean cost < {selection.limit:g}):")
+        bound = f"mean cost + {config.cost_z:g} se" if config.cost_z else "mean cost"
+        print(f"\nthreshold {kappa:g} (safe: {bound} < {selection.limit:g}):")
         print(format_selection(selection))
         print(f"chosen ({state}): w = ({selection.weight[0]:.4f}, {selection.weight[1]:.4f})")
     if opts.adaptive:
