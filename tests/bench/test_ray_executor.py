@@ -3,7 +3,7 @@ a serial run, retries after a worker's death, finished cells read back, dependen
 their sources, and a failing cell that neither stops the others nor retries forever.
 
 The cells are the fake kind's (tests/bench/fake_suite.py), recording each attempt in a file
-since they run in other processes."""
+since they run in other processes; one real tiny suite runs through the command line."""
 
 from __future__ import annotations
 
@@ -16,16 +16,18 @@ from typing import Any
 
 import pytest
 
-from tora.bench.cells import CELL_FILE, EVAL_FILE
+from tora.bench.cells import CELL_FILE, EVAL_FILE, without_timing
 from tora.bench.ray_executor import RayExecutor
 from tora.bench.results import TABLE_JSON, TABLE_MD
 from tora.bench.runner import CellsFailed, run_suite_cells
+from tora.cli.main import main
 
 from .fake_suite import DiskSuite, FakeConfig, FakeEntry
 
 ray = pytest.importorskip("ray")
 
 TESTS = Path(__file__).resolve().parents[1]
+SAFE_TINY = TESTS / "safe" / "tiny.toml"
 ALL_CELLS = [(e, m, s) for e in "ab" for m in ("m1", "m2") for s in (0, 1, 2)]
 
 
@@ -153,3 +155,91 @@ def test_a_cell_raising_tora_error_fails_once_and_the_others_finish(tmp_path: Pa
         ("b", "m2"): [0, 1, 2],
     }
     assert json.loads((fake.suite.out_dir / TABLE_JSON).read_text()) == failed.value.results
+
+
+TINY_MUJOCO = """
+name = "tiny-ray"
+device = "cpu"
+methods = ["tora", "tora_fast"]
+[data]
+episodes = 30
+[eval]
+preferences = 3
+episodes = 1
+seed = 5
+[settings.tora]
+pretrain = { steps = 40, horizon = 4, optim = { checkpoint_every = 40 } }
+inverse = { steps = 40 }
+dpo = { steps = 5, batch_size = 16, num_pairs = 100 }
+[variants.tora_fast]
+method = "tora"
+settings = { sampler = { steps = 2 } }
+[[envs]]
+id = "tora/Cruise-v0"
+seeds = [0]
+"""
+
+
+def same_evaluations(serial: Path, parallel: Path) -> None:
+    """Both runs made the same cells with the same results (timings aside)."""
+    made = sorted(p.relative_to(serial) for p in serial.rglob(EVAL_FILE))
+    assert made and made == sorted(p.relative_to(parallel) for p in parallel.rglob(EVAL_FILE))
+    for cell in made:
+        ours, theirs = (json.loads((out / cell).read_text()) for out in (serial, parallel))
+        assert without_timing(theirs) == without_timing(ours), cell
+
+
+def test_a_mujoco_suite_on_ray_equals_its_serial_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY_MUJOCO)
+    serial, parallel = tmp_path / "serial", tmp_path / "ray"
+    assert main(["bench", "run", str(suite), "--out", str(serial), "--no-progress"]) == 0
+    args = ["bench", "run", str(suite), "--out", str(parallel), "--no-progress", "--ray"]
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    same_evaluations(serial, parallel)
+    # The variant waited for TORA's cell and took its stages, as in the serial run.
+    lines = out.splitlines()
+    tora_done = next(
+        i for i, s in enumerate(lines) if s.startswith("[tora/Cruise-v0 | tora | seed 0] fini")
+    )
+    assert lines.index("[tora/Cruise-v0 | tora_fast | seed 0] submitted") > tora_done
+    marks = [
+        json.loads((o / "Cruise-v0/tora_fast/seed0/train.json").read_text())
+        for o in (serial, parallel)
+    ]
+    assert (
+        marks[0]["reused"]
+        == marks[1]["reused"]
+        == {
+            "reference": "tora",
+            "inverse_dynamics": "tora",
+            "objectives": "tora",
+        }
+    )
+    assert "results: " in out
+
+    # A cell refused on the driver (made under other settings) fails the run with status 2
+    # after the table of the cells that finished is printed.
+    suite.write_text(TINY_MUJOCO.replace("steps = 2", "steps = 3"))
+    assert main(args) == 2
+    printed = capsys.readouterr()
+    assert "| TORA |" in printed.out and "results: " in printed.out
+    assert "1 cell of the suite failed" in printed.err
+    assert "[tora/Cruise-v0 | tora_fast | seed 0] ToraError: " in printed.err
+    assert "other settings" in printed.err
+
+
+def test_a_safe_suite_on_ray_equals_its_serial_run(tmp_path: Path) -> None:
+    # TORA-safe's own cell is not chosen: the adaptive cell trains its model and runs its
+    # cell, the critic's cell waits for it (as in the serial order), and neither trains it twice.
+    choice = ["--seed", "0", "--method", "tora_adaptive", "--method", "tora_critic"]
+    serial, parallel = tmp_path / "serial", tmp_path / "ray"
+    base = ["safe", "bench", str(SAFE_TINY), "--no-progress", *choice]
+    assert main([*base, "--out", str(serial)]) == 0
+    assert main([*base, "--out", str(parallel), "--ray"]) == 0
+    same_evaluations(serial, parallel)
+    assert (parallel / "SafeDash/tora/seed0" / EVAL_FILE).is_file()
