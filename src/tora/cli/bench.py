@@ -98,7 +98,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "Run a benchmark suite (envs x methods x seeds) from a TOML file and write its results\n"
         "table (Markdown + JSON) and one Pareto-front plot per env. Resumable: finished cells\n"
         "are read back, and training resumes inside a cell. Suites ship in benchmarks/suites/.\n"
-        "With --ray the cells run side by side as Ray tasks (same results).",
+        "With --ray the cells run side by side as Ray tasks.",
         bench_run,
     )
     run.add_argument("suite", help="Suite file (.toml or .json), e.g. benchmarks/suites/x.toml.")

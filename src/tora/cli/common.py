@@ -87,9 +87,10 @@ def add_suite_run_arguments(parser: argparse.ArgumentParser, seed_help: str) -> 
         "--ray",
         action="store_true",
         help="Run every chosen cell as a Ray task, in parallel: on a local Ray started for "
-        "the run, or on the cluster at --address. Results equal a serial run's; finished "
-        "cells are read back; a cell whose worker died is retried; a failed cell is reported "
-        "at the end (exit status 2) while the others finish and the table is written.",
+        "the run, or on the cluster at --address. Results equal a serial run's with torch on "
+        "--cell-cpus threads (OMP_NUM_THREADS=1 for the default); finished cells are read "
+        "back; a cell whose worker died is retried; a failed cell is reported at the end "
+        "(exit status 2) while the others finish and the table is written.",
     )
     ray.add_argument(
         "--address",

@@ -81,7 +81,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "episodes x 3 seeds at thresholds 10/20/40 by default; write results.md and\n"
         "results.json (normalized reward / cost, safe entries in bold). Resumable per cell;\n"
         "tasks that cannot run are listed with the reason. Suite: benchmarks/suites/safe.toml.\n"
-        "With --ray the cells run side by side as Ray tasks (same results).",
+        "With --ray the cells run side by side as Ray tasks.",
         safe_bench,
     )
     bench.add_argument("suite", help="Suite file (.toml or .json).")
