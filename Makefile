@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[dev,safe,serve]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,safe,serve,scale]"
 	$(BIN)/python -m pip install --quiet --no-deps bullet-safety-gym==1.4.0
 	touch $(STAMP)
 

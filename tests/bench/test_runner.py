@@ -5,141 +5,18 @@ runs, and what the table (tora.bench.results) says after a whole or a partial ru
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tora.bench.cells import EVAL_FILE, run_or_read_cell
-from tora.bench.results import (
-    TABLE_JSON,
-    TABLE_MD,
-    finished_by_method,
-    mean_sd,
-    write_table,
-)
-from tora.bench.runner import SUITE_FILE, SuiteKind, run_suite_cells
+from tora.bench.cells import EVAL_FILE
+from tora.bench.results import TABLE_JSON, TABLE_MD
+from tora.bench.runner import SUITE_FILE, EntryCells, cell_sources, run_suite_cells
 from tora.configs import config_to_dict
 from tora.errors import ToraError
 
-
-@dataclass
-class FakeEntry:
-    id: str
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-
-
-@dataclass
-class FakeConfig:
-    out: str
-    methods: list[str] = field(default_factory=lambda: ["m1", "m2"])
-    entries: list[FakeEntry] = field(default_factory=lambda: [FakeEntry("a"), FakeEntry("b")])
-    data_seed: int = 0
-
-    @property
-    def out_dir(self) -> Path:
-        return Path(self.out)
-
-
-def score(method: str, seed: int) -> float:
-    """A cell's known result: m1 scores 2 * seed, m2 scores 10 + seed."""
-    return 2.0 * seed if method == "m1" else 10.0 + seed
-
-
-class FakeSuite:
-    """A suite kind's parts, recording what the driver asks of them. Entries "a" and "b"
-    (picked by any case); a cell records its run and scores :func:`score`; ``unavailable``
-    entries cannot run; ``crash_at`` fails that cell."""
-
-    def __init__(
-        self,
-        suite: FakeConfig,
-        unavailable: tuple[str, ...] = (),
-        crash_at: tuple[str, str, int] | None = None,
-    ) -> None:
-        self.suite = suite
-        self.unavailable = unavailable
-        self.crash_at = crash_at
-        self.prepared: list[str] = []
-        self.ran: list[tuple[str, str, int]] = []
-
-    def kind(self) -> SuiteKind[FakeEntry, str]:
-        return SuiteKind(
-            suite=self.suite,
-            entries=self.suite.entries,
-            check=self.check,
-            entry_id=self.entry_id,
-            seeds=lambda entry: entry.seeds,
-            prepare=self.prepare,
-            run_cell=self.run_cell,
-            write_table=self.write_table,
-            entry_word="case",
-            skip_reason=self.skip_reason,
-            entry_name=str.upper,
-        )
-
-    def check(self) -> None:
-        if not self.suite.entries:
-            raise ToraError("the suite lists no entries")
-
-    def entries(self) -> list[FakeEntry]:
-        return self.suite.entries
-
-    def entry_id(self, name: str) -> str:
-        if name.lower() not in {e.id for e in self.suite.entries}:
-            raise ToraError(f"unknown entry {name!r}")
-        return name.lower()
-
-    def skip_reason(self, entry: FakeEntry) -> str | None:
-        return "no simulator here" if entry.id in self.unavailable else None
-
-    def prepare(self, entry: FakeEntry, progress: bool) -> str:
-        self.prepared.append(entry.id)
-        return f"data of {entry.id}, seed {self.suite.data_seed}"
-
-    def cell_dir(self, entry_id: str, method: str, seed: int) -> Path:
-        return self.suite.out_dir / entry_id / method / f"seed{seed}"
-
-    def run_cell(
-        self,
-        entry: FakeEntry,
-        data: str,
-        method: str,
-        seed: int,
-        progress: bool,
-        log: Callable[[str], None],
-    ) -> Path:
-        def evaluate() -> dict[str, Any]:
-            self.ran.append((entry.id, method, seed))
-            if self.crash_at == (entry.id, method, seed):
-                raise RuntimeError("killed")
-            log(f"[{entry.id} | {method} | seed {seed}] done")
-            return {"score": score(method, seed)}
-
-        settings = {"method": method, "data": data}
-        return run_or_read_cell(self.cell_dir(entry.id, method, seed), settings, {}, evaluate)
-
-    def write_table(self) -> dict[str, Any]:
-        rows = []
-        for entry in self.suite.entries:
-            cells = partial(self.cell_dir, entry.id)
-            for method, done in finished_by_method(self.suite.methods, entry.seeds, cells).items():
-                rows.append(
-                    {
-                        "entry": entry.id,
-                        "method": method,
-                        "seeds": [c.seed for c in done],
-                        "score": mean_sd(c.result["score"] for c in done),
-                    }
-                )
-        markdown = "".join(f"| {r['entry']} | {r['method']} | {r['seeds']} |\n" for r in rows)
-        results = {"rows": rows}
-        write_table(self.suite.out_dir, results, markdown)
-        return results
-
+from .fake_suite import FakeConfig, FakeSuite
 
 ALL_CELLS = [(e, m, s) for e in "ab" for m in ("m1", "m2") for s in (0, 1, 2)]
 
@@ -276,3 +153,33 @@ def test_a_cell_made_under_other_settings_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ToraError, match="other settings"):
         run(fake, only_entries=["a"])
     assert fake.ran == []
+
+
+@pytest.mark.parametrize(
+    ("chosen", "sources"),
+    [
+        # Every cell chosen: each waits for the cells of the methods it depends on.
+        (["m1", "m2", "m3"], {"m1": [], "m2": ["m1"], "m3": ["m1"]}),
+        # m1 not chosen: m2 makes what m1 would have (as it does in a serial run), so m3,
+        # which needs the same, waits for m2 instead; m2 waits for nothing.
+        (["m2", "m3"], {"m2": [], "m3": ["m2"]}),
+        (["m3"], {"m3": []}),
+    ],
+)
+def test_a_cell_waits_for_the_cells_whose_work_it_takes(
+    tmp_path: Path, chosen: list[str], sources: dict[str, list[str]]
+) -> None:
+    suite = FakeConfig(out=str(tmp_path / "s"), methods=["m1", "m2", "m3"])
+    fake = FakeSuite(suite, depends={"m2": ["m1"], "m3": ["m1"]})
+    item = EntryCells(suite.entries[0], "a", [(m, s) for m in chosen for s in (0, 1)])
+    assert cell_sources(fake.kind(), item) == {
+        ("a", m, s): [("a", source, s) for source in sources[m]] for m in chosen for s in (0, 1)
+    }
+
+
+def test_methods_that_wait_for_each_other_in_a_loop_are_refused(tmp_path: Path) -> None:
+    suite = FakeConfig(out=str(tmp_path / "s"), methods=["m1", "m2"])
+    fake = FakeSuite(suite, depends={"m1": ["m2"], "m2": ["m1"]})
+    item = EntryCells(suite.entries[0], "a", [("m1", 0), ("m2", 0)])
+    with pytest.raises(ToraError, match="in a loop: m1 -> m2 -> m1"):
+        cell_sources(fake.kind(), item)

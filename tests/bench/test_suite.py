@@ -23,7 +23,7 @@ from tora.bench.config import (
     suite_method,
     with_seed,
 )
-from tora.bench.suite import run_suite
+from tora.bench.suite import mujoco_kind, run_suite
 from tora.bench.table import collect_rows, format_markdown
 from tora.errors import ToraError
 from tora.policies.registry import get_method, method_names
@@ -257,3 +257,25 @@ def test_variants_reuse_the_stages_they_share_and_train_the_rest(tmp_path: Path)
     assert weights("tora_fast", "objectives/speed") == weights("tora", "objectives/speed")
     assert weights("tora_beta", "reference") == weights("tora", "reference")
     assert weights("tora_beta", "objectives/speed") != weights("tora", "objectives/speed")
+
+
+def test_a_variant_waits_for_the_earlier_cells_whose_stages_it_can_reuse() -> None:
+    suite = SuiteConfig(
+        methods=["bc", "tora", "tora_fast", "tora_beta", "tora_stride"],
+        variants={
+            "tora_fast": VariantSpec(method="tora", settings={"sampler": {"steps": 5}}),
+            "tora_beta": VariantSpec(method="tora", settings={"dpo": {"steps": 5}}),
+            # Another stride changes what every stage trains: nothing to reuse.
+            "tora_stride": VariantSpec(method="tora", settings={"pretrain": {"stride": 2}}),
+        },
+        envs=[EnvEntry(id="tora/Cruise-v0")],
+    )
+    depends_on = mujoco_kind(suite).depends_on
+    entry = suite.envs[0]
+    assert {m: depends_on(entry, m) for m in suite.methods} == {
+        "bc": [],  # no stages
+        "tora": [],  # the first TORA cell: nothing listed before it to take from
+        "tora_fast": ["tora"],  # every stage
+        "tora_beta": ["tora", "tora_fast"],  # their reference and inverse dynamics
+        "tora_stride": [],
+    }

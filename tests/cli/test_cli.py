@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -259,3 +261,72 @@ def test_behavior_train_writes_a_resumable_set(
     assert json.loads((out / "command.json").read_text())["ars"]["iterations"] == 2
     code, again, _ = run_cli(args, capsys)  # a finished set is loaded, not retrained
     assert code == 0 and again == text
+
+
+SUITE_COMMANDS = [["bench", "run"], ["safe", "bench"]]
+SAFE_TINY = Path(__file__).resolve().parents[1] / "safe" / "tiny.toml"
+
+
+def suite_file(command: list[str], tmp_path: Path) -> str:
+    if command == ["safe", "bench"]:
+        return str(SAFE_TINY)
+    path = tmp_path / "s.toml"
+    path.write_text('methods = ["bc"]\n[[envs]]\nid = "tora/Cruise-v0"\n')
+    return str(path)
+
+
+@pytest.mark.parametrize("command", SUITE_COMMANDS)
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        (["--address", "auto"], "--address only applies with --ray"),
+        (["--ray-cpus", "2", "--cell-cpus", "1"], "--ray-cpus, --cell-cpus only apply with --ray"),
+        (["--ray", "--ray-cpus", "0"], "a local Ray needs at least 1 CPU, got 0"),
+        (["--ray", "--cell-cpus", "0"], "a cell needs at least 1 CPU, got 0"),
+        (["--ray", "--address", "auto", "--ray-cpus", "2"], "give either an address or a CPU"),
+    ],
+)
+def test_suite_ray_options_are_checked_before_anything_runs(
+    command: list[str],
+    options: list[str],
+    error: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "out"
+    assert main([*command, suite_file(command, tmp_path), "--out", str(out), *options]) == 2
+    assert error in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", SUITE_COMMANDS)
+def test_ray_option_without_ray_says_how_to_install_it(
+    command: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if not installed
+    out = tmp_path / "out"
+    assert main([*command, suite_file(command, tmp_path), "--out", str(out), "--ray"]) == 2
+    assert "pip install 'tora-rl[scale]'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_command_needs_no_ray_unless_asked() -> None:
+    code = (
+        "import sys, tora, tora.cli.main; tora.cli.main.build_parser(); print('ray' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("command", SUITE_COMMANDS)
+def test_suite_run_help_explains_the_ray_options(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for phrase in ("--ray ", "--address ADDR", "--ray-cpus N", "--cell-cpus N", "tora-rl[scale]"):
+        assert phrase in help_text

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tora.bench.runner import EntryCells, cell_sources
 from tora.cli.main import main
 from tora.errors import ToraError
-from tora.safe.bench import run_safe_suite
+from tora.safe.bench import run_safe_suite, safe_kind
 from tora.safe.suite import METHODS, load_safe_suite
 from tora.safe.table import TABLE_JSON, TABLE_MD, cell, write_safe_table
 
@@ -183,3 +184,23 @@ def test_seed_option_runs_one_seed_and_refuses_others(tmp_path: Path) -> None:
     assert sorted(p.name for p in (out / "SafeDash" / "bc").iterdir()) == ["seed1"]
     assert main([*args, "--seed", "7"]) == 2  # not a seed of the suite: refused, nothing run
     assert sorted(p.name for p in (out / "SafeDash" / "bc").iterdir()) == ["seed1"]
+
+
+def test_cells_that_use_tora_safes_model_wait_for_its_cell() -> None:
+    suite = load_safe_suite(TINY)
+    kind = safe_kind(suite)
+    entry = suite.tasks[0]
+
+    def sources(methods: list[str]) -> dict[str, list[str]]:
+        item = EntryCells(entry, entry.id, [(m, 0) for m in methods])
+        return {key[1]: [s[1] for s in before] for key, before in cell_sources(kind, item).items()}
+
+    waits = {"tora_adaptive": ["tora"], "tora_critic": ["tora"]}
+    assert sources(suite.methods) == {m: waits.get(m, []) for m in suite.methods}
+    # Without TORA-safe's own cell, the first cell that needs its model trains it; the
+    # critic's cell waits for that one rather than train the same model at the same time.
+    assert sources(["tora_adaptive", "tora_critic", "bc"]) == {
+        "tora_adaptive": [],
+        "tora_critic": ["tora_adaptive"],
+        "bc": [],
+    }

@@ -76,3 +76,18 @@ def run_or_read_cell(
     if not path.is_file():
         atomic_write_json(path, evaluate())
     return path
+
+
+def without_timing(result: Any) -> Any:
+    """A cell's evaluation without its wall-clock figures (``*_s`` and ``*_seconds`` fields,
+    ``timing`` blocks), which no two runs share: what two runs of the same seeds must agree
+    on exactly, wherever their cells ran."""
+    if isinstance(result, dict):
+        return {
+            key: without_timing(value)
+            for key, value in result.items()
+            if key != "timing" and not key.endswith(("_s", "_seconds"))
+        }
+    if isinstance(result, list):
+        return [without_timing(value) for value in result]
+    return result

@@ -35,7 +35,7 @@ from tora.bench.config import (
     ref_point,
     suite_method,
 )
-from tora.bench.runner import Log, SuiteKind, run_suite_cells
+from tora.bench.runner import CellExecutor, Log, SuiteKind, run_suite_cells
 from tora.bench.table import write_results
 from tora.configs import (
     config_from_dict,
@@ -262,9 +262,33 @@ def env_data(suite: SuiteConfig, entry: EnvEntry, progress: bool) -> tuple[Traje
     return traj, data_path
 
 
+def stage_sources(suite: SuiteConfig, entry: EnvEntry, name: str) -> list[str]:
+    """The methods listed before ``name`` in the suite whose finished cells (same env and
+    seed) a cell of ``name`` takes trained stages from (:func:`adopt_stages`): the same
+    method class with at least one stage trained under the same settings. Cells running side
+    by side wait for these, so a variant reuses what a serial run in the suite's order would
+    let it reuse, instead of training it again. A later method never counts: if it shares a
+    stage, it waits for this one instead."""
+    method = suite_method(suite, name)
+    if method.stages is None:
+        return []
+    # Both configs get the same seed, which is all a seed changes in them.
+    wanted = method.stages(method_config(suite, entry, method, 0))
+    sources = []
+    for other in suite.methods[: suite.methods.index(name)]:
+        source = suite_method(suite, other)
+        if source.config_cls is not method.config_cls:
+            continue
+        theirs = method.stages(method_config(suite, entry, source, 0))
+        if any(theirs.get(stage) == settings for stage, settings in wanted.items()):
+            sources.append(other)
+    return sources
+
+
 def mujoco_kind(suite: SuiteConfig) -> SuiteKind[EnvEntry, tuple[Trajectories, Path]]:
     """The suite as :func:`tora.bench.runner.run_suite_cells` runs it: its entries are envs,
-    each with its own seeds; an env's cells share its dataset."""
+    each with its own seeds; an env's cells share its dataset, and a variant's cell waits for
+    the cells whose stages it reuses (:func:`stage_sources`)."""
 
     def env_cell(
         entry: EnvEntry,
@@ -287,6 +311,8 @@ def mujoco_kind(suite: SuiteConfig) -> SuiteKind[EnvEntry, tuple[Trajectories, P
         prepare=partial(env_data, suite),
         run_cell=env_cell,
         write_table=partial(write_results, suite),
+        cell_dir=lambda entry, name, seed: cell_dir(suite, resolve_env_id(entry.id), name, seed),
+        depends_on=partial(stage_sources, suite),
     )
 
 
@@ -297,9 +323,13 @@ def run_suite(
     only_methods: list[str] | None = None,
     log: Callable[[str], None] = print,
     only_seeds: list[int] | None = None,
+    executor: CellExecutor | None = None,
 ) -> dict[str, Any]:
     """Run every cell (finished ones are read back), then write the results table and plots
     from everything on disk, so a partial run still gives a (partial) table. ``only_envs``,
     ``only_methods`` and ``only_seeds`` run a piece of the suite; a seed no env lists is an
-    error, as is an unknown method."""
-    return run_suite_cells(mujoco_kind(suite), progress, only_envs, only_methods, only_seeds, log)
+    error, as is an unknown method. ``executor`` runs the cells (default: one after another
+    in this process; :class:`tora.bench.ray_executor.RayExecutor`: as Ray tasks)."""
+    return run_suite_cells(
+        mujoco_kind(suite), progress, only_envs, only_methods, only_seeds, log, executor
+    )

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from tora.bench.config import SuiteConfig, load_suite
+from tora.bench.runner import CellsFailed
 from tora.bench.speed import SpeedConfig, format_speed_table, run_speed_benchmark
 from tora.bench.suite import run_suite
 from tora.bench.table import write_results
@@ -16,6 +18,7 @@ from tora.cli.common import (
     add_suite_run_arguments,
     add_table_command,
     load_suite_file,
+    suite_executor,
     write_config,
 )
 from tora.cli.config_args import (
@@ -44,19 +47,29 @@ def _load_suite(args: argparse.Namespace) -> SuiteConfig:
 def bench_run(args: argparse.Namespace) -> int:
 
     suite = _load_suite(args)
+    executor = suite_executor(args)
     print(f"suite {suite.name} ({suite.protocol} protocol) -> {suite.out_dir}")
-    results = run_suite(
-        suite,
-        progress=not args.no_progress,
-        only_envs=args.env,
-        only_methods=args.method,
-        only_seeds=args.seed,
-        log=lambda line: print(line, flush=True),
-    )
-    print((suite.out_dir / "results.md").read_text())
-    print(f"results: {suite.out_dir / 'results.md'}, {suite.out_dir / 'results.json'}")
-    for env_id, png in results["plots"].items():
-        print(f"front plot ({env_id}): {png}")
+
+    def show(results: dict[str, Any]) -> None:
+        print((suite.out_dir / "results.md").read_text())
+        print(f"results: {suite.out_dir / 'results.md'}, {suite.out_dir / 'results.json'}")
+        for env_id, png in results["plots"].items():
+            print(f"front plot ({env_id}): {png}")
+
+    try:
+        results = run_suite(
+            suite,
+            progress=not args.no_progress,
+            only_envs=args.env,
+            only_methods=args.method,
+            only_seeds=args.seed,
+            log=lambda line: print(line, flush=True),
+            executor=executor,
+        )
+    except CellsFailed as failed:
+        show(failed.results)  # the table of the cells that finished, then the failures
+        raise
+    show(results)
     return 0
 
 
@@ -84,7 +97,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "run",
         "Run a benchmark suite (envs x methods x seeds) from a TOML file and write its results\n"
         "table (Markdown + JSON) and one Pareto-front plot per env. Resumable: finished cells\n"
-        "are read back, and training resumes inside a cell. Suites ship in benchmarks/suites/.",
+        "are read back, and training resumes inside a cell. Suites ship in benchmarks/suites/.\n"
+        "With --ray the cells run side by side as Ray tasks.",
         bench_run,
     )
     run.add_argument("suite", help="Suite file (.toml or .json), e.g. benchmarks/suites/x.toml.")

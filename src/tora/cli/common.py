@@ -1,6 +1,6 @@
 """What every command group of the ``tora`` command shares: registering a command, the
-runtime options, the config record written next to an output, and strict parsing of
-comma-separated option values."""
+runtime options, the options of a suite run (and the executor they choose), the config record
+written next to an output, and strict parsing of comma-separated option values."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from tora.bench.ray_executor import INSTALL_HINT, RayExecutor, import_ray
+from tora.bench.runner import CellExecutor
 from tora.cli.config_args import config_to_dict, dataclass_from_args
 from tora.configs import csv_items, floats, refuse_repeats
 from tora.errors import ToraError
@@ -28,6 +30,7 @@ __all__ = [
     "refuse_repeats",
     "required",
     "runtime_options",
+    "suite_executor",
     "write_config",
 ]
 
@@ -73,10 +76,71 @@ def add_group(sub: argparse._SubParsersAction, name: str, help_text: str) -> Any
 
 def add_suite_run_arguments(parser: argparse.ArgumentParser, seed_help: str) -> None:
     """The options a suite run shares with the other kind's: ``--seed`` (repeatable),
-    ``--out`` and ``--no-progress``."""
+    ``--out``, ``--no-progress`` and the Ray options (:func:`suite_executor`)."""
     parser.add_argument("--seed", action="append", type=int, default=None, help=seed_help)
     parser.add_argument("--out", default=None, help="Output directory (default: the suite's).")
     parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
+    ray = parser.add_argument_group(
+        "Ray", f"Run the cells side by side as Ray tasks (needs Ray: {INSTALL_HINT})."
+    )
+    ray.add_argument(
+        "--ray",
+        action="store_true",
+        help="Run every chosen cell as a Ray task, in parallel: on a local Ray started for "
+        "the run, or on the cluster at --address. Results equal a serial run's with torch on "
+        "--cell-cpus threads (OMP_NUM_THREADS=1 for the default); finished cells are read "
+        "back; a cell whose worker died is retried; a failed cell is reported at the end "
+        "(exit status 2) while the others finish and the table is written.",
+    )
+    ray.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="With --ray: the Ray cluster to run on (e.g. ray://head:10001, or auto for the "
+        "one `ray start` started here). Its workers need tora-rl installed and the output "
+        "directory at the same path.",
+    )
+    ray.add_argument(
+        "--ray-cpus",
+        type=int,
+        default=None,
+        metavar="N",
+        help="With --ray and no --address: CPUs of the local Ray (default: this machine's "
+        "cores), i.e. how many 1-CPU cells run at once.",
+    )
+    ray.add_argument(
+        "--cell-cpus",
+        type=int,
+        default=None,
+        metavar="N",
+        help="With --ray: CPUs (and torch threads) each cell takes (default 1).",
+    )
+
+
+def suite_executor(args: argparse.Namespace) -> CellExecutor | None:
+    """The executor the Ray options of :func:`add_suite_run_arguments` ask for (None: run
+    the cells serially, here). Checked before anything runs, Ray's presence included."""
+    given = [
+        flag
+        for flag, value in (
+            ("--address", args.address),
+            ("--ray-cpus", args.ray_cpus),
+            ("--cell-cpus", args.cell_cpus),
+        )
+        if value is not None
+    ]
+    if not args.ray:
+        if given:
+            verb = "apply" if len(given) > 1 else "applies"
+            raise ToraError(f"{', '.join(given)} only {verb} with --ray")
+        return None
+    executor = RayExecutor(
+        address=args.address,
+        cpus=args.ray_cpus,
+        cell_cpus=1 if args.cell_cpus is None else args.cell_cpus,
+    )
+    import_ray()
+    return executor
 
 
 def add_table_command(sub: Any, help_text: str, handler: Handler) -> None:

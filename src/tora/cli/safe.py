@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tora.bench.runner import CellsFailed
 from tora.cli.common import (
     add_command,
     add_group,
     add_suite_run_arguments,
     add_table_command,
     load_suite_file,
+    suite_executor,
 )
 from tora.cli.config_args import add_dataclass_arguments, config_to_dict, dataclass_from_args
 from tora.configs import config_from_dict
@@ -79,7 +81,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "every task of a suite (TOML), 20 episodes x 3 seeds at thresholds 10/20/40 by\n"
         "default; write results.md and results.json (normalized reward / cost, safe entries\n"
         "in bold). Resumable per cell; tasks that cannot run are listed with the reason.\n"
-        "Suite: benchmarks/suites/safe.toml.",
+        "Suite: benchmarks/suites/safe.toml. With --ray the cells run side by side as Ray\n"
+        "tasks.",
         safe_bench,
     )
     bench.add_argument("suite", help="Suite file (.toml or .json).")
@@ -187,17 +190,27 @@ def _suite(args: argparse.Namespace) -> Any:
 def safe_bench(args: argparse.Namespace) -> int:
 
     suite = with_data_files(_suite(args), args.data)
+    executor = suite_executor(args)
     print(f"safe suite {suite.name} -> {suite.out_dir}")
-    results = run_safe_suite(
-        suite,
-        progress=not args.no_progress,
-        only_tasks=args.task,
-        only_methods=args.method,
-        only_seeds=args.seed,
-        log=lambda line: print(line, flush=True),
-    )
-    print(results["markdown"])
-    print("results: " + ", ".join(results["files"]))
+
+    def show(results: dict[str, Any]) -> None:
+        print(results["markdown"])
+        print("results: " + ", ".join(results["files"]))
+
+    try:
+        results = run_safe_suite(
+            suite,
+            progress=not args.no_progress,
+            only_tasks=args.task,
+            only_methods=args.method,
+            only_seeds=args.seed,
+            log=lambda line: print(line, flush=True),
+            executor=executor,
+        )
+    except CellsFailed as failed:
+        show(failed.results)  # the table of the cells that finished, then the failures
+        raise
+    show(results)
     return 0
 
 

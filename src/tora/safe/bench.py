@@ -45,7 +45,7 @@ import numpy as np
 from tora.behavior.make import data_source_tag, make_dataset
 from tora.bench.cells import TRAIN_FILE, check_cell, run_or_read_cell
 from tora.bench.config import with_seed
-from tora.bench.runner import Log, SuiteKind, run_suite_cells
+from tora.bench.runner import CellExecutor, Log, SuiteKind, run_suite_cells
 from tora.configs import (
     config_to_dict,
     legacy_defaults,
@@ -421,10 +421,23 @@ def run_cell(
     )
 
 
+TORA_SHARERS = ("tora_adaptive", "tora_critic")
+"""Methods whose cells use the ``tora`` cell's work: its model directory (``tora_model``,
+trained by whichever cell gets there first) and, for the critic and an adaptive start left
+to the selection, its selected weights (running the ``tora`` cell if it is not finished)."""
+
+
+def tora_sources(entry: TaskEntry, method: str) -> list[str]:
+    """What a cell of ``method`` waits for when cells run side by side (:data:`TORA_SHARERS`
+    wait for ``tora``), so that no two cells train the shared TORA model at once."""
+    return ["tora"] if method in TORA_SHARERS else []
+
+
 def safe_kind(suite: SafeSuiteConfig) -> SuiteKind[TaskEntry, tuple[Trajectories, dict[str, str]]]:
     """The suite as :func:`tora.bench.runner.run_suite_cells` runs it: its entries are tasks,
-    all with the protocol's seeds; a task's cells share its dataset, and a task this machine
-    cannot run (:func:`~tora.safe.suite.skip_reason`) is skipped."""
+    all with the protocol's seeds; a task's cells share its dataset, a task this machine
+    cannot run (:func:`~tora.safe.suite.skip_reason`) is skipped, and the cells that use
+    TORA-safe's model wait for its cell (:func:`tora_sources`)."""
 
     def task_cell(
         entry: TaskEntry,
@@ -449,6 +462,8 @@ def safe_kind(suite: SafeSuiteConfig) -> SuiteKind[TaskEntry, tuple[Trajectories
         entry_word="task",
         skip_reason=skip_reason,
         entry_name=task_name,
+        cell_dir=lambda entry, method, seed: cell_dir(suite, task_env(entry.id), method, seed),
+        depends_on=tora_sources,
     )
 
 
@@ -459,10 +474,18 @@ def run_safe_suite(
     only_methods: list[str] | None = None,
     log: Callable[[str], None] = print,
     only_seeds: list[int] | None = None,
+    executor: CellExecutor | None = None,
 ) -> dict[str, Any]:
     """Run every cell that can run (finished ones are read back), then write the table from
     everything on disk; returns the table's JSON object. ``only_tasks``, ``only_methods`` and
-    ``only_seeds`` run a piece of the suite (an unknown one is refused before any cell)."""
+    ``only_seeds`` run a piece of the suite (an unknown one is refused before any cell);
+    ``executor`` runs the cells (default: one after another in this process)."""
     return run_suite_cells(
-        safe_kind(suite), progress, only_tasks, only_methods, only_seeds=only_seeds, log=log
+        safe_kind(suite),
+        progress,
+        only_tasks,
+        only_methods,
+        only_seeds=only_seeds,
+        log=log,
+        executor=executor,
     )
