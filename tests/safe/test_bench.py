@@ -38,6 +38,14 @@ def test_bench_writes_every_cell_and_a_table(finished: Path) -> None:
     # TORA-safe records the chosen weight per threshold and seed; the adaptive option a reserve.
     assert set(methods["tora"]["weight"]) == {"2.0", "4.0"}
     assert set(methods["tora_adaptive"]["reserve"]["2.0"]) <= {0.3, 0.6}
+    # The cost-critic row searches its own weight per threshold, with its budget on.
+    for seed in (0, 1):
+        cell_eval = json.loads(
+            (finished / "SafeDash" / "tora_critic" / f"seed{seed}" / "eval.json").read_text()
+        )
+        for kappa, entry in cell_eval["thresholds"].items():
+            assert entry["selection"]["threshold"] == float(kappa)
+            assert entry["weight"] == entry["selection"]["weight"]
     assert "DroneCircle" in results["skipped"]
     assert "DroneCircle" in (finished / TABLE_MD).read_text()
 

@@ -71,6 +71,7 @@ from tora.safe.rollout import Episodes, run_episodes
 from tora.safe.select import SelectConfig, WeightSearch
 from tora.safe.suite import (
     METHODS,
+    CostCriticSettings,
     SafeSuiteConfig,
     TaskEntry,
     cell_dir,
@@ -284,11 +285,14 @@ def _tora_selection(ctx: CellContext) -> dict[float, tuple[float, ...]]:
 
 
 def cell_tora_critic(ctx: CellContext) -> dict[str, Any]:
-    """TORA-safe's planners and selected weights, plus one value critic per objective that
-    discards candidate plans expected to overspend the budget left."""
+    """TORA-safe's planners plus one value critic per objective that discards candidate plans
+    expected to overspend the budget left; each threshold's weight is searched for this agent
+    on the selection episodes (or taken from TORA-safe: ``[critic] weights``)."""
     model, train_s = _tora_model(ctx)
-    weights = _tora_selection(ctx)
     settings = ctx.suite.critic
+    weights: dict[float, tuple[float, ...]] = (
+        _tora_selection(ctx) if settings.weights == "tora" else {}
+    )
     start = time.perf_counter()
     critic_run(
         ctx.traj,
@@ -299,16 +303,31 @@ def cell_tora_critic(ctx: CellContext) -> dict[str, Any]:
     )
     critic_s = time.perf_counter() - start
     agent = load_tora(model, "cpu", ctx.seed, candidates=settings.candidates)
+    extra: dict[float, dict[str, Any]] = {}
+    select_s = 0.0
+    if settings.weights == "own":  # one search per threshold: the budget changes the agent
+        config = dataclasses.replace(ctx.suite.select, seed=ctx.seed)
+        start = time.perf_counter()
+        for kappa in ctx.thresholds:
+            evaluate = selection_evaluate(
+                agent, ctx.env_id, ctx.seed, config.episodes, ctx.progress, budget=kappa
+            )
+            selection = WeightSearch(evaluate, config).select(kappa)
+            weights[kappa] = selection.weight
+            extra[kappa] = {"selection": selection.to_dict()}
+        select_s = time.perf_counter() - start
     n = ctx.suite.eval.episodes
     rows = np.concatenate([np.tile(weights[k], (n, 1)) for k in ctx.thresholds])
     budgets = np.repeat(ctx.thresholds, n)
     step = tora_step(agent, per_row(rows), len(budgets), noise_seed=ctx.seed, budgets=budgets)
     episodes = run_episodes(step, ctx.env_id, ctx.table_rows(len(ctx.thresholds)), ctx.progress)
-    extra = {k: {"weight": list(weights[k])} for k in ctx.thresholds}
+    for k in ctx.thresholds:
+        extra.setdefault(k, {})["weight"] = list(weights[k])
     return {
         "thresholds": _split(episodes, ctx.thresholds, extra),
         "train_s": train_s,
         "critic_s": critic_s,
+        **({"select_s": select_s} if settings.weights == "own" else {}),
     }
 
 
@@ -417,7 +436,10 @@ def run_cell(
         _method_settings(suite, method, data_id),
         legacy_defaults(type(_method_config(suite, method))),
         evaluate,
-        {"select": _select_settings(legacy_defaults(SelectConfig))},
+        {
+            "select": _select_settings(legacy_defaults(SelectConfig)),
+            "critic": legacy_defaults(CostCriticSettings),
+        },
     )
 
 

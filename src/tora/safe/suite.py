@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -88,11 +89,19 @@ class CostCriticSettings:
     """TORA-safe + cost critic (issue 19): one value critic per objective, trained offline in
     the TORA run's directory; at every step ``candidates`` plans are sampled per episode and
     those whose predicted cost-to-go exceeds the budget left are discarded
-    (:meth:`tora.planning.agent.Agent.act`'s ``budget_left``) before TORA-safe's selected
-    weight picks among the rest."""
+    (:meth:`tora.planning.agent.Agent.act`'s ``budget_left``) before the weight picks among
+    the rest."""
+
+    LEGACY: ClassVar[dict[str, Any]] = {"weights": "tora"}
 
     candidates: int = 16
     """Plans sampled per episode and step."""
+    weights: Literal["own", "tora"] = "own"
+    """Where the weight of a threshold comes from: "own", the suite's weight search run on
+    this agent itself (critic and budget on) on the selection episodes, one search per
+    threshold since the budget changes what a weight does; "tora", the weight TORA-safe
+    selected without the critic (which the critic's extra choice of plans then pushes
+    towards more reward and more cost)."""
     train: ValueCriticTrainConfig = field(default_factory=ValueCriticTrainConfig)
     """The critics' training (its seed is replaced by each table seed)."""
 

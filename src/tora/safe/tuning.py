@@ -27,16 +27,23 @@ __all__ = ["SELECT_NOISE", "choose_reserves", "selection_evaluate", "standard_er
 
 
 def selection_evaluate(
-    agent: Agent, env_id: str, seed: int, episodes: int, progress: bool = True
+    agent: Agent,
+    env_id: str,
+    seed: int,
+    episodes: int,
+    progress: bool = True,
+    budget: float | None = None,
 ) -> Evaluate:
     """TORA's mean episode return and cost per weight row, and the standard error of the
     mean cost, on ``episodes`` selection episodes of evaluation seed ``seed`` (the same start
-    states for every weight)."""
+    states for every weight). With ``budget``, every episode keeps to that cost budget
+    through the agent's cost critic (:func:`~tora.safe.policies.tora_step`'s ``budgets``)."""
     seeds = episode_seeds("select", seed, episodes)
 
     def evaluate(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rows = np.repeat(weights, len(seeds), axis=0)
-        step = tora_step(agent, per_row(rows), rows.shape[0], SELECT_NOISE + seed)
+        budgets = None if budget is None else np.full(rows.shape[0], float(budget))
+        step = tora_step(agent, per_row(rows), rows.shape[0], SELECT_NOISE + seed, budgets=budgets)
         ep = run_episodes(step, env_id, seeds * len(weights), progress, "select")
         shape = (len(weights), len(seeds))
         costs = ep.costs.reshape(shape)
