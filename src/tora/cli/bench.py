@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from tora.bench.config import SuiteConfig, load_suite
-from tora.bench.runner import CellsFailed
 from tora.bench.speed import SpeedConfig, format_speed_table, run_speed_benchmark
 from tora.bench.suite import run_suite
 from tora.bench.table import write_results
@@ -18,6 +17,7 @@ from tora.cli.common import (
     add_suite_run_arguments,
     add_table_command,
     load_suite_file,
+    run_and_show,
     suite_executor,
     write_config,
 )
@@ -56,8 +56,8 @@ def bench_run(args: argparse.Namespace) -> int:
         for env_id, png in results["plots"].items():
             print(f"front plot ({env_id}): {png}")
 
-    try:
-        results = run_suite(
+    return run_and_show(
+        lambda: run_suite(
             suite,
             progress=not args.no_progress,
             only_envs=args.env,
@@ -65,12 +65,9 @@ def bench_run(args: argparse.Namespace) -> int:
             only_seeds=args.seed,
             log=lambda line: print(line, flush=True),
             executor=executor,
-        )
-    except CellsFailed as failed:
-        show(failed.results)  # the table of the cells that finished, then the failures
-        raise
-    show(results)
-    return 0
+        ),
+        show,
+    )
 
 
 def bench_table(args: argparse.Namespace) -> int:

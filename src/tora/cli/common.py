@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from tora.bench.ray_executor import INSTALL_HINT, RayExecutor, import_ray
-from tora.bench.runner import CellExecutor
+from tora.bench.runner import CellExecutor, CellsFailed
 from tora.cli.config_args import config_to_dict, dataclass_from_args
 from tora.configs import csv_items, floats, refuse_repeats
 from tora.errors import ToraError
@@ -29,6 +29,7 @@ __all__ = [
     "load_suite_file",
     "refuse_repeats",
     "required",
+    "run_and_show",
     "runtime_options",
     "suite_executor",
     "write_config",
@@ -173,3 +174,15 @@ def required(value: str, flag: str) -> str:
     if not value:
         raise ToraError(f"{flag} is required")
     return value
+
+
+def run_and_show(run: Callable[[], dict[str, Any]], show: Callable[[dict[str, Any]], None]) -> int:
+    """Run a suite and print its table; where cells failed (an executor that carries on past
+    failures), print the table of the cells that finished, then let the failure report them."""
+    try:
+        results = run()
+    except CellsFailed as failed:
+        show(failed.results)
+        raise
+    show(results)
+    return 0

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tora.bench.runner import CellsFailed
 from tora.cli.common import (
     add_command,
     add_group,
     add_suite_run_arguments,
     add_table_command,
     load_suite_file,
+    run_and_show,
     suite_executor,
 )
 from tora.cli.config_args import add_dataclass_arguments, config_to_dict, dataclass_from_args
@@ -197,8 +197,8 @@ def safe_bench(args: argparse.Namespace) -> int:
         print(results["markdown"])
         print("results: " + ", ".join(results["files"]))
 
-    try:
-        results = run_safe_suite(
+    return run_and_show(
+        lambda: run_safe_suite(
             suite,
             progress=not args.no_progress,
             only_tasks=args.task,
@@ -206,12 +206,9 @@ def safe_bench(args: argparse.Namespace) -> int:
             only_seeds=args.seed,
             log=lambda line: print(line, flush=True),
             executor=executor,
-        )
-    except CellsFailed as failed:
-        show(failed.results)  # the table of the cells that finished, then the failures
-        raise
-    show(results)
-    return 0
+        ),
+        show,
+    )
 
 
 def safe_table(args: argparse.Namespace) -> int:
