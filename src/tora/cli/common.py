@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from tora.bench.ray_executor import INSTALL_HINT, RayExecutor, import_ray
+from tora.bench.ray_executor import PURPOSE, RayExecutor
 from tora.bench.runner import CellExecutor
 from tora.cli.config_args import config_to_dict, dataclass_from_args
 from tora.configs import csv_items, floats, refuse_repeats
 from tora.errors import ToraError
 from tora.io import atomic_write_json
+from tora.scale.session import INSTALL_HINT, import_ray
 
 __all__ = [
     "Handler",
@@ -139,7 +140,7 @@ def suite_executor(args: argparse.Namespace) -> CellExecutor | None:
         cpus=args.ray_cpus,
         cell_cpus=1 if args.cell_cpus is None else args.cell_cpus,
     )
-    import_ray()
+    import_ray(PURPOSE)
     return executor
 
 
