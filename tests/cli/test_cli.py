@@ -330,3 +330,22 @@ def test_suite_run_help_explains_the_ray_options(
     help_text = " ".join(capsys.readouterr().out.split())
     for phrase in ("--ray ", "--address ADDR", "--ray-cpus N", "--cell-cpus N", "tora-rl[scale]"):
         assert phrase in help_text
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        (["--address", "auto"], "--address only applies with --ray"),
+        (["--address", "auto", "--ray-actors", "2"], "--address, --ray-actors only apply"),
+        (["--ray", "--ray-actors", "0"], "--ray-actors must be at least 1, got 0"),
+        (["--ray", "--workers", "2"], "--workers applies without --ray"),
+        (["--ray", "--address", " "], "the Ray address is empty"),
+    ],
+)
+def test_evaluate_ray_options_are_checked_before_anything_runs(
+    options: list[str], error: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--run", str(tmp_path), "--out", str(out), *options]) == 2
+    assert error in capsys.readouterr().err
+    assert not out.exists()

@@ -44,7 +44,13 @@ from tora.bench.runner import (
     cell_sources,
 )
 from tora.errors import ToraError
-from tora.scale.session import RaySession, check_address, describe, ray_session
+from tora.scale.session import (
+    RaySession,
+    check_address,
+    describe,
+    describe_ray_error,
+    ray_session,
+)
 
 PURPOSE = "running suite cells on Ray"
 """What a suite run on Ray is, in the message given when Ray is not installed."""
@@ -312,11 +318,7 @@ class _Run:
         """Why a task failed for good: the cell's own error, or its worker's death."""
         attempts = self.attempts.get(key, 0)
         tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
-        cause = getattr(error, "cause", None)
-        if isinstance(error, self.ray.exceptions.RayTaskError) and cause is not None:
-            return f"{describe(cause)} ({tries})"
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return f"{type(error).__name__}: {first} ({tries})"
+        return f"{describe_ray_error(error)} ({tries})"
 
     def _fail(self, key: CellKey, error: str) -> None:
         self.failed[key] = error

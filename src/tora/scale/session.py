@@ -46,6 +46,17 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def describe_ray_error(error: BaseException) -> str:
+    """Why a Ray call failed, in one line: the error a task raised (Ray's error carries it as
+    its cause), or the first line of Ray's own (a worker or an actor that died...), whose
+    full text is a traceback."""
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, BaseException):
+        return describe(cause)
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def check_address(address: str | None, cpus: int | None) -> None:
     """Refuse what no Ray could start with: an empty address, a local Ray without a CPU, or a
     CPU count for a cluster (whose CPUs are its own)."""
