@@ -1,11 +1,13 @@
 """What fans out on Ray gives what the serial commands give, on a local 2-CPU Ray: a preference
-sweep shared among actors (tora.scale.sweep)."""
+sweep shared among actors (tora.scale.sweep) and objectives fine-tuned as tasks
+(tora.scale.finetune), with their failures reported, not lost."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,3 +151,67 @@ def test_evaluate_on_ray_writes_the_serial_report(
     for results in saved.values():
         results["sweep"].pop("timing")  # how long it took differs
     assert saved["ray"] == saved["serial"]
+
+
+# ------------------------------------------------------------------ fine-tuning on Ray
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory: pytest.TempPathFactory, data_files: tuple[Path, Path]) -> Path:
+    """A run with its reference planner and inverse dynamics, no objective model yet."""
+    run = tmp_path_factory.mktemp("runs") / "run"
+    assert main(["pretrain", "--data", str(data_files[0]), "--run", str(run), *PRETRAIN]) == 0
+    return run
+
+
+def finetune(run: Path, data: Path, *options: str) -> int:
+    command = ["finetune", "--data", str(data), "--run", str(run)]
+    return main([*command, "--objective", "speed", "--objective", "energy", *FINETUNE, *options])
+
+
+def model_files(run: Path) -> dict[str, bytes]:
+    """Each objective's weights and config (with the weights' SHA-256)."""
+    return {
+        f"{name}/{file}": (run / "objectives" / name / file).read_bytes()
+        for name in ("speed", "energy")
+        for file in ("model.safetensors", "config.json", "pairs.json", "history.json")
+    }
+
+
+def test_finetune_on_ray_saves_the_serial_models_byte_for_byte(
+    pretrained: Path, data_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    serial, parallel = tmp_path / "serial", tmp_path / "ray"
+    shutil.copytree(pretrained, serial)
+    shutil.copytree(pretrained, parallel)
+    assert finetune(serial, data_files[0]) == 0
+    assert finetune(parallel, data_files[0], "--ray") == 0
+    expected = model_files(serial)
+    assert model_files(parallel) == expected
+    # Each objective's record of the command names its own objective, as when it took one.
+    for name in ("speed", "energy"):
+        records = [
+            json.loads((run / "objectives" / name / "finetune_command.json").read_text())
+            for run in (serial, parallel)
+        ]
+        assert records[0]["options"]["objective"] == name
+        assert records[0]["options"].pop("run") != records[1]["options"].pop("run")
+        assert records[0] == records[1]
+    # A rerun resumes: both have nothing left to train, and the models stay as they were.
+    assert finetune(parallel, data_files[0], "--ray") == 0
+    assert model_files(parallel) == expected
+
+
+def test_a_failed_objective_does_not_stop_the_others(
+    pretrained: Path, data_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(pretrained, run)
+    # 'energy' trained from other settings: continuing it would mix the two, so it fails.
+    energy = ["finetune", "--data", str(data_files[0]), "--run", str(run), "--objective"]
+    assert main([*energy, "energy", *FINETUNE, "--seed", "1"]) == 0
+    capsys.readouterr()
+    assert finetune(run, data_files[0], "--ray") == 2
+    captured = capsys.readouterr()
+    assert "objective model 'speed' saved" in captured.out
+    assert "1 of 2 objectives failed" in captured.err
+    assert "'energy' StaleRunError" in captured.err
+    assert (run / "objectives" / "speed" / "model.safetensors").is_file()
