@@ -88,7 +88,7 @@ class FinetuneOptions:
     objective: list[str] = field(default_factory=list)
     """Objectives to fine-tune for (see `tora data inspect`), one model each: --objective a
     --objective b (or --objective a b) fine-tunes them one after another, or side by side
-    with --ray."""
+    with --ray (default: none; give at least one)."""
     restart: bool = False
     """Start over: move earlier training in RUN/objectives/OBJECTIVE into a stale-<time>/
     subdirectory (needed when the reference planner, the data or the settings changed)."""

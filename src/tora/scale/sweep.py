@@ -10,10 +10,11 @@ whole sweep and rolls its share out with environments of its own
 So every row draws the noise it draws in the serial sweep, from the same start state. Its
 returns equal the serial sweep's exactly when the actors' batches are those of the serial run
 (one actor), and otherwise up to the rounding of batched matrix products: CPU kernels round a
-row differently for different batch sizes (about 1e-7 relative per product in float32), which
-a few hundred closed-loop steps carry into the last digits of a return. The same shares rolled
-out in one process (:func:`sweep_shares` with :func:`~tora.pipeline.sweep_rows`) give the Ray
-sweep's returns exactly, with torch on one thread as each actor runs it.
+row differently for different batch sizes (about 1e-7 relative per product in float32), and
+the closed loop carries that on through the episode (about 1e-7 relative on a 100-step Cruise
+return; chaotic dynamics can grow it). The same shares rolled out in one process
+(:func:`sweep_shares` with :func:`~tora.pipeline.sweep_rows`) give the Ray sweep's returns
+exactly, with torch on one thread as each actor runs it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from tora.diffusion.accel import AccelConfig
 from tora.diffusion.samplers import SamplerConfig
@@ -126,7 +129,7 @@ class SweepActor:
 
 def evaluate_run_ray(
     run_dir: Path,
-    weights: Any,
+    weights: np.ndarray,
     episodes: int,
     seed: int,
     env_id: str,
