@@ -5,7 +5,7 @@ The CLI and the demo are thin layers over these functions; so is any user script
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from tora.diffusion.accel import AccelConfig
 from tora.diffusion.samplers import SamplerConfig
 from tora.envs import make_env
 from tora.evaluate.report import summarize_sweep, write_sweep_report
-from tora.evaluate.rollout import SweepResult, rollout_sweep, row_seeds
+from tora.evaluate.rollout import RowReturns, SweepResult, merge_rows, rollout_rows, row_seeds
 from tora.planning.agent import Agent
 from tora.preferences import Preferences
 from tora.train.critic import ValueCriticTrainConfig, train_value_critic
@@ -127,27 +127,63 @@ def evaluate_run(
     # One weight per loaded model, checked once, before any environment is built; the checked
     # rows travel to every act() call as they are.
     prefs = Preferences(weights, len(agent.objective_names), agent.objective_names)
-    agent.seed_rows(row_seeds(seed, len(prefs), episodes))
-    probe = make_env(env_id)
-    agent.check_spaces(probe.observation_space.shape, probe.action_space.shape)
-    reward_names = list(getattr(probe.unwrapped, "reward_names", ()) or [])
-    probe.close()
-    result = rollout_sweep(
+    reward_names = env_reward_names(env_id, agent)
+    part = sweep_rows(agent, env_id, prefs, episodes, seed, None, progress, workers)
+    result = merge_rows([part], prefs, episodes, seed, env_id, reward_names or None)
+    result.meta["timing"] = part.timing
+    result.meta["models"] = agent.objective_names
+    if candidates > 1:
+        result.meta["candidates"] = candidates
+    return result
+
+
+def sweep_rows(
+    agent: Agent,
+    env_id: str,
+    prefs: Preferences,
+    episodes: int,
+    seed: int,
+    rows: range | None = None,
+    progress: bool = True,
+    workers: int = 0,
+    on_end: Callable[[int], None] | None = None,
+) -> RowReturns:
+    """Rows ``rows`` (default: all) of the sweep of ``prefs`` x ``episodes`` in ``env_id``,
+    rolled out by ``agent`` (:func:`~tora.evaluate.rollout.rollout_rows`).
+
+    Each row samples from its own noise stream, seeded by its index in the whole sweep
+    (:func:`~tora.evaluate.rollout.row_seeds`), so a row's actions do not depend on which rows
+    share its batch: shares of the sweep rolled out apart, e.g. by Ray actors, give each row
+    what the whole sweep gives it. ``on_end``: called with the number of episodes that ended
+    at each step where some did."""
+    seeds = row_seeds(seed, len(prefs), episodes)
+    share = range(len(seeds)) if rows is None else rows
+    agent.seed_rows(seeds[share.start : share.stop])
+    return rollout_rows(
         agent.act,
         partial(make_env, env_id),
         prefs,
         episodes,
         seed,
-        env_id=env_id,
-        objective_names=reward_names or None,
+        share,
         progress=progress,
         workers=workers,
         pass_rows=True,
+        on_end=on_end,
     )
-    result.meta["models"] = agent.objective_names
-    if candidates > 1:
-        result.meta["candidates"] = candidates
-    return result
+
+
+def env_reward_names(env_id: str, agent: Agent | None = None) -> list[str]:
+    """The reward objectives ``env_id`` declares (empty if none), read from one environment
+    built and closed; with ``agent``, its spaces are first checked against the agent's
+    (:class:`~tora.errors.ShapeMismatchError`), before any rollout starts."""
+    probe = make_env(env_id)
+    try:
+        if agent is not None:
+            agent.check_spaces(probe.observation_space.shape, probe.action_space.shape)
+        return list(getattr(probe.unwrapped, "reward_names", ()) or [])
+    finally:
+        probe.close()
 
 
 def report_run(

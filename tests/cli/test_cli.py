@@ -330,3 +330,92 @@ def test_suite_run_help_explains_the_ray_options(
     help_text = " ".join(capsys.readouterr().out.split())
     for phrase in ("--ray ", "--address ADDR", "--ray-cpus N", "--cell-cpus N", "tora-rl[scale]"):
         assert phrase in help_text
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        (["--address", "auto"], "--address only applies with --ray"),
+        (["--address", "auto", "--ray-actors", "2"], "--address, --ray-actors only apply"),
+        (["--ray", "--ray-actors", "0"], "--ray-actors must be at least 1, got 0"),
+        (["--ray", "--workers", "2"], "--workers applies without --ray"),
+        (["--ray", "--address", " "], "the Ray address is empty"),
+    ],
+)
+def test_evaluate_ray_options_are_checked_before_anything_runs(
+    options: list[str], error: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--run", str(tmp_path), "--out", str(out), *options]) == 2
+    assert error in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_finetune_ray_options_are_checked_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = ["finetune", "--data", str(tmp_path / "none.h5"), "--run", str(tmp_path / "run")]
+    assert main([*command, "--objective", "speed", "--address", "auto"]) == 2
+    assert "--address only applies with --ray" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "purpose"),
+    [
+        (["evaluate", "--run", "RUN"], "a preference sweep on Ray"),
+        (["finetune", "--data", "DATA", "--run", "RUN", "--objective", "a"], "fine-tuning"),
+    ],
+)
+def test_evaluate_and_finetune_on_ray_without_ray_say_how_to_install_it(
+    command: list[str],
+    purpose: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if not installed
+    argv = [str(tmp_path / a) if a in ("RUN", "DATA") else a for a in command]
+    assert main([*argv, "--ray"]) == 2
+    err = capsys.readouterr().err
+    assert purpose in err and "pip install 'tora-rl[scale]'" in err
+
+
+@pytest.mark.parametrize(
+    ("command", "phrases"),
+    [
+        (["evaluate"], ("--ray ", "--address ADDR", "--ray-actors N", "contiguous share")),
+        (
+            ["finetune"],
+            ("--ray ", "--address ADDR", "byte for byte", "--objective a --objective b"),
+        ),
+    ],
+)
+def test_evaluate_and_finetune_help_explain_the_ray_options(
+    command: list[str], phrases: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for phrase in (*phrases, "tora-rl[scale]"):
+        assert phrase in help_text
+
+
+def test_finetune_takes_several_objectives_one_after_another(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    common = ["--data", str(dataset), "--run", str(run), "--device", "cpu", "--no-progress"]
+    pretrain = ["pretrain", *common, "--steps", "3", "--diffusion-steps", "10", *TINY]
+    assert main([*pretrain, "--inverse-steps", "3"]) == 0
+    finetune = ["finetune", *common, "--steps", "2", "--num-pairs", "20", "--segment-length", "5"]
+    assert main([*finetune, "--objective", "speed", "--objective", "speed"]) == 2
+    assert "--objective names speed more than once" in capsys.readouterr().err
+    assert main(finetune) == 2
+    assert "--objective is required" in capsys.readouterr().err
+    assert main([*finetune, "--objective", "energy", "--objective", "speed"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("objective model 'energy' saved") < out.index("objective model 'speed' saved")
+    for name in ("speed", "energy"):
+        record = json.loads((run / "objectives" / name / "finetune_command.json").read_text())
+        assert record["options"]["objective"] == name

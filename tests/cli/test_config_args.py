@@ -141,6 +141,17 @@ def test_parsing_overrides() -> None:
     assert isinstance(cfg.net.dims, tuple) and isinstance(cfg.schedule, Schedule)
 
 
+def test_a_list_option_given_twice_keeps_both() -> None:
+    """``--widths 1 --widths 2 3`` is [1, 2, 3] (argparse alone would keep [2, 3]); the first
+    use replaces the default, and the default stays untouched for the next parse."""
+    parser = _parser()
+    assert dataclass_from_args(
+        TrainConfig, parser.parse_args(shlex.split("--widths 1 --widths 2 3"))
+    ).widths == [1, 2, 3]
+    assert dataclass_from_args(TrainConfig, parser.parse_args(["--widths", "4"])).widths == [4]
+    assert dataclass_from_args(TrainConfig, parser.parse_args([])).widths == [8, 16]
+
+
 def test_prefix_and_optional_sequences() -> None:
     @dataclass
     class Small:

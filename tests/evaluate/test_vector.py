@@ -16,7 +16,7 @@ import pytest
 
 from tora.envs import CRUISE_ID, make_env
 from tora.envs.cruise import CruiseEnv
-from tora.evaluate.rollout import rollout_sweep
+from tora.evaluate.rollout import merge_rows, rollout_rows, rollout_sweep
 from tora.evaluate.vector import EnvPool, EnvWorkerError, default_workers
 
 MAKE_CRUISE = functools.partial(make_env, CRUISE_ID)
@@ -107,6 +107,45 @@ def test_sweep_is_identical_for_any_worker_count() -> None:
     timing = results[1].meta["timing"]
     assert timing["workers"] == 2 and timing["env_steps"] == 8 * 100
     assert timing["env_steps_per_second"] > 0 and timing["wall_seconds"] >= timing["env_seconds"]
+
+
+def test_a_sweep_cut_into_shares_and_merged_is_the_whole_sweep() -> None:
+    """Shares of consecutive rows rolled out apart (as Ray actors do) and merged in row order
+    give the whole sweep: each row keeps its preference, start seed and row index."""
+    weights = np.array([[1.0, 0.0], [0.7, 0.3], [0.2, 0.8]])
+    seen: list[np.ndarray] = []
+
+    def policy(obs: np.ndarray, weights: np.ndarray, *, rows: np.ndarray) -> np.ndarray:
+        seen.append(rows)
+        return np.tanh(4.0 * (weights[:, :1] - obs[:, :1]))
+
+    whole = rollout_sweep(policy, MAKE_CRUISE, weights, 2, 5, progress=False, pass_rows=True)
+    ended: list[int] = []
+    shares = [range(0, 1), range(1, 4), range(4, 6)]
+    parts = [
+        rollout_rows(
+            policy,
+            MAKE_CRUISE,
+            weights,
+            2,
+            5,
+            share,
+            progress=False,
+            pass_rows=True,
+            on_end=ended.append,
+        )
+        for share in shares
+    ]
+    merged = merge_rows(parts, weights, 2, 5)
+    np.testing.assert_array_equal(merged.returns, whole.returns)
+    np.testing.assert_array_equal(merged.lengths, whole.lengths)
+    np.testing.assert_array_equal(merged.weights, whole.weights)
+    assert sum(ended) == 6  # every episode ended once, counted by the step it ended at
+    assert seen[-1].tolist() == [0, 1]  # rows 4 and 5, indexed within their share
+    with pytest.raises(ValueError, match="in order"):
+        merge_rows(parts[::-1], weights, 2, 5)
+    with pytest.raises(ValueError, match="consecutive rows"):
+        rollout_rows(policy, MAKE_CRUISE, weights, 2, 5, range(4, 7), progress=False)
 
 
 def test_finished_environments_must_be_reset_before_stepping() -> None:

@@ -19,20 +19,18 @@ can run side by side and give what a serial run gives. :class:`RayExecutor` is t
 - a failed cell does not stop the others: the driver reports it when the run ends.
 
 The driver prints one line per change of a cell (submitted, running, retried, finished,
-failed) and the cells' own log lines, as the tasks report them through a Ray queue. Only
-this module imports Ray, and only when a run starts, so the package and every other command
-work without it (the ``scale`` extra installs it).
+failed) and the cells' own log lines, as the tasks report them through a Ray queue. Ray is
+started or joined by :func:`tora.scale.session.ray_session` when a run starts, so the package
+and every other command work without it (the ``scale`` extra installs it).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from tora.bench.cells import EVAL_FILE
@@ -46,27 +44,22 @@ from tora.bench.runner import (
     cell_sources,
 )
 from tora.errors import ToraError
+from tora.scale.session import (
+    RaySession,
+    check_address,
+    describe,
+    describe_ray_error,
+    ray_session,
+)
 
-INSTALL_HINT = "pip install 'tora-rl[scale]'"
-"""How to get Ray, in every message that needs it."""
+PURPOSE = "running suite cells on Ray"
+"""What a suite run on Ray is, in the message given when Ray is not installed."""
 
 POLL_S = 0.5
 """How long the driver waits for a result before it prints what the running cells reported."""
 
 Event = tuple[str, CellKey, str]
 """(what happened: "started", "log" or "raised"; the cell; its detail)."""
-
-
-def import_ray() -> ModuleType:
-    """The ``ray`` module, or a :class:`ToraError` saying how to install it."""
-    try:
-        import ray
-    except ImportError as error:
-        raise ToraError(
-            f"running suite cells on Ray needs the ray package, which is not installed: "
-            f"{INSTALL_HINT}"
-        ) from error
-    return ray
 
 
 @dataclass(frozen=True)
@@ -90,14 +83,7 @@ class RayExecutor:
     not a ToraError."""
 
     def __post_init__(self) -> None:
-        if self.address is not None and not self.address.strip():
-            raise ToraError("the Ray address is empty")
-        if self.cpus is not None and self.cpus < 1:
-            raise ToraError(f"a local Ray needs at least 1 CPU, got {self.cpus}")
-        if self.cpus is not None and self.address is not None:
-            raise ToraError(
-                "the CPUs of a Ray cluster are its own: give either an address or a CPU count"
-            )
+        check_address(self.address, self.cpus)
         if self.cell_cpus < 1:
             raise ToraError(f"a cell needs at least 1 CPU, got {self.cell_cpus}")
         if self.retries < 0:
@@ -110,36 +96,8 @@ class RayExecutor:
         progress: bool,
         log: Log,
     ) -> list[CellFailure]:
-        ray = import_ray()
-        owner = not ray.is_initialized()
-        if owner:
-            self._start(ray)
-        elif self.cpus is not None:
-            log(f"ray: using the Ray this process started before ({self.cpus} CPUs not applied)")
-        try:
-            return _Run(ray, kind, self, log, local=owner and self.address is None).run(
-                plan, progress
-            )
-        finally:
-            if owner:
-                ray.shutdown()
-
-    def _start(self, ray: ModuleType) -> None:
-        quiet: dict[str, Any] = {
-            "include_dashboard": False,
-            "logging_level": logging.ERROR,
-            # The cells' lines reach the driver through the run's event queue, unprefixed.
-            "log_to_driver": False,
-        }
-        try:
-            if self.address is not None:
-                ray.init(address=self.address, **quiet)
-            else:
-                # "local": a new Ray of our own even when a cluster runs on this machine.
-                ray.init(address="local", num_cpus=self.cpus or os.cpu_count() or 1, **quiet)
-        except Exception as error:  # Ray raises ConnectionError, ValueError, RuntimeError...
-            where = f"reach the Ray cluster at {self.address}" if self.address else "start Ray"
-            raise ToraError(f"could not {where}: {describe(error)}") from error
+        with ray_session(self.address, self.cpus, log, PURPOSE) as session:
+            return _Run(session, kind, self, log).run(plan, progress)
 
 
 @dataclass(frozen=True)
@@ -187,11 +145,6 @@ def run_cell_task(
     return CellOutcome(str(path), None, time.perf_counter() - start)
 
 
-def describe(error: BaseException) -> str:
-    """An error in one line: its type and message."""
-    return f"{type(error).__name__}: {error}"
-
-
 @dataclass
 class _Waiting:
     """A cell not yet submitted: what its task needs, and the cells it waits for."""
@@ -207,14 +160,14 @@ class _Run:
 
     def __init__(
         self,
-        ray: ModuleType,
+        session: RaySession,
         kind: SuiteKind[Any, Any],
         executor: RayExecutor,
         log: Log,
-        local: bool,
     ) -> None:
+        ray = session.ray
         self.ray, self.kind, self.executor, self.log = ray, kind, executor, log
-        gpus = self._check_resources(local)
+        gpus = self._check_resources(session)
         self.task = ray.remote(run_cell_task).options(
             num_cpus=executor.cell_cpus,
             num_gpus=gpus,
@@ -233,7 +186,7 @@ class _Run:
         self.failed: dict[CellKey, str] = {}
         self.attempts: dict[CellKey, int] = {}
 
-    def _check_resources(self, local: bool) -> int:
+    def _check_resources(self, session: RaySession) -> int:
         """The GPUs a cell asks for; refuses a cell this local Ray could never place (a
         cluster may grow, so there a cell just waits)."""
         have = self.ray.cluster_resources()
@@ -243,16 +196,10 @@ class _Run:
         else:  # "auto" trains on CUDA where there is one: on Ray, where the cluster has one
             gpus = 1 if device == "auto" and have.get("GPU", 0) >= 1 else 0
         cpus = self.executor.cell_cpus
-        where = "this local Ray" if local else "the Ray cluster"
-        for name, need in (("CPU", cpus), ("GPU", gpus)):
-            if need > have.get(name, 0):
-                message = f"a cell asks for {need} {name}, and {where} has {have.get(name, 0):g}"
-                if local:
-                    raise ToraError(message)
-                self.log(f"ray: {message} now; cells wait until the cluster has them")
+        session.check_fits("a cell", {"CPU": cpus, "GPU": gpus}, self.log, "cells wait")
         gpu_note = ", 1 GPU" if gpus else ""
         self.log(
-            f"ray: {have.get('CPU', 0):g} CPUs in {where}; each cell takes {cpus} "
+            f"ray: {have.get('CPU', 0):g} CPUs in {session.where}; each cell takes {cpus} "
             f"CPU{'s' if cpus > 1 else ''}{gpu_note} and is retried up to "
             f"{self.executor.retries} times"
         )
@@ -371,11 +318,7 @@ class _Run:
         """Why a task failed for good: the cell's own error, or its worker's death."""
         attempts = self.attempts.get(key, 0)
         tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
-        cause = getattr(error, "cause", None)
-        if isinstance(error, self.ray.exceptions.RayTaskError) and cause is not None:
-            return f"{describe(cause)} ({tries})"
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return f"{type(error).__name__}: {first} ({tries})"
+        return f"{describe_ray_error(error)} ({tries})"
 
     def _fail(self, key: CellKey, error: str) -> None:
         self.failed[key] = error

@@ -10,23 +10,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from tora.bench.ray_executor import INSTALL_HINT, RayExecutor, import_ray
+from tora.bench.ray_executor import PURPOSE, RayExecutor
 from tora.bench.runner import CellExecutor, CellsFailed
 from tora.cli.config_args import config_to_dict, dataclass_from_args
 from tora.configs import csv_items, floats, refuse_repeats
 from tora.errors import ToraError
 from tora.io import atomic_write_json
+from tora.scale.session import INSTALL_HINT, import_ray
 
 __all__ = [
     "Handler",
     "RuntimeOptions",
     "add_command",
     "add_group",
+    "add_ray_arguments",
     "add_suite_run_arguments",
     "add_table_command",
     "csv_items",
     "floats",
     "load_suite_file",
+    "refuse_ray_options_without_ray",
     "refuse_repeats",
     "required",
     "run_and_show",
@@ -81,25 +84,15 @@ def add_suite_run_arguments(parser: argparse.ArgumentParser, seed_help: str) -> 
     parser.add_argument("--seed", action="append", type=int, default=None, help=seed_help)
     parser.add_argument("--out", default=None, help="Output directory (default: the suite's).")
     parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
-    ray = parser.add_argument_group(
-        "Ray", f"Run the cells side by side as Ray tasks (needs Ray: {INSTALL_HINT})."
-    )
-    ray.add_argument(
-        "--ray",
-        action="store_true",
-        help="Run every chosen cell as a Ray task, in parallel: on a local Ray started for "
+    ray = add_ray_arguments(
+        parser,
+        "Run the cells side by side as Ray tasks",
+        "Run every chosen cell as a Ray task, in parallel: on a local Ray started for "
         "the run, or on the cluster at --address. Results equal a serial run's with torch on "
         "--cell-cpus threads (OMP_NUM_THREADS=1 for the default); finished cells are read "
         "back; a cell whose worker died is retried; a failed cell is reported at the end "
         "(exit status 2) while the others finish and the table is written.",
-    )
-    ray.add_argument(
-        "--address",
-        default=None,
-        metavar="ADDR",
-        help="With --ray: the Ray cluster to run on (e.g. ray://head:10001, or auto for the "
-        "one `ray start` started here). Its workers need tora-rl installed and the output "
-        "directory at the same path.",
+        "the output directory",
     )
     ray.add_argument(
         "--ray-cpus",
@@ -118,29 +111,50 @@ def add_suite_run_arguments(parser: argparse.ArgumentParser, seed_help: str) -> 
     )
 
 
+def add_ray_arguments(
+    parser: argparse.ArgumentParser, what: str, ray_help: str, shared: str
+) -> Any:
+    """The "Ray" group of a command that can fan out on Ray (``what`` it then does): ``--ray``
+    (``ray_help``) and ``--address``, whose workers must see ``shared`` at the same path.
+    Returns the group, for the command's own Ray options."""
+    ray = parser.add_argument_group("Ray", f"{what} (needs Ray: {INSTALL_HINT}).")
+    ray.add_argument("--ray", action="store_true", help=ray_help)
+    ray.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="With --ray: the Ray cluster to run on (e.g. ray://head:10001, or auto for the "
+        f"one `ray start` started here). Its workers need tora-rl installed and {shared} "
+        "at the same path.",
+    )
+    return ray
+
+
+def refuse_ray_options_without_ray(args: argparse.Namespace, *flags: str) -> None:
+    """A ToraError when ``--address`` or one of ``flags`` (e.g. "--ray-cpus") was given
+    without ``--ray``: they would be silently ignored."""
+    given = [
+        flag
+        for flag in ("--address", *flags)
+        if getattr(args, flag.lstrip("-").replace("-", "_")) is not None
+    ]
+    if given and not args.ray:
+        verb = "apply" if len(given) > 1 else "applies"
+        raise ToraError(f"{', '.join(given)} only {verb} with --ray")
+
+
 def suite_executor(args: argparse.Namespace) -> CellExecutor | None:
     """The executor the Ray options of :func:`add_suite_run_arguments` ask for (None: run
     the cells serially, here). Checked before anything runs, Ray's presence included."""
-    given = [
-        flag
-        for flag, value in (
-            ("--address", args.address),
-            ("--ray-cpus", args.ray_cpus),
-            ("--cell-cpus", args.cell_cpus),
-        )
-        if value is not None
-    ]
+    refuse_ray_options_without_ray(args, "--ray-cpus", "--cell-cpus")
     if not args.ray:
-        if given:
-            verb = "apply" if len(given) > 1 else "applies"
-            raise ToraError(f"{', '.join(given)} only {verb} with --ray")
         return None
     executor = RayExecutor(
         address=args.address,
         cpus=args.ray_cpus,
         cell_cpus=1 if args.cell_cpus is None else args.cell_cpus,
     )
-    import_ray()
+    import_ray(PURPOSE)
     return executor
 
 

@@ -100,6 +100,24 @@ def _scalar_converter(tp: Any) -> tuple[Callable[[str], Any], list[Any] | None]:
     raise TypeError(f"unsupported config field type {tp!r}")
 
 
+class _RepeatableList(argparse.Action):
+    """A list option that may be given more than once: ``--objective a --objective b`` is
+    ``[a, b]``, as ``--objective a b`` is; its first use replaces the default. (argparse's
+    own ``store`` would keep only the last use, silently dropping the others.)"""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        current = getattr(namespace, self.dest, None)
+        # The namespace holds this action's default object until the option's first use.
+        earlier = [] if current is self.default or current is None else list(current)
+        setattr(namespace, self.dest, [*earlier, *values])
+
+
 def _with_none(convert: Callable[[str], Any], marker: Any) -> Callable[[str], Any]:
     def convert_or_none(text: str) -> Any:
         return marker if text.strip().lower() == _NONE_WORD else convert(text)
@@ -236,6 +254,8 @@ def _add_arguments(
                 kwargs["metavar"] = "{" + ",".join(shown) + "}"
             if nargs is not None:
                 kwargs["nargs"] = nargs
+            if nargs == "+":
+                kwargs["action"] = _RepeatableList
         action = container.add_argument(option, **kwargs)
         # Set afterwards: some Python versions make BooleanOptionalAction append its own
         # "(default: ...)" to the help given to add_argument, which would show it twice.

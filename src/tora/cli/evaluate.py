@@ -4,6 +4,7 @@ or a sweep), and check a planner's health before any rollout."""
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +13,10 @@ import numpy as np
 from tora.cli.common import (
     RuntimeOptions,
     add_command,
+    add_ray_arguments,
     csv_items,
     floats,
+    refuse_ray_options_without_ray,
     refuse_repeats,
     runtime_options,
 )
@@ -25,6 +28,9 @@ from tora.errors import InvalidWeightsError, ToraError, UnknownObjectiveError
 from tora.evaluate.report import weight_names
 from tora.pipeline import evaluate_run, report_run
 from tora.preferences import simplex_grid, validate_weights
+from tora.scale.session import import_ray
+from tora.scale.sweep import PURPOSE as SWEEP_PURPOSE
+from tora.scale.sweep import RaySweepOptions, evaluate_run_ray
 from tora.tables import aligned_table
 from tora.train.checkpoint import read_config
 from tora.train.planner_io import (
@@ -173,26 +179,59 @@ def _check_out_dir(out: Path) -> None:
         raise ToraError(f"--out {out} cannot be created: {ancestor} is a file")
 
 
+def ray_sweep_options(args: argparse.Namespace, opts: EvaluateOptions) -> RaySweepOptions | None:
+    """The Ray options of ``tora evaluate`` (None: the sweep runs here), checked before any
+    work, Ray's presence included."""
+    refuse_ray_options_without_ray(args, "--ray-actors")
+    if not args.ray:
+        return None
+    if args.ray_actors is not None and args.ray_actors < 1:
+        raise ToraError(f"--ray-actors must be at least 1, got {args.ray_actors}")
+    if opts.workers > 1:
+        raise ToraError("--workers applies without --ray: on Ray each actor steps its own share")
+    options = RaySweepOptions(address=args.address, actors=args.ray_actors)
+    import_ray(SWEEP_PURPOSE)
+    return options
+
+
 def evaluate(args: argparse.Namespace) -> int:
     opts = dataclass_from_args(EvaluateOptions, args)
     runtime = runtime_options(args)
     sampler = dataclass_from_args(SamplerConfig, args, prefix="sampler")
     accel = dataclass_from_args(AccelConfig, args)
+    on_ray = ray_sweep_options(args, opts)
     plan = plan_evaluation(opts)
-    result = evaluate_run(
-        plan.run,
-        plan.weights,
-        opts.episodes,
-        opts.seed,
-        plan.env_id,
-        plan.models,
-        sampler,
-        runtime.device,
-        runtime.progress,
-        workers=opts.workers,
-        candidates=opts.candidates,
-        accel=accel,
-    )
+    if on_ray is None:
+        result = evaluate_run(
+            plan.run,
+            plan.weights,
+            opts.episodes,
+            opts.seed,
+            plan.env_id,
+            plan.models,
+            sampler,
+            runtime.device,
+            runtime.progress,
+            workers=opts.workers,
+            candidates=opts.candidates,
+            accel=accel,
+        )
+    else:
+        result = evaluate_run_ray(
+            plan.run,
+            plan.weights,
+            opts.episodes,
+            opts.seed,
+            plan.env_id,
+            plan.models,
+            sampler,
+            runtime.device,
+            runtime.progress,
+            candidates=opts.candidates,
+            accel=accel,
+            options=on_ray,
+            log=lambda line: print(line, file=sys.stderr, flush=True),
+        )
     # config.json is published with the report, so a directory never holds the results of
     # one run next to the config of another.
     config = {
@@ -261,3 +300,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_dataclass_arguments(evaluate_parser, SamplerConfig, prefix="sampler", group_title="sampler")
 
     add_dataclass_arguments(evaluate_parser, AccelConfig, group_title="acceleration")
+    ray = add_ray_arguments(
+        evaluate_parser,
+        "Share the sweep's rows among Ray actors",
+        "Roll the sweep out on Ray actors, on a local Ray started for the sweep or on the "
+        "cluster at --address: each actor loads the agent once and steps a contiguous share "
+        "of the (preference, episode) rows, each row drawing the noise it draws in the "
+        "serial sweep. The results equal a serial sweep's up to the float rounding of "
+        "batched products (a batch's size changes it), exactly so with one actor and torch "
+        "on one thread; the actors plan on CPU (each on one thread) unless --device cuda "
+        "gives each a GPU.",
+        "the run directory",
+    )
+    ray.add_argument(
+        "--ray-actors",
+        type=int,
+        default=None,
+        metavar="N",
+        help="With --ray: actors sharing the rows, one CPU each (default: one per CPU of the "
+        "Ray; never more than the sweep has rows).",
+    )

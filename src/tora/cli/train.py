@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,15 +13,22 @@ from typing import TYPE_CHECKING
 from tora.cli.common import (
     RuntimeOptions,
     add_command,
+    add_ray_arguments,
+    refuse_ray_options_without_ray,
     refuse_repeats,
     required,
     runtime_options,
     write_config,
 )
-from tora.cli.config_args import add_dataclass_arguments, dataclass_from_args
+from tora.cli.config_args import add_dataclass_arguments, config_to_dict, dataclass_from_args
 from tora.data.formats import load_dataset
 from tora.device import resolve_device
+from tora.errors import ToraError
+from tora.io import atomic_write_json
 from tora.pipeline import critic_run, pretrain_run
+from tora.scale.finetune import PURPOSE as FINETUNE_PURPOSE
+from tora.scale.finetune import finetune_run_ray
+from tora.scale.session import import_ray
 from tora.train.critic import ValueCriticTrainConfig
 from tora.train.dpo import DPOConfig, finetune_objective
 from tora.train.inverse import InverseDynamicsTrainConfig
@@ -77,11 +85,17 @@ class FinetuneOptions:
     """Offline dataset (the one the reference planner was pretrained on)."""
     run: str = "runs/my-run"
     """Run directory holding the reference planner; writes RUN/objectives/OBJECTIVE."""
-    objective: str = ""
-    """Name of the objective to fine-tune for (see `tora data inspect`)."""
+    objective: list[str] = field(default_factory=list)
+    """Objectives to fine-tune for (see `tora data inspect`), one model each: --objective a
+    --objective b (or --objective a b) fine-tunes them one after another, or side by side
+    with --ray (default: none; give at least one)."""
     restart: bool = False
     """Start over: move earlier training in RUN/objectives/OBJECTIVE into a stale-<time>/
     subdirectory (needed when the reference planner, the data or the settings changed)."""
+
+
+class ObjectivesFailed(ToraError):
+    """Objectives fine-tuned on Ray failed (the others finished and were saved)."""
 
 
 def finetune(args: argparse.Namespace) -> int:
@@ -89,26 +103,61 @@ def finetune(args: argparse.Namespace) -> int:
     opts = dataclass_from_args(FinetuneOptions, args)
     runtime = runtime_options(args)
     config = dataclass_from_args(DPOConfig, args)
+    refuse_ray_options_without_ray(args)
+    if args.ray:
+        import_ray(FINETUNE_PURPOSE)
     traj = load_dataset(required(opts.data, "--data"))
-    objective = required(opts.objective, "--objective")
-    traj.objective_index(objective)  # fail before any work on an unknown name
-    out = finetune_objective(
-        Path(opts.run),
+    names = opts.objective
+    if not names:
+        raise ToraError("--objective is required")
+    refuse_repeats(names, "--objective")
+    for name in names:  # fail before any work on an unknown name
+        traj.objective_index(name)
+    run = Path(opts.run)
+    if not args.ray:
+        device = resolve_device(runtime.device)
+        for name in names:
+            out = finetune_objective(
+                run, traj, name, config, device, runtime.progress, restart=opts.restart
+            )
+            _finetuned(opts, config, name, out)
+        return 0
+    outcomes = finetune_run_ray(
         traj,
-        objective,
+        run,
         config,
-        resolve_device(runtime.device),
-        runtime.progress,
-        restart=opts.restart,
+        names,
+        runtime.device,
+        opts.restart,
+        args.address,
+        lambda line: print(line, file=sys.stderr, flush=True),
     )
-    write_config(out / "finetune_command.json", options=opts, dpo=config)
+    for outcome in outcomes:
+        if outcome.path is not None:
+            _finetuned(opts, config, outcome.objective, outcome.path)
+    failed = [o for o in outcomes if o.error is not None]
+    if failed:
+        lines = "".join(f"\n  '{o.objective}' {o.error}" for o in failed)
+        raise ObjectivesFailed(
+            f"{len(failed)} of {len(outcomes)} objectives failed (the others are saved; rerun "
+            f"the same command to retry: a finished objective has nothing left to train):{lines}"
+        )
+    return 0
+
+
+def _finetuned(opts: FinetuneOptions, config: DPOConfig, objective: str, out: Path) -> None:
+    """Record the command next to an objective's model and say what it was trained on."""
+    # Each model's record names its own objective, as when the command took one.
+    options = {**config_to_dict(opts), "objective": objective}
+    atomic_write_json(
+        out / "finetune_command.json", {"options": options, "dpo": config_to_dict(config)}
+    )
     pairs = json.loads((out / "pairs.json").read_text())
     print(
         f"objective model '{objective}' saved in {out}\n"
         f"pairs used: {pairs['pairs']} ({pairs['ties']} ties dropped), first of pair won "
         f"{100 * pairs['first_wins']:.1f}% (label balance), mean return gap {pairs['mean_gap']:.3g}"
     )
-    return 0
 
 
 @dataclass
@@ -173,13 +222,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     finetune_parser = add_command(
         sub,
         "finetune",
-        "Stage 2: Diffusion-DPO fine-tune one planner for one objective.",
+        "Stage 2: Diffusion-DPO fine-tune one planner per objective.",
         finetune,
     )
     add_dataclass_arguments(finetune_parser, FinetuneOptions)
     add_dataclass_arguments(finetune_parser, RuntimeOptions)
 
     add_dataclass_arguments(finetune_parser, DPOConfig, group_title="Diffusion-DPO")
+    add_ray_arguments(
+        finetune_parser,
+        "Fine-tune the objectives side by side as Ray tasks",
+        "Fine-tune every --objective as a Ray task (1 CPU, torch on one thread; a GPU when "
+        "--device picks CUDA), on a local Ray started for the run or on the cluster at --address. "
+        "The models equal those fine-tuned one after another with torch on one thread "
+        "(OMP_NUM_THREADS=1), byte for byte. A rerun resumes as a serial one does; an "
+        "objective whose worker died is retried; a failed objective is reported at the end "
+        "(exit status 2) while the others finish and are saved.",
+        "the run directory",
+    )
 
     critic_parser = add_command(
         sub,

@@ -10,6 +10,9 @@ A stochastic policy that should give each row the same actions whether the row i
 in a sweep or alone needs one random stream per row, which it can key on the row index
 (``pass_rows=True`` passes ``rows=``): e.g. ``agent.seed_rows(row_seeds(seed, n, episodes))``
 with :meth:`tora.planning.agent.Agent.act`.
+
+A sweep can also be cut into shares of consecutive rows, rolled out apart (:func:`rollout_rows`,
+e.g. one share per Ray actor) and merged back in row order (:func:`merge_rows`).
 """
 
 from __future__ import annotations
@@ -102,11 +105,14 @@ def drive_episodes(
     limit: int,
     bar: Any,
     clock: dict[str, float] | None = None,
+    on_end: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Step every episode of ``pool`` (already reset to ``obs``) in lockstep until each has
     ended or ``limit`` steps have passed; finished episodes drop out of the batch. Returns
     each episode's summed reward vectors (N, K), its length and the steps taken. ``clock``,
-    if given, receives the seconds spent in ``act`` ("policy") and in stepping ("env")."""
+    if given, receives the seconds spent in ``act`` ("policy") and in stepping ("env");
+    ``on_end``, if given, the number of episodes that ended at each step where some did (a
+    progress report that counts episodes, not steps)."""
     n = obs.shape[0]
     active = np.ones(n, dtype=bool)
     totals: np.ndarray | None = None
@@ -130,8 +136,11 @@ def drive_episodes(
         totals[idx] += rewards
         lengths[idx] += 1
         obs[idx] = next_obs
-        active[idx[terminated | truncated]] = False
+        ended = terminated | truncated
+        active[idx[ended]] = False
         step += 1
+        if on_end is not None and ended.any():
+            on_end(int(ended.sum()))
         bar.update(1)
     if clock is not None:
         clock.update(policy=policy_seconds, env=env_seconds)
@@ -166,30 +175,79 @@ def rollout_sweep(
     resetting the environments), ``policy`` (policy calls), ``env`` (stepping, including the
     wait for workers), and ``env_steps`` and ``env_steps_per_second`` over the whole sweep.
     """
+    weights = _weight_rows(weights)
+    part = rollout_rows(
+        policy, make_env, weights, episodes, seed, None, max_steps, progress, workers, pass_rows
+    )
+    result = merge_rows([part], weights, episodes, seed, env_id, objective_names)
+    result.meta["timing"] = part.timing
+    return result
+
+
+@dataclass
+class RowReturns:
+    """Returns of some rows of a sweep (:func:`rollout_rows`), in row order."""
+
+    rows: range
+    """The sweep rows these are (row ``i * episodes + e``: preference i's episode e)."""
+    returns: np.ndarray
+    """(N, R) each row's summed reward vector."""
+    lengths: np.ndarray
+    """(N,) each row's episode length."""
+    timing: dict[str, Any]
+    """Seconds and steps of this rollout, as in :func:`rollout_sweep`'s ``meta["timing"]``."""
+
+
+def rollout_rows(
+    policy: Policy | RowPolicy,
+    make_env: Callable[[], gym.Env],
+    weights: Preferences | np.ndarray,
+    episodes: int,
+    seed: int,
+    rows: range | None = None,
+    max_steps: int | None = None,
+    progress: bool = True,
+    workers: int | None = 0,
+    pass_rows: bool = False,
+    on_end: Callable[[int], None] | None = None,
+) -> RowReturns:
+    """Roll out rows ``rows`` (default: all) of the sweep of ``weights`` x ``episodes``, each
+    as :func:`rollout_sweep` does: row j is preference ``j // episodes``'s episode, its env
+    reset with seed ``seed + j % episodes``.
+
+    So a sweep can be cut into shares rolled out apart (e.g. on Ray actors) and put back
+    together by :func:`merge_rows`: a row's returns depend on the other rows of its batch only
+    through the policy, which with per-row noise streams draws each row's noise from the row's
+    own stream. With ``pass_rows`` the policy's ``rows=`` index the rows asked for (0 for
+    ``rows.start``): for the whole sweep these are the sweep-row indices, for a share the
+    indices into its own streams. ``workers``: see :func:`rollout_sweep`; ``on_end``: see
+    :func:`drive_episodes`.
+    """
     start = time.perf_counter()
-    # A Preferences (checked once, where the sweep was asked for) reaches every act() call as
-    # one, so the policies only match it against their objectives instead of re-checking it.
-    if isinstance(weights, Preferences):
-        n = len(weights)
-        w_all: Preferences | np.ndarray = weights.repeat(episodes)
-    else:
-        weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
-        n = weights.shape[0]
-        w_all = np.repeat(weights, episodes, axis=0)
+    weights = _weight_rows(weights)
+    n = len(weights)
     total = n * episodes
+    rows = range(total) if rows is None else rows
+    if rows.step != 1 or not 0 <= rows.start < rows.stop <= total:
+        raise ValueError(f"rows {rows} are not consecutive rows of a sweep of {total}")
+    # Each row's preference, as the rows of a Preferences (checked once, where the sweep was
+    # asked for, it reaches every act() call as one) or of an array.
+    prefs_of_rows = np.arange(rows.start, rows.stop) // episodes
+    w_all = (
+        weights.take(prefs_of_rows) if isinstance(weights, Preferences) else weights[prefs_of_rows]
+    )
 
     def w_rows(idx: np.ndarray) -> Preferences | np.ndarray:
         return w_all.take(idx) if isinstance(w_all, Preferences) else w_all[idx]
 
-    with EnvPool(make_env, total, workers) as pool:
-        obs = pool.reset([seed + (j % episodes) for j in range(total)]).astype(np.float32)
+    desc = f"evaluate {n} preferences x {episodes} episodes"
+    if len(rows) < total:
+        desc += f", rows {rows.start}-{rows.stop - 1}"
+    with EnvPool(make_env, len(rows), workers) as pool:
+        obs = pool.reset([seed + (j % episodes) for j in rows]).astype(np.float32)
         startup_seconds = time.perf_counter() - start
         limit = max_steps or pool.max_episode_steps or 10**9
-        bar = tqdm(
-            desc=f"evaluate {n} preferences x {episodes} episodes",
-            total=None if limit == 10**9 else limit,
-            disable=not progress,
-        )
+        bar = tqdm(desc=desc, total=None if limit == 10**9 else limit, disable=not progress)
 
         def act(idx: np.ndarray, obs_batch: np.ndarray, step: int, sums: np.ndarray | None):
             if pass_rows:
@@ -197,24 +255,44 @@ def rollout_sweep(
             return policy(obs_batch, w_rows(idx))  # type: ignore[call-arg]
 
         clock: dict[str, float] = {}
-        totals, lengths, step = drive_episodes(pool, obs, act, limit, bar, clock)
-        policy_seconds, env_seconds = clock["policy"], clock["env"]
+        totals, lengths, step = drive_episodes(pool, obs, act, limit, bar, clock, on_end)
         bar.close()
         used_workers = pool.workers
     wall = time.perf_counter() - start
-    k = totals.shape[1]
-    names = list(objective_names) if objective_names else [f"objective_{i}" for i in range(k)]
     env_steps = int(lengths.sum())
     timing = {
         "wall_seconds": wall,
         "startup_seconds": startup_seconds,
-        "policy_seconds": policy_seconds,
-        "env_seconds": env_seconds,
+        "policy_seconds": clock["policy"],
+        "env_seconds": clock["env"],
         "env_steps": env_steps,
         "env_steps_per_second": env_steps / wall if wall > 0 else float("inf"),
         "sweep_steps": step,
         "workers": used_workers,
     }
+    return RowReturns(rows, totals, lengths, timing)
+
+
+def merge_rows(
+    parts: Sequence[RowReturns],
+    weights: Preferences | np.ndarray,
+    episodes: int,
+    seed: int,
+    env_id: str = "",
+    objective_names: Sequence[str] | None = None,
+) -> SweepResult:
+    """The sweep of ``weights`` x ``episodes`` from the returns of its rows: ``parts`` hold
+    every row once, in order (shares of consecutive rows from :func:`rollout_rows`). Its
+    ``meta`` is empty: how the rows were run (and timed) is the caller's to say."""
+    weights = _weight_rows(weights)
+    n = len(weights)
+    covered = [row for part in parts for row in part.rows]
+    if covered != list(range(n * episodes)):
+        raise ValueError(f"the parts do not hold the {n * episodes} rows of the sweep in order")
+    totals = np.concatenate([part.returns for part in parts])
+    lengths = np.concatenate([part.lengths for part in parts])
+    k = totals.shape[1]
+    names = list(objective_names) if objective_names else [f"objective_{i}" for i in range(k)]
     return SweepResult(
         weights=np.array(weights.rows) if isinstance(weights, Preferences) else weights,
         returns=totals.reshape(n, episodes, k),
@@ -222,17 +300,27 @@ def rollout_sweep(
         objective_names=names,
         env_id=env_id,
         seed=seed,
-        meta={"timing": timing},
     )
+
+
+def _weight_rows(weights: Preferences | np.ndarray) -> Preferences | np.ndarray:
+    """A sweep's weights as they travel: a Preferences as it is, anything else as (n, K)
+    float64 rows."""
+    if isinstance(weights, Preferences):
+        return weights
+    return np.atleast_2d(np.asarray(weights, dtype=np.float64))
 
 
 __all__ = [
     "ActFn",
     "Policy",
     "RowPolicy",
+    "RowReturns",
     "SweepResult",
     "drive_episodes",
+    "merge_rows",
     "reward_vector",
+    "rollout_rows",
     "rollout_sweep",
     "row_seeds",
 ]

@@ -38,8 +38,8 @@ from tora.planning.inputs import batch_inputs, check_spaces
 from tora.train.planner_io import (
     INVERSE_DIR,
     PlannerSpec,
+    composed_objectives,
     critic_dir,
-    default_objective_order,
     load_inverse_dynamics,
     load_planner,
     load_value_critic,
@@ -155,11 +155,7 @@ class Agent:
         """
         run_dir = Path(run_dir)
         dev = resolve_device(device)
-        names = list(objectives) if objectives is not None else default_objective_order(run_dir)
-        if not names:
-            raise CheckpointError(
-                f"no objective models in {run_dir}/objectives; run `tora finetune` first"
-            )
+        names = composed_objectives(run_dir, objectives)
         ref_hash = reference_hash(run_dir)
         models, spec = [], None
         for name in names:

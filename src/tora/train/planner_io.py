@@ -18,6 +18,7 @@ refused rather than mixed. Adding an objective adds a directory and touches noth
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,18 @@ def default_objective_order(run_dir: Path) -> list[str]:
         dataset_order = []
     first = [n for n in dataset_order if n in have]
     return first + [n for n in have if n not in first]
+
+
+def composed_objectives(run_dir: Path, objectives: Sequence[str] | None = None) -> list[str]:
+    """The objective models an agent of ``run_dir`` composes: ``objectives`` as given, or
+    every model the run has (:func:`default_objective_order`); a CheckpointError when the
+    run has none yet."""
+    names = list(objectives) if objectives is not None else default_objective_order(run_dir)
+    if not names:
+        raise CheckpointError(
+            f"no objective models in {run_dir}/objectives; run `tora finetune` first"
+        )
+    return names
 
 
 def objective_dir(run_dir: Path, name: str) -> Path:
