@@ -201,36 +201,22 @@ def evaluate(args: argparse.Namespace) -> int:
     accel = dataclass_from_args(AccelConfig, args)
     on_ray = ray_sweep_options(args, opts)
     plan = plan_evaluation(opts)
+    sweep = (plan.run, plan.weights, opts.episodes, opts.seed, plan.env_id, plan.models)
+    shared = {
+        "sampler": sampler,
+        "device": runtime.device,
+        "progress": runtime.progress,
+        "candidates": opts.candidates,
+        "accel": accel,
+    }
     if on_ray is None:
-        result = evaluate_run(
-            plan.run,
-            plan.weights,
-            opts.episodes,
-            opts.seed,
-            plan.env_id,
-            plan.models,
-            sampler,
-            runtime.device,
-            runtime.progress,
-            workers=opts.workers,
-            candidates=opts.candidates,
-            accel=accel,
-        )
+        result = evaluate_run(*sweep, workers=opts.workers, **shared)
     else:
         result = evaluate_run_ray(
-            plan.run,
-            plan.weights,
-            opts.episodes,
-            opts.seed,
-            plan.env_id,
-            plan.models,
-            sampler,
-            runtime.device,
-            runtime.progress,
-            candidates=opts.candidates,
-            accel=accel,
+            *sweep,
             options=on_ray,
             log=lambda line: print(line, file=sys.stderr, flush=True),
+            **shared,
         )
     # config.json is published with the report, so a directory never holds the results of
     # one run next to the config of another.
