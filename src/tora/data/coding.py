@@ -32,9 +32,10 @@ CodingKind = Literal["absolute", "delta"]
 CODINGS: tuple[str, ...] = ("absolute", "delta")
 
 FIT_WINDOWS = 100_000
-"""Windows the delta statistics are fitted on at most (a seeded subset beyond that): the mean
-and spread of a step are settled long before, and a (T, H, D) copy of every window would not
-fit in memory on large datasets."""
+"""Windows the delta statistics should be fitted on at most (pretraining draws a seeded subset
+beyond that, :func:`tora.train.pretrain.fit_coding`): the mean and spread of a step are
+settled long before, and a (T, H, D) copy of every window would not fit in memory on large
+datasets."""
 
 
 @dataclass(frozen=True)
@@ -57,24 +58,17 @@ class WindowCoding:
                 raise DataError("delta coding needs finite means and positive stds, (H - 1, D)")
 
     @classmethod
-    def fit(
-        cls, kind: CodingKind, windows: torch.Tensor | np.ndarray, seed: int = 0
-    ) -> WindowCoding:
-        """The coding ``kind`` fitted on normalized windows (N, H, D) (at most
-        :data:`FIT_WINDOWS` of them, a subset drawn with ``seed``)."""
-        if kind not in CODINGS:
-            raise DataError(f"unknown window coding {kind!r}; choose one of {CODINGS}")
+    def fit(cls, kind: CodingKind, windows: torch.Tensor | np.ndarray) -> WindowCoding:
+        """The coding ``kind`` fitted on normalized windows (N, H, D), all of those given (an
+        unknown ``kind`` is refused by the constructor)."""
         if kind == "absolute":
             return cls()
         x = np.asarray(windows.cpu() if isinstance(windows, torch.Tensor) else windows)
         if x.ndim != 3 or x.shape[1] < 2 or x.shape[0] == 0:
             raise ShapeMismatchError(f"need windows (N, H >= 2, D), got {x.shape}")
-        if x.shape[0] > FIT_WINDOWS:
-            pick = np.random.default_rng(seed).choice(x.shape[0], FIT_WINDOWS, replace=False)
-            x = x[np.sort(pick)]
         steps = x[:, 1:].astype(np.float64) - x[:, :1].astype(np.float64)
         return cls(
-            "delta",
+            kind,
             steps.mean(0).astype(np.float32),
             np.maximum(steps.std(0), MIN_STD).astype(np.float32),
         )
