@@ -88,8 +88,9 @@ def choose_reserves(
     step = tora_step(agent, controller_rows(rows), len(rows), SELECT_NOISE + seed)
     ep = run_episodes(step, env_id, seeds * len(pairs), progress, "select reserve")
     means_r = ep.returns.reshape(len(pairs), -1).mean(1)
-    means_c = ep.costs.reshape(len(pairs), -1).mean(1)
-    bounds = means_c + cost_z * standard_error(ep.costs.reshape(len(pairs), -1))
+    costs = ep.costs.reshape(len(pairs), -1)
+    means_c = costs.mean(1)
+    bounds = means_c + cost_z * standard_error(costs)
     chosen: dict[float, dict[str, Any]] = {}
     for i, kappa in enumerate(starts):
         block = slice(i * len(reserves), (i + 1) * len(reserves))
