@@ -57,6 +57,15 @@ def pretrain_run(
     )
 
 
+def chosen_objectives(traj: Trajectories, objectives: Sequence[str] | None) -> list[str]:
+    """``objectives`` (default: every objective of ``traj``), each checked against the data
+    (:class:`~tora.errors.UnknownObjectiveError`) before any model of them is trained."""
+    names = list(objectives) if objectives else traj.objective_names
+    for name in names:
+        traj.objective_index(name)
+    return names
+
+
 def finetune_run(
     traj: Trajectories,
     run_dir: Path,
@@ -68,7 +77,7 @@ def finetune_run(
 ) -> list[Path]:
     """Stage 2: one Diffusion-DPO model per objective (default: every objective of ``traj``);
     ``restart`` moves each one's earlier training aside and starts over."""
-    names = list(objectives) if objectives else traj.objective_names
+    names = chosen_objectives(traj, objectives)
     return [
         finetune_objective(run_dir, traj, name, dpo, device, progress, restart) for name in names
     ]
@@ -86,9 +95,7 @@ def critic_run(
     """Value critics for preference-weighted selection: one per objective (default: every
     objective of ``traj``), on the reference planner's normalized states; ``restart`` moves
     each one's earlier training aside and starts over."""
-    names = list(objectives) if objectives else traj.objective_names
-    for name in names:  # every name checked before the first critic is trained
-        traj.objective_index(name)
+    names = chosen_objectives(traj, objectives)
     return [
         train_value_critic(run_dir, traj, name, config, device, progress, restart) for name in names
     ]

@@ -25,7 +25,7 @@ from tora.data.formats import load_dataset
 from tora.device import resolve_device
 from tora.errors import ToraError
 from tora.io import atomic_write_json
-from tora.pipeline import critic_run, pretrain_run
+from tora.pipeline import chosen_objectives, critic_run, pretrain_run
 from tora.scale.finetune import PURPOSE as FINETUNE_PURPOSE
 from tora.scale.finetune import finetune_run_ray
 from tora.scale.session import import_ray
@@ -111,8 +111,7 @@ def finetune(args: argparse.Namespace) -> int:
     if not names:
         raise ToraError("--objective is required")
     refuse_repeats(names, "--objective")
-    for name in names:  # fail before any work on an unknown name
-        traj.objective_index(name)
+    chosen_objectives(traj, names)  # fail before any work on an unknown name
     run = Path(opts.run)
     if not args.ray:
         device = resolve_device(runtime.device)

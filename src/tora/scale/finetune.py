@@ -27,6 +27,7 @@ from typing import Any
 from tora.data.trajectories import Trajectories
 from tora.device import resolve_device
 from tora.errors import ToraError
+from tora.pipeline import chosen_objectives
 from tora.scale.session import Log, describe, describe_ray_error, ray_session
 from tora.train.dpo import DPOConfig, finetune_objective
 
@@ -87,9 +88,7 @@ def finetune_run_ray(
     each objective's outcome, in ``objectives`` order, failed ones included. Every name is
     checked before Ray starts. ``device`` "cuda" (or "auto" where this machine has CUDA)
     gives each task a GPU."""
-    names = list(objectives) if objectives else traj.objective_names
-    for name in names:
-        traj.objective_index(name)
+    names = chosen_objectives(traj, objectives)
     gpus = 1 if resolve_device(device).type == "cuda" else 0
     with ray_session(address, None, log, PURPOSE) as session:
         ray = session.ray
