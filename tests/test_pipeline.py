@@ -261,3 +261,13 @@ def test_an_agent_planning_alone_with_one_model_is_that_models_agent(tiny_run: P
     # The same model on the same batch with the same noise: exact.
     np.testing.assert_array_equal(alone.plan(obs, [1.0]), speed_only.plan(obs, [1.0]))
     assert alone.objective_names == ["speed"] and alone.inverse is both.inverse
+
+
+def test_finetune_run_refuses_an_unknown_objective_before_training_any(tmp_path: Path) -> None:
+    # The first name is real, but the run has no reference planner: had it been trained
+    # first, the error would be that missing planner, not the unknown second name.
+    data = collect_cruise(2, seed=0, progress=False)
+    names = [data.objective_names[0], "no-such-objective"]
+    with pytest.raises(UnknownObjectiveError, match="no-such-objective"):
+        finetune_run(data, tmp_path / "run", DPOConfig(steps=1), names, progress=False)
+    assert not (tmp_path / "run").exists()
