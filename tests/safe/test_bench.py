@@ -111,6 +111,30 @@ def test_a_partial_run_gives_a_partial_table(finished: Path, tmp_path: Path) -> 
     assert results["tasks"]["SafeDash"]["methods"]["cdt"]["seeds"] == [0]
 
 
+def test_critic_row_with_tora_safes_weights_takes_them_from_its_cell(
+    finished: Path, tmp_path: Path
+) -> None:
+    """The legacy ``[critic] weights = "tora"``: no search of its own; each threshold acts
+    with the weight TORA-safe's cell selected (read back, not re-run)."""
+    import dataclasses
+
+    suite = load_safe_suite(TINY)
+    suite.out = str(tmp_path / "copy")
+    shutil.copytree(finished, suite.out)
+    shutil.rmtree(Path(suite.out) / "SafeDash" / "tora_critic")
+    suite.critic = dataclasses.replace(suite.critic, weights="tora")
+    logged: list[str] = []
+    run_safe_suite(suite, progress=False, only_methods=["tora_critic"], log=logged.append)
+    for seed in (0, 1):
+        cell_dir = Path(suite.out) / "SafeDash"
+        tora = json.loads((cell_dir / "tora" / f"seed{seed}" / "eval.json").read_text())
+        critic = json.loads((cell_dir / "tora_critic" / f"seed{seed}" / "eval.json").read_text())
+        assert "select_s" not in critic
+        for kappa, entry in critic["thresholds"].items():
+            assert "selection" not in entry
+            assert entry["weight"] == tora["thresholds"][kappa]["weight"]
+
+
 def test_unknown_task_and_method_are_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('kind = "safe"\nmethods = ["tora"]\n[[tasks]]\nid = "tora/Cruise-v0"\n')

@@ -152,3 +152,25 @@ def test_standard_error_by_hand() -> None:
     # Row [1, 3]: sample std sqrt(2) (one degree of freedom removed), over sqrt(2) -> 1.
     np.testing.assert_allclose(standard_error(np.array([[1.0, 3.0], [2.0, 2.0]])), [1.0, 0.0])
     np.testing.assert_allclose(standard_error(np.array([[5.0]])), [0.0])
+
+
+def test_pick_reserves_by_hand_and_the_cost_bound_moves_it() -> None:
+    """Threshold 10 at fraction 0.9 (limit 9): reserve 0.0 earns most but costs 8 +- 2 (its
+    standard error is 2/sqrt(2) = 1.414), reserve 0.5 earns less and costs 4 exactly. By the
+    mean alone 0.0 is safe (8 < 9); with 1.645 standard errors its bound is 10.33, so 0.5."""
+    from tora.safe.tuning import pick_reserves
+
+    starts = {10.0: (0.8, 0.2)}
+    returns = np.array([[[100.0, 100.0], [60.0, 60.0]]])
+    costs = np.array([[[6.0, 10.0], [4.0, 4.0]]])
+    by_mean = pick_reserves(starts, [0.0, 0.5], returns, costs, 0.9)[10.0]
+    assert (by_mean["reserve"], by_mean["found"]) == (0.0, True)
+    assert by_mean["start"] == [0.8, 0.2]
+    assert by_mean["candidates"][0] == {"reserve": 0.0, "reward": 100.0, "cost": 8.0}
+    bounded = pick_reserves(starts, [0.0, 0.5], returns, costs, 0.9, cost_z=1.645)[10.0]
+    assert (bounded["reserve"], bounded["found"]) == (0.5, True)
+    # Nothing under the limit: the lowest bound, reported as not found.
+    none = pick_reserves(starts, [0.0, 0.5], returns, costs + 20.0, 0.9)[10.0]
+    assert (none["reserve"], none["found"]) == (0.5, False)
+    with pytest.raises(ToraError, match="thresholds, reserves, episodes"):
+        pick_reserves(starts, [0.0, 0.5, 0.9], returns, costs, 0.9)

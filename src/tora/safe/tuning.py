@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from tora.errors import ToraError
 from tora.planning.agent import Agent
 from tora.safe.controller import BudgetController
 from tora.safe.policies import controller_rows, per_row, tora_step
@@ -23,7 +24,13 @@ from tora.safe.select import Evaluate, best_safe
 SELECT_NOISE = 10**6
 """Offset of the selection rows' noise seeds from the table's (which use the eval seed)."""
 
-__all__ = ["SELECT_NOISE", "choose_reserves", "selection_evaluate", "standard_error"]
+__all__ = [
+    "SELECT_NOISE",
+    "choose_reserves",
+    "pick_reserves",
+    "selection_evaluate",
+    "standard_error",
+]
 
 
 def selection_evaluate(
@@ -87,21 +94,51 @@ def choose_reserves(
     ]
     step = tora_step(agent, controller_rows(rows), len(rows), SELECT_NOISE + seed)
     ep = run_episodes(step, env_id, seeds * len(pairs), progress, "select reserve")
-    means_r = ep.returns.reshape(len(pairs), -1).mean(1)
-    costs = ep.costs.reshape(len(pairs), -1)
-    means_c = costs.mean(1)
-    bounds = means_c + cost_z * standard_error(costs)
+    shape = (len(starts), len(reserves), len(seeds))
+    return pick_reserves(
+        starts,
+        reserves,
+        ep.returns.reshape(shape),
+        ep.costs.reshape(shape),
+        (1.0 - margin),
+        cost_z,
+    )
+
+
+def pick_reserves(
+    starts: Mapping[float, Sequence[float]],
+    reserves: Sequence[float],
+    returns: np.ndarray,
+    costs: np.ndarray,
+    fraction: float,
+    cost_z: float = 0.0,
+) -> dict[float, dict[str, Any]]:
+    """The choice :func:`choose_reserves` makes from its episodes: ``returns`` and ``costs``
+    are (thresholds, reserves, episodes) in the order of ``starts`` and ``reserves``. Per
+    threshold kappa, the reserve with the highest mean return among those whose mean cost
+    plus ``cost_z`` standard errors is below ``fraction * kappa`` (when none
+    is: the lowest bound, with ``found`` false)."""
+    returns = np.asarray(returns, dtype=np.float64)
+    costs = np.asarray(costs, dtype=np.float64)
+    expected = (len(starts), len(reserves))
+    if returns.shape[:2] != expected or costs.shape != returns.shape:
+        raise ToraError(
+            f"returns {returns.shape} and costs {costs.shape} must both be "
+            f"(thresholds, reserves, episodes) with (thresholds, reserves) = {expected}"
+        )
     chosen: dict[float, dict[str, Any]] = {}
     for i, kappa in enumerate(starts):
-        block = slice(i * len(reserves), (i + 1) * len(reserves))
-        j, found = best_safe(means_r[block], bounds[block], (1.0 - margin) * float(kappa))
+        means_r = returns[i].mean(1)
+        means_c = costs[i].mean(1)
+        bounds = means_c + cost_z * standard_error(costs[i])
+        j, found = best_safe(means_r, bounds, fraction * float(kappa))
         chosen[float(kappa)] = {
             "start": list(starts[kappa]),
             "reserve": float(reserves[j]),
             "found": found,
             "candidates": [
                 {"reserve": float(r), "reward": float(a), "cost": float(b)}
-                for r, a, b in zip(reserves, means_r[block], means_c[block], strict=True)
+                for r, a, b in zip(reserves, means_r, means_c, strict=True)
             ],
         }
     return chosen
