@@ -131,6 +131,63 @@ def test_the_alive_bonus_shifts_each_advantage_by_its_discounted_sum() -> None:
     assert PPOConfig(alive_bonus=1.0).fingerprint()["alive_bonus"] == 1.0
 
 
+def test_reward_scale_divides_the_training_rewards_and_summarizes_their_sums() -> None:
+    """With the value net at 0, gamma = lam = 1: the advantage at step t is the reward still
+    to come divided by the scale, and ``discounted`` holds the unscaled reward so far, so the
+    first step's advantage times the scale, the last step's sum and the episode's return agree."""
+    from tora.behavior.policy import RunningStat
+    from tora.behavior.rollout import build_env, objective_signs
+    from tora.nn.actor_critic import ActorCritic
+
+    def batch(scale: float) -> ppo._Batch:
+        cfg = PPOConfig(envs=2, gamma=1.0, lam=1.0, reward_scale="return_std")
+        envs = [build_env(SAFE_DASH_ID) for _ in range(cfg.envs)]
+        torch.manual_seed(0)
+        model = ActorCritic(2, 1, cfg.hidden, cfg.depth, cfg.init_log_std)
+        with torch.no_grad():
+            model.value[-1].weight.zero_()
+            model.value[-1].bias.zero_()
+        signs = objective_signs(SAFE_DASH_ID)
+        box = envs[0].action_space
+        low, high = box.low.astype(float), box.high.astype(float)
+        stat, w = RunningStat.zeros(2), np.array([1.0, 0.0])
+        return ppo._rollout(model, envs, stat, w, signs, EPISODE_STEPS, cfg, 0, low, high, scale)
+
+    one, four = batch(1.0), batch(4.0)
+    np.testing.assert_array_equal(four.actions.numpy(), one.actions.numpy())
+    np.testing.assert_allclose(four.advantages.numpy(), one.advantages.numpy() / 4, rtol=1e-6)
+    np.testing.assert_array_equal(four.discounted, one.discounted)  # the unscaled sums
+    totals = one.episode_returns[:, 0]
+    firsts = one.advantages.numpy()[::EPISODE_STEPS]
+    lasts = one.discounted[EPISODE_STEPS - 1 :: EPISODE_STEPS]
+    np.testing.assert_allclose(firsts, totals, rtol=1e-5)
+    np.testing.assert_allclose(lasts, totals, rtol=1e-12)
+    # The scale of an update is the std of every earlier discounted sum; 1 before any.
+    cfg = PPOConfig(reward_scale="return_std")
+    assert ppo._reward_scale(RunningStat.zeros(1), cfg) == 1.0
+    sums = RunningStat.from_batch(np.array([[1.0], [3.0], [5.0]]))
+    assert ppo._reward_scale(sums, cfg) == pytest.approx(2.0)
+    assert ppo._reward_scale(sums, PPOConfig()) == 1.0
+    with pytest.raises(ToraError, match="reward_scale"):
+        PPOConfig(reward_scale="std")  # type: ignore[arg-type]
+    assert "reward_scale" not in PPOConfig().fingerprint()
+
+
+def test_a_resumed_run_with_reward_scale_equals_the_uninterrupted_one(tmp_path: Path) -> None:
+    """The return statistics are part of the saved state: without them a resumed run would
+    restart its scale at 1 and part from the uninterrupted one."""
+    settings = {**FAST, "reward_scale": "return_std"}
+    whole = train_ppo(SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=4, **settings), progress=False)
+    state = tmp_path / "state"
+    first = PPOConfig(updates=2, checkpoint_every=2, **settings)
+    train_ppo(SAFE_DASH_ID, (1.0, 0.0), first, state_path=state, progress=False)
+    rest = PPOConfig(updates=4, checkpoint_every=2, **settings)
+    resumed = train_ppo(SAFE_DASH_ID, (1.0, 0.0), rest, state_path=state, progress=False)
+    for x, y in zip(_params(whole), _params(resumed), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert resumed.info["history"] == whole.info["history"]
+
+
 def test_save_and_load_round_trip_and_corruption(tmp_path: Path) -> None:
     policy = train_ppo(SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=2, **FAST), progress=False)
     tensor_path, json_path = policy.save(tmp_path / "policy_000")

@@ -109,6 +109,13 @@ class PPOConfig:
     """Initial log standard deviation of the Gaussian (state-independent, learned)."""
     max_grad_norm: float = 0.5
     """Gradient norm clip."""
+    reward_scale: Literal["none", "return_std"] = "none"
+    """How training rewards are scaled. "return_std": divided by the standard deviation of
+    the discounted return the training reward sums to along each episode (a running estimate
+    over every earlier update, fixed within an update). Without it the value targets of a
+    MuJoCo task are in the hundreds, the value loss's gradient dwarfs the policy's, and the
+    one gradient-norm clip over both shrinks the policy's step to almost nothing; with it
+    the value targets are of order 1 (BENCHMARKS.md section 4)."""
     alive_bonus: float = 0.0
     """Added to every step's scalarized training reward (not to recorded returns). A positive
     bonus makes an early termination cost the bonuses it forfeits: the Drone, which ends its
@@ -149,6 +156,10 @@ class PPOConfig:
             raise ToraError("PPOConfig: need 0 < gamma <= 1, 0 <= lam <= 1, 0 < clip < 1")
         if not math.isfinite(self.alive_bonus):
             raise ToraError(f"PPOConfig: alive_bonus must be finite, got {self.alive_bonus}")
+        if self.reward_scale not in ("none", "return_std"):
+            raise ToraError(
+                f"PPOConfig: reward_scale must be 'none' or 'return_std', got {self.reward_scale!r}"
+            )
         if self.lr <= 0 or self.max_grad_norm <= 0 or self.value_weight < 0:
             raise ToraError("PPOConfig: lr and max_grad_norm must be > 0, value_weight >= 0")
         if self.episode_steps is not None and self.episode_steps < 1:
@@ -156,11 +167,13 @@ class PPOConfig:
 
     def fingerprint(self) -> dict[str, Any]:
         """Every field but the ones that only say how long to train or how often to save: a
-        resumed run must keep these. ``alive_bonus`` came later and is left out at its default
-        of 0, so checkpoints written before it existed still resume."""
+        resumed run must keep these. ``alive_bonus`` and ``reward_scale`` came later and are
+        left out at their defaults, so checkpoints written before them still resume."""
         skip = {"updates", "checkpoint_every", "eval_episodes", "child_updates", "chain_from"}
         if self.alive_bonus == 0.0:
             skip.add("alive_bonus")
+        if self.reward_scale == "none":
+            skip.add("reward_scale")
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
@@ -277,6 +290,7 @@ class _Batch:
     returns: torch.Tensor  # (N,) value targets
     raw_obs: np.ndarray  # (N, obs) for the running statistics
     episode_returns: np.ndarray  # (envs, K) return vectors of the update's episodes
+    discounted: np.ndarray  # (N,) discounted sums of the unscaled training reward so far
 
 
 def _whiten(obs: np.ndarray, stat: RunningStat) -> torch.Tensor:
@@ -296,8 +310,10 @@ def _rollout(
     update: int,
     low: np.ndarray,
     high: np.ndarray,
+    scale: float = 1.0,
 ) -> _Batch:
-    """One whole episode per env under the current Gaussian, then GAE."""
+    """One whole episode per env under the current Gaussian, then GAE on the training
+    rewards divided by ``scale``."""
     n = len(envs)
     gen = torch.Generator().manual_seed(derive_seed(config.seed, update, 0))
     obs = np.stack(
@@ -340,9 +356,14 @@ def _rollout(
             elif truncated or cut:
                 active[i] = False
                 last_value[i] = float(model.value(_whiten(obs[i][None], stat)).squeeze())
-    zs, acts, lps, advs, rets, raws = [], [], [], [], [], []
+    zs, acts, lps, advs, rets, raws, sums = [], [], [], [], [], [], []
     for i, rec in enumerate(per_env):
-        r, v = np.asarray(rec["r"]), np.asarray(rec["v"])
+        unscaled, v = np.asarray(rec["r"]), np.asarray(rec["v"])
+        running = 0.0
+        for x in unscaled:  # what the reward-scale statistics summarize
+            running = config.gamma * running + x
+            sums.append(running)
+        r = unscaled / scale
         nxt_v = np.append(v[1:], last_value[i])
         delta = r + config.gamma * nxt_v - v
         adv = np.zeros_like(r)
@@ -365,6 +386,7 @@ def _rollout(
         torch.as_tensor(np.concatenate(rets), dtype=torch.float32),
         np.asarray(raws),
         returns,
+        np.asarray(sums),
     )
 
 
@@ -396,12 +418,25 @@ def _optimize(
     return {k: v / max(steps, 1) for k, v in stats.items()}
 
 
-def _stat_tensors(stat: RunningStat) -> dict[str, torch.Tensor]:
+def _stat_tensors(stat: RunningStat, prefix: str = "obs") -> dict[str, torch.Tensor]:
     return {
-        "obs_count": torch.tensor(int(stat.count), dtype=torch.int64),
-        "obs_mean": torch.as_tensor(stat.mean),
-        "obs_m2": torch.as_tensor(stat.m2),
+        f"{prefix}_count": torch.tensor(int(stat.count), dtype=torch.int64),
+        f"{prefix}_mean": torch.as_tensor(stat.mean),
+        f"{prefix}_m2": torch.as_tensor(stat.m2),
     }
+
+
+def _read_stat(tensors: dict[str, torch.Tensor], prefix: str) -> RunningStat:
+    return RunningStat(
+        int(tensors[f"{prefix}_count"].item()),
+        tensors[f"{prefix}_mean"].double().numpy(),
+        tensors[f"{prefix}_m2"].double().numpy(),
+    )
+
+
+def _reward_scale(returns: RunningStat, config: PPOConfig) -> float:
+    """What this update divides the training rewards by (1 before any statistics)."""
+    return float(returns.std[0]) if config.reward_scale == "return_std" else 1.0
 
 
 def _evaluate(
@@ -466,6 +501,7 @@ def train_ppo(
             model = ActorCritic(obs_dim, low.size, config.hidden, config.depth, config.init_log_std)
         opt = torch.optim.Adam(model.parameters(), lr=config.lr)
         stat = RunningStat.zeros(obs_dim)
+        returns_stat = RunningStat.zeros(1)  # of the discounted training returns
         if init is not None:
             if (init.obs_dim, init.act_dim, init.hidden, init.depth) != (
                 obs_dim,
@@ -493,11 +529,9 @@ def train_ppo(
                     "use another directory or the same settings"
                 )
             t = state["extra_tensors"]
-            stat = RunningStat(
-                int(t["obs_count"].item()),
-                t["obs_mean"].double().numpy(),
-                t["obs_m2"].double().numpy(),
-            )
+            stat = _read_stat(t, "obs")
+            if config.reward_scale != "none":
+                returns_stat = _read_stat(t, "return")
             update, env_steps = int(state["step"]), int(saved["env_steps"])
             seconds, history = float(saved["seconds"]), list(saved["history"])
 
@@ -509,7 +543,14 @@ def train_ppo(
                     model=model,
                     optimizer=opt,
                     ema=None,
-                    extra_tensors=_stat_tensors(stat),
+                    extra_tensors={
+                        **_stat_tensors(stat),
+                        **(
+                            _stat_tensors(returns_stat, "return")
+                            if config.reward_scale != "none"
+                            else {}
+                        ),
+                    },
                     extra_json={
                         "fingerprint": fingerprint,
                         "env_steps": env_steps,
@@ -521,9 +562,11 @@ def train_ppo(
         bar = tqdm(total=config.updates, initial=update, desc=desc, disable=not progress)
         while update < config.updates:
             start = time.perf_counter()
-            batch = _rollout(model, envs, stat, w, signs, limit, config, update, low, high)
+            scale = _reward_scale(returns_stat, config)
+            batch = _rollout(model, envs, stat, w, signs, limit, config, update, low, high, scale)
             _optimize(model, opt, batch, config, update)
             stat = stat.merge(RunningStat.from_batch(batch.raw_obs))
+            returns_stat = returns_stat.merge(RunningStat.from_batch(batch.discounted[:, None]))
             update += 1
             env_steps += int(batch.raw_obs.shape[0])
             history.append(float(scalarize(batch.episode_returns, w, signs).mean()))
