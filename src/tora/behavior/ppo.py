@@ -24,6 +24,10 @@ Design choices, each for a reason:
   tasks that end when the agent falls: a crash then forfeits the bonuses of the steps it cuts
   off. On the Drone it taught hovering, not circling (BENCHMARKS.md section 6), which is why
   that task's set is :mod:`tora.behavior.flight`'s controllers instead.
+- **Optional reward scaling** (``reward_scale="return_std"``): training rewards divided by the
+  running standard deviation of their discounted sums, as fixed per update as the observation
+  statistics and saved with them. On MO-Hopper the unscaled value loss (targets in the
+  hundreds) owns the one gradient-norm clip over both networks and the policy barely moves.
 - **Deterministic behaviour policy.** :class:`MLPPolicy` acts with the Gaussian's mean, as the
   linear policies are deterministic; exploration noise for datasets is added by the collector.
 
