@@ -253,9 +253,11 @@ def test_behavior_train_writes_a_resumable_set(
         "20",
         "--ars-eval-episodes",
         "1",
+        "--no-progress",
     ]
-    code, text, _ = run_cli(args, capsys)
+    code, text, err = run_cli(args, capsys)
     assert code == 0 and "3 behaviour policies" in text
+    assert "policy 1/3" not in err, err  # no bars
     index = json.loads((out / "index.json").read_text())
     assert len(index["policies"]) == 3
     assert json.loads((out / "command.json").read_text())["ars"]["iterations"] == 2

@@ -57,7 +57,7 @@ def behavior_train(args: argparse.Namespace) -> int:
         # The env's defaults filled in, so command.json records what was actually run.
         config = resolve_config(dataclass_from_args(ARSConfig, args, prefix="ars"), env_id)
         write_config(out / "command.json", options=opts, ars=config)
-    policies = train_behavior_set(env_id, out, count, config)
+    policies = train_behavior_set(env_id, out, count, config, progress=not args.no_progress)
     print(f"{len(policies)} behaviour policies for {env_id} in {out}")
     for policy in policies:
         ret = policy.info.get("return_vector")
@@ -77,6 +77,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         behavior_train,
     )
     add_dataclass_arguments(btrain, BehaviorTrainOptions)
+    btrain.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="Hide the per-policy progress bars (for runs logged to a file).",
+    )
 
     add_dataclass_arguments(btrain, ARSConfig, prefix="ars", group_title="ARS")
     add_dataclass_arguments(btrain, PPOConfig, prefix="ppo", group_title="PPO (--algorithm ppo)")
