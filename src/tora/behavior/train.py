@@ -150,7 +150,8 @@ def _settings(config: ARSConfig | PPOConfig | FlightConfig) -> dict[str, Any]:
     return settings
 
 
-def _read_index(path: Path) -> dict[str, Any]:
+def read_set_index(path: Path) -> dict[str, Any]:
+    """A behaviour set's ``index.json``, checked (CheckpointError if missing or corrupt)."""
     return read_json_object(
         path,
         missing="no such file; not a behaviour-policy set",
@@ -166,7 +167,7 @@ def _open_index(path: Path, plan: dict[str, Any]) -> dict[str, Any]:
         index = {**plan, "policies": [], "complete": False}
         atomic_write_json(path, index)
         return index
-    index = _read_index(path)
+    index = read_set_index(path)
     changed = [k for k in plan if index.get(k) != plan[k]]
     if changed:
         raise CheckpointError(
@@ -500,7 +501,7 @@ def load_behavior_set(
     is false.
     """
     root = Path(directory)
-    index = _read_index(root / INDEX_FILE)
+    index = read_set_index(root / INDEX_FILE)
     if not index.get("complete") and not allow_incomplete:
         done, total = len(index["policies"]), len(index["weights"])
         raise CheckpointError(

@@ -1,25 +1,27 @@
-"""``tora behavior train``: behaviour policies that make offline data."""
+"""``tora behavior train`` and ``tora behavior show``: behaviour policies that make offline data,
+and what a set of them reaches."""
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
 from tora.behavior import ARSConfig, FlightConfig, PPOConfig, train_behavior_set
 from tora.behavior.ars import resolve_config
+from tora.behavior.report import format_report, set_report
+from tora.behavior.shipped import shipped_policy_dir
 from tora.cli.common import add_command, add_group, write_config
 from tora.cli.config_args import (
     add_dataclass_arguments,
     dataclass_from_args,
 )
 from tora.envs import objective_names, resolve_env_id
-
-if TYPE_CHECKING:  # heavy modules: the handlers import them when they run
-    pass
+from tora.errors import ToraError
+from tora.io import atomic_write_json
 
 
 @dataclass
@@ -65,6 +67,22 @@ def behavior_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def behavior_show(args: argparse.Namespace) -> int:
+    where = Path(args.set)
+    if not where.is_dir():
+        try:
+            where = shipped_policy_dir(args.set)
+        except ToraError as err:
+            raise ToraError(f"{args.set}: neither a set directory nor an env id ({err})") from err
+        if not where.is_dir():
+            raise ToraError(f"{args.set}: no such directory, and no set ships for that env")
+    report = set_report(where)
+    print(format_report(report))
+    if args.json:
+        atomic_write_json(args.json, report.to_dict())
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this group's commands on the ``tora`` parser's subcommands."""
     behavior_sub = add_group(sub, "behavior", "Behaviour policies that make offline data.")
@@ -88,3 +106,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_dataclass_arguments(
         btrain, FlightConfig, prefix="flight", group_title="Flight search (--algorithm flight)"
     )
+
+    show = add_command(
+        behavior_sub,
+        "show",
+        "What a behaviour set reaches, from its index (nothing is run): each policy's "
+        "evaluation returns and episode length (ENDS EARLY where an episode fell before the "
+        "time limit), the hypervolume of the returns (reference point 0) and its ratio to "
+        "D4MORL's behaviour policies' where published. SET is a set directory or an env id "
+        "(its shipped set), e.g. tora/MO-Hopper-v0.",
+        behavior_show,
+    )
+    show.add_argument("set", metavar="SET", help="Set directory or env id.")
+    show.add_argument("--json", type=Path, help="Also write the figures to this JSON file.")
