@@ -188,6 +188,39 @@ def test_a_resumed_run_with_reward_scale_equals_the_uninterrupted_one(tmp_path: 
     assert resumed.info["history"] == whole.info["history"]
 
 
+def test_warm_log_std_parent_starts_the_child_at_its_parents_noise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = train_ppo(SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=2, **FAST), progress=False)
+    assert parent.log_std is not None and parent.log_std.shape == (1,)
+    parent.log_std = np.array([-2.0])
+    parent.save(tmp_path / "parent")
+    loaded = load_mlp_policy(tmp_path / "parent")
+    np.testing.assert_array_equal(loaded.log_std, [-2.0])  # kept in the file
+
+    first_noise: list[float] = []
+    real = ppo._rollout
+
+    def spy(*args: object) -> ppo._Batch:
+        if not first_noise:
+            first_noise.append(float(args[0].log_std.detach()[0]))  # type: ignore[attr-defined]
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ppo, "_rollout", spy)
+    for mode, expected in (("reset", -0.5), ("parent", -2.0)):
+        first_noise.clear()
+        config = PPOConfig(updates=1, warm_log_std=mode, **FAST)  # type: ignore[arg-type]
+        train_ppo(SAFE_DASH_ID, (0.5, 0.5), config, init=loaded, progress=False)
+        assert first_noise == [pytest.approx(expected)]
+    loaded.log_std = None  # a file saved before the log std was kept
+    with pytest.raises(ToraError, match="warm_log_std='reset'"):
+        config = PPOConfig(updates=1, warm_log_std="parent", **FAST)
+        train_ppo(SAFE_DASH_ID, (0.5, 0.5), config, init=loaded, progress=False)
+    assert "warm_log_std" not in PPOConfig().fingerprint()
+    with pytest.raises(ToraError, match="warm_log_std"):
+        PPOConfig(warm_log_std="mean")  # type: ignore[arg-type]
+
+
 def test_save_and_load_round_trip_and_corruption(tmp_path: Path) -> None:
     policy = train_ppo(SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=2, **FAST), progress=False)
     tensor_path, json_path = policy.save(tmp_path / "policy_000")

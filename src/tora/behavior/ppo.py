@@ -136,6 +136,11 @@ class PPOConfig:
     child_updates: int | None = None
     """In a behaviour set (:func:`tora.behavior.train.train_behavior_set`): updates of a
     policy warm-started from a finished neighbour; None: ``updates``."""
+    warm_log_std: Literal["reset", "parent"] = "reset"
+    """With a warm start (a set's warm-started neighbours): "reset", the Gaussian's log std
+    starts at ``init_log_std``; "parent", at the warm start's final log std (saved in its
+    file). A trained MO-Hopper policy ends near log std -1.9; reset to -0.5 its child acts
+    with four times the noise the gait was learned under and falls in its first updates."""
     chain_from: Literal["corners", "first", "ends"] = "ends"
     """In a behaviour set: which grid rows train from scratch (see
     :class:`tora.behavior.ars.ARSConfig`); the others start from their nearest finished
@@ -160,6 +165,10 @@ class PPOConfig:
             raise ToraError("PPOConfig: need 0 < gamma <= 1, 0 <= lam <= 1, 0 < clip < 1")
         if not math.isfinite(self.alive_bonus):
             raise ToraError(f"PPOConfig: alive_bonus must be finite, got {self.alive_bonus}")
+        if self.warm_log_std not in ("reset", "parent"):
+            raise ToraError(
+                f"PPOConfig: warm_log_std must be 'reset' or 'parent', got {self.warm_log_std!r}"
+            )
         if self.reward_scale not in ("none", "return_std"):
             raise ToraError(
                 f"PPOConfig: reward_scale must be 'none' or 'return_std', got {self.reward_scale!r}"
@@ -171,13 +180,16 @@ class PPOConfig:
 
     def fingerprint(self) -> dict[str, Any]:
         """Every field but the ones that only say how long to train or how often to save: a
-        resumed run must keep these. ``alive_bonus`` and ``reward_scale`` came later and are
-        left out at their defaults, so checkpoints written before them still resume."""
+        resumed run must keep these. ``alive_bonus``, ``reward_scale`` and ``warm_log_std``
+        came later and are left out at their defaults, so checkpoints written before them
+        still resume."""
         skip = {"updates", "checkpoint_every", "eval_episodes", "child_updates", "chain_from"}
         if self.alive_bonus == 0.0:
             skip.add("alive_bonus")
         if self.reward_scale == "none":
             skip.add("reward_scale")
+        if self.warm_log_std == "reset":
+            skip.add("warm_log_std")
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
@@ -195,6 +207,9 @@ class MLPPolicy:
     env_id: str = ""
     weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
     info: dict[str, Any] = field(default_factory=dict)
+    log_std: np.ndarray | None = None
+    """The Gaussian's log std when training ended (the action noise a warm-started neighbour
+    may start from, ``PPOConfig.warm_log_std``); None in files saved before it was kept."""
 
     @property
     def obs_dim(self) -> int:
@@ -234,6 +249,8 @@ class MLPPolicy:
             low=torch.as_tensor(np.asarray(self.low, dtype=np.float64)),
             high=torch.as_tensor(np.asarray(self.high, dtype=np.float64)),
         )
+        if self.log_std is not None:
+            tensors["log_std"] = torch.as_tensor(np.asarray(self.log_std, dtype=np.float64))
         extra = {"hidden": self.hidden, "depth": self.depth}
         return write_policy_files(path, tensors, MLP_POLICY_FORMAT, _VERSION, self, extra)
 
@@ -262,15 +279,18 @@ def load_mlp_policy(path: str | os.PathLike[str]) -> MLPPolicy:
             tensors["m2"].double().numpy(),
         )
         low, high = tensors["low"].double().numpy(), tensors["high"].double().numpy()
+        log_std = tensors["log_std"].double().numpy() if "log_std" in tensors else None
     except (KeyError, RuntimeError) as exc:
         raise CheckpointError(f"{tensor_path}: tensors do not fit {json_path.name}: {exc}") from exc
+    if log_std is not None and (log_std.shape != (act_dim,) or not np.isfinite(log_std).all()):
+        raise CheckpointError(f"{tensor_path}: log_std is not {act_dim} finite numbers")
     if stat.mean.shape != (obs_dim,) or low.shape != (act_dim,) or high.shape != (act_dim,):
         raise CheckpointError(f"{tensor_path}: statistics or action box of the wrong size")
     if not all(np.isfinite(p.detach().numpy()).all() for p in net.parameters()):
         raise CheckpointError(f"{tensor_path}: non-finite network weights")
     net.eval().requires_grad_(False)
     return MLPPolicy(
-        net, stat, low, high, hidden, depth, env_id, np.asarray(weights, np.float64), info
+        net, stat, low, high, hidden, depth, env_id, np.asarray(weights, np.float64), info, log_std
     )
 
 
@@ -472,8 +492,8 @@ def train_ppo(
             objectives the env minimizes (a cost).
         config: the settings.
         init: a warm start: its mean network and observation statistics are copied (the
-            value network and the log std start afresh); it must have ``config``'s width
-            and depth.
+            value network starts afresh, and the log std too unless ``warm_log_std`` is
+            "parent"); it must have ``config``'s width and depth.
         state_path: a directory for resumable state: loaded if it holds one (its settings
             must match ``config.fingerprint()``), rewritten every ``checkpoint_every``
             updates and at the end. Running again with more ``updates`` continues the run.
@@ -520,6 +540,14 @@ def train_ppo(
                 )
             model.net.load_state_dict(init.net.state_dict())
             stat = init.obs_stat.copy()
+            if config.warm_log_std == "parent":
+                if init.log_std is None:
+                    raise ToraError(
+                        "warm_log_std='parent' needs the warm start's log std, and its file "
+                        "has none (saved before it was kept); use warm_log_std='reset'"
+                    )
+                with torch.no_grad():
+                    model.log_std.copy_(torch.as_tensor(init.log_std, dtype=torch.float32))
         update, env_steps, seconds = 0, 0, 0.0
         history: list[float] = []
         fingerprint = {**config.fingerprint(), "weights": w.tolist()}
@@ -586,6 +614,7 @@ def train_ppo(
         net = model.net.requires_grad_(False)
         env_id = env if isinstance(env, str) else ""
         policy = MLPPolicy(net, stat.copy(), low, high, config.hidden, config.depth, env_id, w)
+        policy.log_std = model.log_std.detach().double().numpy().copy()
         info: dict[str, Any] = {
             "algorithm": "ppo",
             "updates": update,
