@@ -5,13 +5,14 @@
         --seed 0 --out runs/ppo_settings
 
 Each variant is ``NAME`` or ``NAME=FIELD:VALUE[,FIELD:VALUE...]`` (fields of
-:class:`tora.behavior.ppo.PPOConfig`; the name ``plain`` with no fields is the defaults). Each
-(variant, seed) trains in ``OUT/<env>/<name>/seed<S>`` with resumable state, so a killed run
-continues; a finished one is read back. The JSON summary (``OUT/<env>/summary.json``) holds
-per variant and seed the deterministic return vector (``eval_episodes`` episodes), the
-scalarized training return every 10 updates, the environment steps and seconds. Choose
-settings on this (training-side) evidence, then judge the behaviour set built with them by its
-hypervolume (``tora behavior train`` + ``tora data make``), never the other way round.
+:class:`tora.behavior.ppo.PPOConfig`; the name ``plain`` with no fields is the defaults).
+Each (variant, seed) trains in ``OUT/<env>/<name>/seed<S>`` with resumable state
+(warm-started from ``--init``'s policy if given), so a killed run continues; a finished one
+is read back. The JSON summary (``OUT/<env>/summary.json``) holds per variant and seed the
+deterministic return vector (``eval_episodes`` episodes), the scalarized training return
+every 10 updates, the environment steps and seconds. Choose settings on this
+(training-side) evidence, then judge the behaviour set built with them by its hypervolume
+(``tora behavior train`` + ``tora data make``), never the other way round.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tora.behavior.ppo import PPOConfig, train_ppo
+from tora.behavior.ppo import PPOConfig, load_mlp_policy, train_ppo
 from tora.io import atomic_write_json
 
 FIELD_TYPES = {f.name: f.type for f in fields(PPOConfig)}
@@ -56,6 +57,9 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--seed", type=int, action="append")
     parser.add_argument("--out", type=Path, default=Path("runs/ppo_settings"))
+    parser.add_argument(
+        "--init", type=Path, help="Warm-start every run from this saved MLP policy (stem)."
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     root = args.out / args.env.replace("/", "_")
@@ -64,6 +68,9 @@ def main() -> None:
         json.loads(summary_path.read_text()) if summary_path.exists() else {"runs": {}}
     )
     summary.update(env=args.env, weights=args.weights)
+    init = load_mlp_policy(args.init) if args.init else None
+    if init is not None:
+        summary["init"] = str(args.init)
     for spec in args.variant:
         name, overrides = parse_variant(spec)
         for seed in args.seed or [0]:
@@ -72,6 +79,7 @@ def main() -> None:
                 args.env,
                 args.weights,
                 config,
+                init=init,
                 state_path=root / name / f"seed{seed}",
                 progress=not args.no_progress,
                 desc=f"{name} seed {seed}",
