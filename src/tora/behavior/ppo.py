@@ -139,8 +139,8 @@ class PPOConfig:
     warm_log_std: Literal["reset", "parent"] = "reset"
     """With a warm start (a set's warm-started neighbours): "reset", the Gaussian's log std
     starts at ``init_log_std``; "parent", at the warm start's final log std (saved in its
-    file). A trained MO-Hopper policy ends near log std -1.9; reset to -0.5 its child acts
-    with four times the noise the gait was learned under and falls in its first updates."""
+    file). A trained MO-Hopper policy ends near log std -1.9, so "reset" restarts its child
+    with four times the noise; "parent" was not better there (BENCHMARKS.md section 4)."""
     chain_from: Literal["corners", "first", "ends"] = "ends"
     """In a behaviour set: which grid rows train from scratch (see
     :class:`tora.behavior.ars.ARSConfig`); the others start from their nearest finished
