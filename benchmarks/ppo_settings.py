@@ -90,6 +90,8 @@ def main() -> None:
                 "overrides": overrides,
                 "updates": info["updates"],
                 "env_steps": info["env_steps"],
+                "eval_steps": info.get("eval_steps"),
+                "eval_episodes": config.eval_episodes,
                 "seconds": info["seconds"],
                 "return_vector": info.get("return_vector"),
                 "scalarized_return": info.get("scalarized_return"),
