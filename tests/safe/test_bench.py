@@ -135,6 +135,19 @@ def test_critic_row_with_tora_safes_weights_takes_them_from_its_cell(
             assert entry["weight"] == tora["thresholds"][kappa]["weight"]
 
 
+def test_table_states_the_selection_rule(finished: Path, tmp_path: Path) -> None:
+    suite = load_safe_suite(TINY)
+    suite.out = str(tmp_path / "copy")
+    shutil.copytree(finished, suite.out)
+    write_safe_table(suite)
+    text = (Path(suite.out) / TABLE_MD).read_text()
+    assert "safe when the mean selection cost is below (1 - 0.1) x the threshold" in text
+    suite.select.cost_z = 1.645
+    write_safe_table(suite)
+    text = (Path(suite.out) / TABLE_MD).read_text()
+    assert "mean selection cost plus 1.645 standard errors is below (1 - 0.1)" in text
+
+
 def test_unknown_task_and_method_are_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('kind = "safe"\nmethods = ["tora"]\n[[tasks]]\nid = "tora/Cruise-v0"\n')

@@ -95,6 +95,7 @@ def collect_results(suite: SafeSuiteConfig) -> dict[str, Any]:
             "thresholds": thresholds,
             "select_episodes": suite.select.episodes,
             "select_margin": suite.select.margin,
+            "select_cost_z": suite.select.cost_z,
         },
         "tasks": tasks,
         "skipped": skipped,
@@ -123,7 +124,9 @@ def format_safe_table(results: dict[str, Any]) -> str:
         f"mean ± std over seeds ({len(proto['seeds'])} seeds x {proto['episodes']} episodes), "
         f"cost thresholds {kappas} and their average. Weights and reserves are chosen on "
         f"{proto['select_episodes']} selection episodes per candidate whose seeds are disjoint "
-        f"from the table's (safety margin {proto['select_margin']:g}).",
+        f"from the table's: safe when the mean selection cost"
+        + (f" plus {proto['select_cost_z']:g} standard errors" if proto["select_cost_z"] else "")
+        + f" is below (1 - {proto['select_margin']:g}) x the threshold.",
         "",
     ]
     methods = [m for m in METHODS if any(m in t["methods"] for t in results["tasks"].values())]
