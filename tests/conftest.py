@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,26 @@ def pytest_configure(config: pytest.Config) -> None:
     """One torch thread from the start: module-scoped fixtures train before any per-test
     fixture runs, and two threads contending with other work ran them ~10x slower."""
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """One local Ray for the module that asks for it (starting one takes seconds). Its
+    workers import tora and the helpers in tests/ as this process does, and run torch on
+    one thread."""
+    ray = pytest.importorskip("ray")
+    tests = str(Path(__file__).resolve().parent)
+    path = os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level=logging.ERROR,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}},
+    )
+    yield
+    ray.shutdown()
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,6 @@ since they run in other processes; one real tiny suite runs through the command 
 from __future__ import annotations
 
 import json
-import logging
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +28,7 @@ SAFE_TINY = TESTS / "safe" / "tiny.toml"
 ALL_CELLS = [(e, m, s) for e in "ab" for m in ("m1", "m2") for s in (0, 1, 2)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray() -> Iterator[None]:
-    """One local Ray for the module (starting one takes seconds). Its workers import the
-    fake kind from tests/ as this process does."""
-    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        logging_level=logging.ERROR,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}},
-    )
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")  # tests/conftest.py
 
 
 def run_on_ray(fake: DiskSuite, **choice: Any) -> tuple[dict[str, Any], list[str]]:

@@ -5,10 +5,7 @@ sweep shared among actors (tora.scale.sweep) and objectives fine-tuned as tasks
 from __future__ import annotations
 
 import json
-import logging
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,23 +43,7 @@ FINETUNE = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray() -> Iterator[None]:
-    """One local Ray for the module (starting one takes seconds); its workers import tora as
-    this process does and run torch on one thread."""
-    env = {"OMP_NUM_THREADS": "1"}
-    if os.environ.get("PYTHONPATH"):
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        logging_level=logging.ERROR,
-        log_to_driver=False,
-        runtime_env={"env_vars": env},
-    )
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")  # tests/conftest.py
 
 
 def serial_sweep(run: Path) -> SweepResult:
