@@ -44,6 +44,8 @@ def test_report_reads_returns_and_lengths_from_the_index(tiny_set: Path) -> None
         e["eval_steps"] / 2 for e in index["policies"]
     ]
     assert report.episode_steps == STEPS
+    assert report.env_steps == sum(e["env_steps"] for e in index["policies"]) > 0
+    assert report.train_seconds == pytest.approx(sum(e["seconds"] for e in index["policies"]))
     assert report.d4morl is None and report.ratio is None  # Cruise has no published figure
 
 
@@ -67,8 +69,10 @@ def test_show_command_prints_writes_json_and_refuses_what_is_not_a_set(
 ) -> None:
     out = tmp_path / "report.json"
     assert main(["behavior", "show", str(tiny_set), "--json", str(out)]) == 0
-    assert "3 of 3 policies finished" in capsys.readouterr().out
-    assert json.loads(out.read_text())["finished"] == 3
+    printed = capsys.readouterr().out
+    assert "3 of 3 policies finished" in printed and "M env steps" in printed
+    written = json.loads(out.read_text())
+    assert written["finished"] == 3 and written["env_steps"] == set_report(tiny_set).env_steps
     assert main(["behavior", "show", "tora/MO-Hopper-v0"]) == 0  # the shipped set
     assert "D4MORL's behaviour policies" in capsys.readouterr().out
     assert main(["behavior", "show", str(tmp_path / "none")]) == 2

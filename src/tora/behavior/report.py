@@ -62,6 +62,11 @@ class SetReport:
     hypervolume: float
     d4morl: float | None
     """D4MORL's behaviour hypervolume for this env, where published."""
+    env_steps: int
+    """Environment steps the finished policies trained on (summed over policies)."""
+    train_seconds: float
+    """Training time of the finished policies, summed (CPU-bound single-process time; a
+    set trained in several sittings, or several at once, took longer in wall time)."""
 
     @property
     def ratio(self) -> float | None:
@@ -83,6 +88,8 @@ class SetReport:
             "d4morl_hypervolume": self.d4morl,
             "ratio": self.ratio,
             "ended_early": self.early,
+            "env_steps": self.env_steps,
+            "train_seconds": self.train_seconds,
             "policies": [vars(p) for p in self.policies],
         }
 
@@ -148,6 +155,8 @@ def set_report(directory: str | os.PathLike[str]) -> SetReport:
         limit,
         hv,
         D4MORL_BEHAVIOUR_HV.get(env_id),
+        sum(int(e.get("env_steps", 0)) for e in index["policies"]),
+        sum(float(e.get("seconds", 0.0)) for e in index["policies"]),
     )
 
 
@@ -167,4 +176,8 @@ def format_report(report: SetReport) -> str:
     if report.d4morl is not None:
         line += f"; D4MORL's behaviour policies {report.d4morl:.4g}: ratio {report.ratio:.3f}"
     lines.append(line)
+    lines.append(
+        f"training: {report.env_steps / 1e6:.2f}M env steps, "
+        f"{report.train_seconds / 60:.1f} min summed over policies"
+    )
     return "\n".join(lines)
