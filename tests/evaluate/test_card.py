@@ -22,15 +22,19 @@ PREFS = np.array([[0.95, 0.05], [0.05, 0.95], [0.5, 0.5], [0.55, 0.45], [0.15, 0
 def make_traj(
     preferences: np.ndarray | None = PREFS, minimize: tuple[str, ...] = ()
 ) -> Trajectories:
-    """One episode per row of RETURNS, each two steps that split its return in halves."""
+    """One episode per row of RETURNS that splits its return in equal steps: two steps ending
+    in a timeout, except episode 1, four steps ending in a terminal (a fall). Halves and
+    quarters keep the sums exact, so the returns' ties stay ties."""
     episodes = []
     for i, ret in enumerate(RETURNS):
+        n = 4 if i == 1 else 2
         ep = {
-            "observations": np.full((2, 3), i, np.float32),
-            "next_observations": np.full((2, 3), i + 0.5, np.float32),
-            "actions": np.zeros((2, 1), np.float32),
-            "rewards": np.tile(ret / 2, (2, 1)),
-            "timeouts": np.array([False, True]),
+            "observations": np.full((n, 3), i, np.float32),
+            "next_observations": np.full((n, 3), i + 0.5, np.float32),
+            "actions": np.zeros((n, 1), np.float32),
+            "rewards": np.tile(ret / n, (n, 1)),
+            "terminals": np.arange(n) == 3,
+            "timeouts": (np.arange(n) == 1) & (n == 2),
         }
         if preferences is not None:
             ep["preference"] = preferences[i]
@@ -55,6 +59,9 @@ def test_card_values_by_hand() -> None:
     assert card["returns"]["speed"] == pytest.approx({"min": -1.0, "mean": 1.2, "max": 3.0})
     assert card["returns"]["energy"] == pytest.approx({"min": 1.0, "mean": 2.4, "max": 5.0})
     assert (card["quality"], card["prefs"]) == ("expert", "wide")
+    assert card["lengths"] == pytest.approx({"min": 2.0, "mean": 12 / 5, "max": 4.0})
+    assert card["terminated_episodes"] == 1  # episode 1's last step; timeouts do not count
+    assert "1 of 5 episodes end in a terminal state" in format_card(card, episodes=5)
     prefs = card["preferences"]
     assert prefs["min"] == pytest.approx([0.05, 0.05]) and prefs["max"] == pytest.approx(
         [0.95, 0.95]
@@ -99,7 +106,7 @@ def test_inspect_shows_the_card(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
     assert main(["data", "inspect", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["episodes"] == 5 and out["transitions"] == 10  # the existing keys stay
+    assert out["episodes"] == 5 and out["transitions"] == 12  # the existing keys stay
     assert out["card"]["front_episodes"] == 4
     assert out["card"]["preferences"]["first_histogram"]["counts"][5] == 2
     assert main(["data", "inspect", str(path)]) == 0

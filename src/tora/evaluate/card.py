@@ -10,6 +10,9 @@ the same facts from the data itself, for any :class:`~tora.data.Trajectories`:
   no volume and are dropped, and the card counts them) and its sparsity (PGMORL's mean squared
   gap between neighbouring front points, :func:`tora.evaluate.pareto.sparsity`);
 - per-objective return min / mean / max;
+- episode lengths (min / mean / max) and how many episodes end in a terminal state: on the
+  MuJoCo tasks that terminate (Hopper, Walker2d) a terminal is a fall, so this says whether
+  the behaviour policies stay up in the data, not only in their own evaluation;
 - if the data records per-episode preferences: their per-objective min and max, a 10-bin
   histogram of the first component over [0, 1] (for two objectives that component fixes the
   preference) and the data's own steering: Spearman's correlation between an episode's
@@ -94,11 +97,12 @@ def dataset_card(traj: Trajectories, ref_point: ArrayLike | None = None) -> dict
     Keys: ``quality``, ``prefs`` (None when unknown), ``ref_point``, ``hypervolume``,
     ``sparsity``, ``front_episodes`` (unique non-dominated episode returns),
     ``episodes_beyond_ref`` (episodes that count towards the hypervolume), ``returns``
-    (objective name -> min / mean / max), ``preferences`` (None, or min / max per
-    objective and ``first_histogram`` with 11 ``edges`` and 10 ``counts``) and ``safe``
-    (:func:`safe_card`; None unless the data is a safe-RL task's). The default reference point
-    is 0, except for a safe-RL task's data: (R_min, the task's max cost) in DSRL's constants,
-    since no cost is below 0.
+    (objective name -> min / mean / max), ``lengths`` (episode length min / mean / max),
+    ``terminated_episodes`` (episodes whose last step is a terminal), ``preferences`` (None,
+    or min / max per objective and ``first_histogram`` with 11 ``edges`` and 10 ``counts``)
+    and ``safe`` (:func:`safe_card`; None unless the data is a safe-RL task's). The default
+    reference point is 0, except for a safe-RL task's data: (R_min, the task's max cost) in
+    DSRL's constants, since no cost is below 0.
     """
     returns = traj.episode_returns()
     maximize = [o.direction is Direction.MAXIMIZE for o in traj.objectives]
@@ -122,6 +126,8 @@ def dataset_card(traj: Trajectories, ref_point: ArrayLike | None = None) -> dict
             }
             for j, name in enumerate(traj.objective_names)
         },
+        "lengths": _range(traj.episode_lengths.astype(np.float64)),
+        "terminated_episodes": int(traj.terminals[traj.episode_bounds[1:] - 1].sum()),
         "preferences": (
             None
             if traj.preferences is None
@@ -227,6 +233,12 @@ def format_card(card: dict[str, Any], episodes: int | None = None) -> str:
         lines.append(
             f"  return {name:<{width}}  min {_g(r['min'])}  mean {_g(r['mean'])}  "
             f"max {_g(r['max'])}"
+        )
+    if card.get("lengths"):  # cards saved before they were recorded have none
+        n = card["lengths"]
+        lines.append(
+            f"  episode length  min {n['min']:.0f}  mean {n['mean']:.1f}  max {n['max']:.0f}; "
+            f"{card['terminated_episodes']}{total} episodes end in a terminal state"
         )
     coverage = card.get("preferences")
     if coverage is None:
