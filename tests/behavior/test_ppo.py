@@ -221,6 +221,46 @@ def test_warm_log_std_parent_starts_the_child_at_its_parents_noise(
         PPOConfig(warm_log_std="mean")  # type: ignore[arg-type]
 
 
+def test_value_warmup_moves_only_the_value_network_then_the_policy(tmp_path: Path) -> None:
+    parent = train_ppo(SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=2, **FAST), progress=False)
+    parent.save(tmp_path / "parent")
+    init = load_mlp_policy(tmp_path / "parent")
+    values: list[list[np.ndarray]] = []
+    real = ppo._optimize
+
+    def spy(model: ppo.ActorCritic, *args: object) -> dict[str, float]:
+        out = real(model, *args)  # type: ignore[arg-type]
+        values.append([p.detach().numpy().copy() for p in model.value.parameters()])
+        return out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ppo, "_optimize", spy)
+        config = PPOConfig(updates=2, value_warmup=2, warm_log_std="parent", **FAST)
+        warmed = train_ppo(SAFE_DASH_ID, (0.5, 0.5), config, init=init, progress=False)
+    # Two value-only updates: the policy and its noise are the parent's to the bit, while
+    # the value network moved at each update.
+    for a, b in zip(_params(warmed), _params(init), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(warmed.log_std, init.log_std)
+    assert not np.array_equal(values[0][0], values[1][0])
+    # A third update, now past the warm-up, moves the policy.
+    config = PPOConfig(updates=3, value_warmup=2, **FAST)
+    moved = train_ppo(SAFE_DASH_ID, (0.5, 0.5), config, init=init, progress=False)
+    assert any(not np.array_equal(a, b) for a, b in zip(_params(moved), _params(init), strict=True))
+    # Without a warm start it does nothing; at 0 it stays out of the fingerprint.
+    plain = PPOConfig(updates=1, **FAST)
+    a = train_ppo(SAFE_DASH_ID, (1.0, 0.0), plain, progress=False)
+    b = train_ppo(
+        SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=1, value_warmup=5, **FAST), progress=False
+    )
+    for x, y in zip(_params(a), _params(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert "value_warmup" not in plain.fingerprint()
+    assert PPOConfig(value_warmup=3).fingerprint()["value_warmup"] == 3
+    with pytest.raises(ToraError, match="value_warmup"):
+        PPOConfig(value_warmup=-1)
+
+
 def test_save_and_load_round_trip_and_corruption(tmp_path: Path) -> None:
     policy = train_ppo(SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=2, **FAST), progress=False)
     tensor_path, json_path = policy.save(tmp_path / "policy_000")

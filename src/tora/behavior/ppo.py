@@ -141,6 +141,11 @@ class PPOConfig:
     starts at ``init_log_std``; "parent", at the warm start's final log std (saved in its
     file). A trained MO-Hopper policy ends near log std -1.9, so "reset" restarts its child
     with four times the noise; "parent" was not better there (BENCHMARKS.md section 4)."""
+    value_warmup: int = 0
+    """With a warm start: the first ``value_warmup`` of the ``updates`` fit only the value
+    network (the policy and its log std stay the warm start's), so that the first policy
+    steps follow advantages from a value that has seen the task rather than from a fresh
+    network. Without a warm start it does nothing."""
     chain_from: Literal["corners", "first", "ends"] = "ends"
     """In a behaviour set: which grid rows train from scratch (see
     :class:`tora.behavior.ars.ARSConfig`); the others start from their nearest finished
@@ -159,8 +164,10 @@ class PPOConfig:
         if self.child_updates is not None:
             counts["child_updates"] = self.child_updates
         bad = [k for k, v in counts.items() if v < 1]
-        if bad or self.eval_episodes < 0:
-            raise ToraError(f"PPOConfig: {', '.join(bad) or 'eval_episodes'} must be positive")
+        if bad or self.eval_episodes < 0 or self.value_warmup < 0:
+            raise ToraError(
+                f"PPOConfig: {', '.join(bad) or 'eval_episodes and value_warmup'} must be positive"
+            )
         if not (0 < self.gamma <= 1 and 0 <= self.lam <= 1 and 0 < self.clip < 1):
             raise ToraError("PPOConfig: need 0 < gamma <= 1, 0 <= lam <= 1, 0 < clip < 1")
         if not math.isfinite(self.alive_bonus):
@@ -182,8 +189,10 @@ class PPOConfig:
         """Every field but the ones that only say how long to train or how often to save: a
         resumed run must keep these. ``alive_bonus``, ``reward_scale`` and ``warm_log_std``
         came later and are left out at their defaults, so checkpoints written before them
-        still resume."""
+        still resume (``value_warmup`` too)."""
         skip = {"updates", "checkpoint_every", "eval_episodes", "child_updates", "chain_from"}
+        if self.value_warmup == 0:
+            skip.add("value_warmup")
         if self.alive_bonus == 0.0:
             skip.add("alive_bonus")
         if self.reward_scale == "none":
@@ -415,8 +424,15 @@ def _rollout(
 
 
 def _optimize(
-    model: ActorCritic, opt: torch.optim.Optimizer, batch: _Batch, config: PPOConfig, update: int
+    model: ActorCritic,
+    opt: torch.optim.Optimizer,
+    batch: _Batch,
+    config: PPOConfig,
+    update: int,
+    value_only: bool = False,
 ) -> dict[str, float]:
+    """PPO's epochs over one update's samples; ``value_only``: the value loss alone (the
+    policy's parameters get no gradient, so Adam leaves them as they are)."""
     gen = torch.Generator().manual_seed(derive_seed(config.seed, update, 2))
     adv = batch.advantages
     adv = (adv - adv.mean()) / (adv.std() + 1e-8) if adv.numel() > 1 else adv * 0
@@ -430,7 +446,9 @@ def _optimize(
             clipped = ratio.clamp(1 - config.clip, 1 + config.clip)
             policy_loss = -torch.min(ratio * adv[idx], clipped * adv[idx]).mean()
             value_loss = (model.value(batch.z[idx]).squeeze(-1) - batch.returns[idx]).pow(2).mean()
-            loss = policy_loss + config.value_weight * value_loss
+            loss = config.value_weight * value_loss
+            if not value_only:
+                loss = loss + policy_loss
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -596,7 +614,8 @@ def train_ppo(
             start = time.perf_counter()
             scale = _reward_scale(returns_stat, config)
             batch = _rollout(model, envs, stat, w, signs, limit, config, update, low, high, scale)
-            _optimize(model, opt, batch, config, update)
+            value_only = init is not None and update < config.value_warmup
+            _optimize(model, opt, batch, config, update, value_only)
             stat = stat.merge(RunningStat.from_batch(batch.raw_obs))
             returns_stat = returns_stat.merge(RunningStat.from_batch(batch.discounted[:, None]))
             update += 1
