@@ -261,6 +261,33 @@ def test_value_warmup_moves_only_the_value_network_then_the_policy(tmp_path: Pat
         PPOConfig(value_warmup=-1)
 
 
+def test_target_kl_cuts_an_update_short_and_none_runs_every_epoch() -> None:
+    steps: list[int] = []
+    real = ppo._optimize
+
+    def spy(*args: object) -> dict[str, float]:
+        out = real(*args)  # type: ignore[arg-type]
+        steps.append(int(out["steps"]))
+        return out
+
+    # SafeDash: 160 samples per update, minibatch 64 -> 3 minibatches x 5 epochs = 15 steps.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ppo, "_optimize", spy)
+        train_ppo(SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=2, **FAST), progress=False)
+        assert steps == [15, 15]
+        steps.clear()
+        config = PPOConfig(updates=2, target_kl=1e-4, **FAST)
+        train_ppo(SAFE_DASH_ID, (1.0, 0.0), config, progress=False)
+    # The first minibatch is always taken (nothing has moved yet); a step of lr 3e-3 on
+    # this toy moves the policy past a KL of 1e-4 well before 15 steps.
+    assert all(1 <= s < 15 for s in steps) and len(steps) == 2
+    assert "target_kl" not in PPOConfig().fingerprint()
+    assert PPOConfig(target_kl=0.02).fingerprint()["target_kl"] == 0.02
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ToraError, match="target_kl"):
+            PPOConfig(target_kl=bad)
+
+
 def test_save_and_load_round_trip_and_corruption(tmp_path: Path) -> None:
     policy = train_ppo(SAFE_DASH_ID, (1.0, 0.0), PPOConfig(updates=2, **FAST), progress=False)
     tensor_path, json_path = policy.save(tmp_path / "policy_000")

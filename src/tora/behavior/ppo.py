@@ -141,6 +141,11 @@ class PPOConfig:
     starts at ``init_log_std``; "parent", at the warm start's final log std (saved in its
     file). A trained MO-Hopper policy ends near log std -1.9, so "reset" restarts its child
     with four times the noise; "parent" was not better there (BENCHMARKS.md section 4)."""
+    target_kl: float | None = None
+    """Stop an update's epochs after the first minibatch whose approximate KL divergence from
+    the policy that collected the batch (the mean of old minus new log-probability) exceeds
+    this; None: always run every epoch. Meant for fine-tuning a good gait, where PPO's full
+    epochs overshoot (BENCHMARKS.md section 4, MO-Hopper-3obj)."""
     value_warmup: int = 0
     """With a warm start: the first ``value_warmup`` of the ``updates`` fit only the value
     network (the policy and its log std stay the warm start's), so that the first policy
@@ -180,6 +185,10 @@ class PPOConfig:
             raise ToraError(
                 f"PPOConfig: reward_scale must be 'none' or 'return_std', got {self.reward_scale!r}"
             )
+        if self.target_kl is not None and not (
+            math.isfinite(self.target_kl) and self.target_kl > 0
+        ):
+            raise ToraError(f"PPOConfig: target_kl must be None or > 0, got {self.target_kl}")
         if self.lr <= 0 or self.max_grad_norm <= 0 or self.value_weight < 0:
             raise ToraError("PPOConfig: lr and max_grad_norm must be > 0, value_weight >= 0")
         if self.episode_steps is not None and self.episode_steps < 1:
@@ -193,6 +202,8 @@ class PPOConfig:
         skip = {"updates", "checkpoint_every", "eval_episodes", "child_updates", "chain_from"}
         if self.value_warmup == 0:
             skip.add("value_warmup")
+        if self.target_kl is None:
+            skip.add("target_kl")
         if self.alive_bonus == 0.0:
             skip.add("alive_bonus")
         if self.reward_scale == "none":
@@ -439,10 +450,14 @@ def _optimize(
     n = adv.numel()
     stats = {"policy_loss": 0.0, "value_loss": 0.0, "clip_frac": 0.0}
     steps = 0
+    kl_limit = None if value_only else config.target_kl
     for _ in range(config.epochs):
         for idx in torch.randperm(n, generator=gen).split(config.minibatch):
             dist = model.dist(batch.z[idx])
-            ratio = (dist.log_prob(batch.actions[idx]).sum(-1) - batch.log_probs[idx]).exp()
+            log_ratio = dist.log_prob(batch.actions[idx]).sum(-1) - batch.log_probs[idx]
+            if kl_limit is not None and float(-log_ratio.detach().mean()) > kl_limit:
+                break
+            ratio = log_ratio.exp()
             clipped = ratio.clamp(1 - config.clip, 1 + config.clip)
             policy_loss = -torch.min(ratio * adv[idx], clipped * adv[idx]).mean()
             value_loss = (model.value(batch.z[idx]).squeeze(-1) - batch.returns[idx]).pow(2).mean()
@@ -457,7 +472,10 @@ def _optimize(
             stats["value_loss"] += value_loss.item()
             stats["clip_frac"] += ((ratio.detach() - 1).abs() > config.clip).float().mean().item()
             steps += 1
-    return {k: v / max(steps, 1) for k, v in stats.items()}
+        else:
+            continue
+        break  # the KL limit was passed: no more epochs either
+    return {**{k: v / max(steps, 1) for k, v in stats.items()}, "steps": steps}
 
 
 def _stat_tensors(stat: RunningStat, prefix: str = "obs") -> dict[str, torch.Tensor]:
