@@ -144,8 +144,9 @@ class PPOConfig:
     target_kl: float | None = None
     """Stop an update's epochs after the first minibatch whose approximate KL divergence from
     the policy that collected the batch (the mean of old minus new log-probability) exceeds
-    this; None: always run every epoch. Meant for fine-tuning a good gait, where PPO's full
-    epochs overshoot (BENCHMARKS.md section 4, MO-Hopper-3obj)."""
+    this; None: always run every epoch. PPO's usual guard against one update overshooting;
+    it did not keep a warm-started MO-Hopper-3obj gait from collapsing (BENCHMARKS.md
+    section 4), so it is off by default."""
     value_warmup: int = 0
     """With a warm start: the first ``value_warmup`` of the ``updates`` fit only the value
     network (the policy and its log std stay the warm start's), so that the first policy
