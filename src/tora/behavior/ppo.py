@@ -170,10 +170,10 @@ class PPOConfig:
         if self.child_updates is not None:
             counts["child_updates"] = self.child_updates
         bad = [k for k, v in counts.items() if v < 1]
-        if bad or self.eval_episodes < 0 or self.value_warmup < 0:
-            raise ToraError(
-                f"PPOConfig: {', '.join(bad) or 'eval_episodes and value_warmup'} must be positive"
-            )
+        if bad:
+            raise ToraError(f"PPOConfig: {', '.join(bad)} must be positive")
+        if self.eval_episodes < 0 or self.value_warmup < 0:
+            raise ToraError("PPOConfig: eval_episodes and value_warmup must be >= 0")
         if not (0 < self.gamma <= 1 and 0 <= self.lam <= 1 and 0 < self.clip < 1):
             raise ToraError("PPOConfig: need 0 < gamma <= 1, 0 <= lam <= 1, 0 < clip < 1")
         if not math.isfinite(self.alive_bonus):
@@ -199,7 +199,7 @@ class PPOConfig:
         """Every field but the ones that only say how long to train or how often to save: a
         resumed run must keep these. ``alive_bonus``, ``reward_scale`` and ``warm_log_std``
         came later and are left out at their defaults, so checkpoints written before them
-        still resume (``value_warmup`` too)."""
+        still resume (``value_warmup`` and ``target_kl`` too)."""
         skip = {"updates", "checkpoint_every", "eval_episodes", "child_updates", "chain_from"}
         if self.value_warmup == 0:
             skip.add("value_warmup")
