@@ -452,30 +452,33 @@ def _optimize(
     stats = {"policy_loss": 0.0, "value_loss": 0.0, "clip_frac": 0.0}
     steps = 0
     kl_limit = None if value_only else config.target_kl
-    for _ in range(config.epochs):
-        for idx in torch.randperm(n, generator=gen).split(config.minibatch):
-            dist = model.dist(batch.z[idx])
-            log_ratio = dist.log_prob(batch.actions[idx]).sum(-1) - batch.log_probs[idx]
-            if kl_limit is not None and float(-log_ratio.detach().mean()) > kl_limit:
-                break
-            ratio = log_ratio.exp()
-            clipped = ratio.clamp(1 - config.clip, 1 + config.clip)
-            policy_loss = -torch.min(ratio * adv[idx], clipped * adv[idx]).mean()
-            value_loss = (model.value(batch.z[idx]).squeeze(-1) - batch.returns[idx]).pow(2).mean()
-            loss = config.value_weight * value_loss
-            if not value_only:
-                loss = loss + policy_loss
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            opt.step()
-            stats["policy_loss"] += policy_loss.item()
-            stats["value_loss"] += value_loss.item()
-            stats["clip_frac"] += ((ratio.detach() - 1).abs() > config.clip).float().mean().item()
-            steps += 1
-        else:
-            continue
-        break  # the KL limit was passed: no more epochs either
+    # Every epoch's minibatches in one stream (each epoch's permutation drawn when it starts),
+    # so that passing the KL limit ends the update, not just the epoch.
+    minibatches = (
+        idx
+        for _ in range(config.epochs)
+        for idx in torch.randperm(n, generator=gen).split(config.minibatch)
+    )
+    for idx in minibatches:
+        dist = model.dist(batch.z[idx])
+        log_ratio = dist.log_prob(batch.actions[idx]).sum(-1) - batch.log_probs[idx]
+        if kl_limit is not None and float(-log_ratio.detach().mean()) > kl_limit:
+            break
+        ratio = log_ratio.exp()
+        clipped = ratio.clamp(1 - config.clip, 1 + config.clip)
+        policy_loss = -torch.min(ratio * adv[idx], clipped * adv[idx]).mean()
+        value_loss = (model.value(batch.z[idx]).squeeze(-1) - batch.returns[idx]).pow(2).mean()
+        loss = config.value_weight * value_loss
+        if not value_only:
+            loss = loss + policy_loss
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        opt.step()
+        stats["policy_loss"] += policy_loss.item()
+        stats["value_loss"] += value_loss.item()
+        stats["clip_frac"] += ((ratio.detach() - 1).abs() > config.clip).float().mean().item()
+        steps += 1
     return {**{k: v / max(steps, 1) for k, v in stats.items()}, "steps": steps}
 
 
