@@ -421,3 +421,31 @@ def test_finetune_takes_several_objectives_one_after_another(
     for name in ("speed", "energy"):
         record = json.loads((run / "objectives" / name / "finetune_command.json").read_text())
         assert record["options"]["objective"] == name
+
+
+def test_threads_default_to_one_unless_asked_or_set_in_the_environment() -> None:
+    from tora.cli.main import torch_threads
+
+    assert torch_threads(None, {}) == 1
+    assert torch_threads(None, {"OMP_NUM_THREADS": "3"}) == 3
+    assert torch_threads(None, {"OMP_NUM_THREADS": "junk"}) == 1
+    assert torch_threads(None, {"OMP_NUM_THREADS": "0"}) == 1
+    assert torch_threads(2, {"OMP_NUM_THREADS": "3"}) == 2
+
+
+def test_threads_option_runs_the_command_with_that_count_and_restores_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    import tora.cli.data as data_cli
+
+    seen: list[int] = []
+    monkeypatch.setattr(data_cli, "data_inspect", lambda args: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    target = 3 if before != 3 else 2
+    assert main(["--threads", str(target), "data", "inspect", "x.h5"]) == 0
+    assert seen == [target] and torch.get_num_threads() == before
+    code, _, err = run_cli(["--threads", "0", "data", "inspect", "x.h5"], capsys)
+    assert code == 2 and "--threads must be a positive integer" in err
+    assert torch.get_num_threads() == before

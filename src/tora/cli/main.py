@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+import torch
 
 from tora.cli import behavior, bench, data, demo, diagnose, dime, evaluate, safe, serve, text, train
 from tora.errors import ToraError
@@ -30,6 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "PyTorch CPU threads for this process (default: $OMP_NUM_THREADS when set, else 1). "
+            "tora-rl's networks are small: one thread is as fast as two on an idle 2-core "
+            "machine, and more threads than free cores make PyTorch's workers wait on each "
+            "other (`tora demo` took over 4 minutes instead of 23 s with two threads while "
+            "another job held one of the two cores; BENCHMARKS.md section 1)."
+        ),
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in _GROUPS:
         group.add_commands(sub)
@@ -40,10 +55,23 @@ def _version() -> str:
     return f"tora-rl {__version__}"
 
 
+def torch_threads(requested: int | None, environ: Mapping[str, str] | None = None) -> int:
+    """The intra-op thread count ``tora`` runs PyTorch with: ``requested`` (``--threads``),
+    else ``OMP_NUM_THREADS`` when it holds a positive integer, else 1."""
+    if requested is not None:
+        if requested < 1:
+            raise ToraError(f"--threads must be a positive integer, got {requested}")
+        return requested
+    value = (os.environ if environ is None else environ).get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    before = torch.get_num_threads()
     try:
+        torch.set_num_threads(torch_threads(args.threads))
         code = int(args.handler(args) or 0)
         sys.stdout.flush()  # inside the try: a pipe closed early fails here, not at exit
         return code
@@ -61,9 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        # Callers in the same process (tests, notebooks) get their own setting back.
+        torch.set_num_threads(before)
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "torch_threads"]
 
 if __name__ == "__main__":
     raise SystemExit(main())
