@@ -103,6 +103,12 @@ def test_inspect_shows_the_card(tmp_path: Path, capsys: pytest.CaptureFixture[st
     # The summary's " : " column stays aligned with the card appended after it.
     assert len({line.index(" : ") for line in text.splitlines() if " : " in line}) == 1
     assert "card" in text and "hypervolume 6" in text and "1 1 0 0 0 2 0 0 0 1" in text
+    # Returns and lengths appear once: the summary computes them, the card does not repeat them.
+    assert text.count("episode length") == 0 and text.count("episode_length") == 1
+    assert not any(line.strip().startswith("return ") for line in text.splitlines())
+    assert "  return " in format_card(info["card"]) and "episode length" in format_card(
+        info["card"]
+    )
 
     assert main(["data", "inspect", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

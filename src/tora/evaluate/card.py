@@ -210,11 +210,15 @@ def _g(x: float) -> str:
     return f"{x:.4g}"
 
 
-def format_card(card: dict[str, Any], episodes: int | None = None) -> str:
+def format_card(
+    card: dict[str, Any], episodes: int | None = None, with_returns: bool = True
+) -> str:
     """The card as indented text lines under a ``card`` heading.
 
     Lines use ``key: value`` (no aligned `` : `` column), so they can follow
     :func:`tora.evaluate.inspect.format_summary`'s block without disturbing its alignment.
+    ``with_returns=False`` leaves out the per-objective returns and the episode lengths, for
+    that summary, which computes them from the file itself.
     """
     total = f" of {episodes}" if episodes is not None else ""
     lines = ["card"]
@@ -227,14 +231,14 @@ def format_card(card: dict[str, Any], episodes: int | None = None) -> str:
         f"{card['episodes_beyond_ref']}{total} episodes beyond it), sparsity "
         f"{_g(card['sparsity'])}, {card['front_episodes']} front episodes"
     )
-    returns: dict[str, dict[str, float]] = card.get("returns") or {}
+    returns: dict[str, dict[str, float]] = (card.get("returns") or {}) if with_returns else {}
     width = max((len(n) for n in returns), default=0)
     for name, r in returns.items():
         lines.append(
             f"  return {name:<{width}}  min {_g(r['min'])}  mean {_g(r['mean'])}  "
             f"max {_g(r['max'])}"
         )
-    if card.get("lengths"):  # cards saved before they were recorded have none
+    if with_returns and card.get("lengths"):  # cards saved before they were recorded have none
         n = card["lengths"]
         lines.append(
             f"  episode length  min {n['min']:.0f}  mean {n['mean']:.1f}  max {n['max']:.0f}; "

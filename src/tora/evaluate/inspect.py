@@ -72,5 +72,9 @@ def format_summary(d: dict[str, Any]) -> str:
     lines.extend(_objective_lines(d))
     if d.get("card"):
         episodes = d.get("episodes")
-        lines.append(format_card(d["card"], episodes if isinstance(episodes, int) else None))
+        lines.append(
+            format_card(
+                d["card"], episodes if isinstance(episodes, int) else None, with_returns=False
+            )
+        )
     return "\n".join(lines)
