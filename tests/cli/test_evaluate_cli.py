@@ -255,7 +255,10 @@ def test_diagnose_reports_every_planner_on_a_dataset(
     assert found["objectives"] == ["speed", "energy"]
     assert all(len(v) == 2 for v in found["planned_reward"].values())
     assert found["still"] > 0 and found["shuffled"] > found["still"]
+    assert list(found["action_error"]) == ["reference", "speed", "energy"]
+    assert 0 <= found["action_floor"] < found["action_shuffled"]
     code, stdout, _ = run_cli([*command, "--sampler-steps", "2", "--device", "cpu"], capsys)
     assert code == 0 and "next-state error" in stdout and "shift speed" in stdout
+    assert "action error" in stdout and "its floor" in stdout
     code, _, err = run_cli([*command, "--samples", "1"], capsys)
     assert code == 2 and "--samples" in err

@@ -10,6 +10,7 @@ from tora.data.normalize import Normalizer
 from tora.data.trajectories import Objective, Trajectories
 from tora.errors import ShapeMismatchError, ToraError
 from tora.evaluate.planning import (
+    action_error,
     diagnose_planners,
     next_state_error,
     transition_features,
@@ -145,3 +146,69 @@ def test_diagnosis_of_an_exact_a_still_and_a_faster_planner() -> None:
     assert faster[0] - keep["keep"][0] == pytest.approx(0.5, abs=0.01)
     assert faster[1] - keep["keep"][1] == pytest.approx(-0.25, abs=0.01)
     assert len(found.data_reward) == 2 and found.reward_model_r2[0] > 0.999
+
+
+def _pushed(episodes: int = 4, length: int = 25, seed: int = 0) -> Trajectories:
+    """1-D states moved by their action: s' = s + a, with a ~ N(0, 1); episode e starts at
+    100 e, so no two transitions start from the same state."""
+    rng = np.random.default_rng(seed)
+    obs, act, nxt, ends = [], [], [], []
+    for e in range(episodes):
+        a = rng.normal(size=(length, 1))
+        s = 100.0 * e + np.concatenate([[[0.0]], np.cumsum(a, axis=0)])
+        obs.append(s[:-1])
+        act.append(a)
+        nxt.append(s[1:])
+        ends.append(np.arange(length) == length - 1)
+    n = episodes * length
+    return Trajectories(
+        observations=np.concatenate(obs).astype(np.float32),
+        actions=np.concatenate(act).astype(np.float32),
+        rewards=np.zeros((n, 1), np.float32),
+        next_observations=np.concatenate(nxt).astype(np.float32),
+        terminals=np.zeros(n, bool),
+        timeouts=np.concatenate(ends),
+        episode_bounds=np.arange(episodes + 1) * length,
+        objectives=(Objective("r"),),
+    )
+
+
+def test_action_error_by_hand() -> None:
+    data = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]])
+    # Column 0: RMSE 1 over std sqrt(8/3); column 1 never varies: RMSE 0.5 in raw units.
+    got = action_error(data + np.array([[1.0, 0.5], [-1.0, 0.5], [1.0, -0.5]]), data)
+    assert got == pytest.approx((1.0 / np.sqrt(8.0 / 3.0) + 0.5) / 2)
+    assert action_error(data, data) == 0.0
+    with pytest.raises(ShapeMismatchError):
+        action_error(data[:, :1], data)
+
+
+def test_action_error_tells_the_right_plan_from_a_still_one() -> None:
+    traj = _pushed()
+    norm = Normalizer(np.zeros(1), np.ones(1))
+    true_next = {
+        tuple(s): n for s, n in zip(traj.observations, traj.next_observations, strict=True)
+    }
+
+    def exact(s: np.ndarray) -> np.ndarray:  # the recorded next state of each start state
+        nxt = np.array([true_next[tuple(row.astype(np.float32))] for row in s])
+        return np.stack([s, nxt], axis=1)
+
+    def inverse(s: np.ndarray, s_next: np.ndarray) -> np.ndarray:  # exact for s' = s + a
+        return s_next - s
+
+    found = diagnose_planners(
+        {"exact": exact, "still": lambda s: np.stack([s, s], axis=1)},
+        traj,
+        norm,
+        samples=100,
+        inverse=inverse,
+    )
+    assert found.action_error["exact"] == pytest.approx(0.0, abs=1e-4)  # float32 states
+    assert found.action_floor == pytest.approx(0.0, abs=1e-4)
+    # A still plan asks for a = 0: its RMSE over the std is sqrt(mean a^2) / std(a).
+    sampled = [found.action_error["still"], found.action_shuffled]
+    assert 0.9 < sampled[0] < 1.1 and 1.2 < sampled[1] < 1.6
+    # Without an inverse model nothing about actions is reported.
+    plain = diagnose_planners({"exact": exact}, traj, norm, samples=100)
+    assert plain.action_error == {} and plain.action_floor is None

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from tora.cli.common import (
     RuntimeOptions,
@@ -20,7 +21,7 @@ from tora.cli.config_args import add_dataclass_arguments, dataclass_from_args
 from tora.data.formats import load_dataset
 from tora.diffusion.samplers import SamplerConfig
 from tora.errors import ToraError
-from tora.evaluate.planning import PlannerDiagnosis, diagnose_planners
+from tora.evaluate.planning import InverseFn, PlannerDiagnosis, diagnose_planners
 from tora.planning.agent import Agent
 from tora.tables import aligned_table
 from tora.train.planner_io import (
@@ -66,7 +67,15 @@ def diagnose(args: argparse.Namespace) -> int:
     for k, name in enumerate(agent.objective_names):
         one_hot = np.eye(len(agent.objective_names))[k]
         planners[name] = lambda s, w=one_hot: agent.plan(s, w)
-    found = diagnose_planners(planners, traj, spec.normalizer, spec.stride, opts.samples, opts.seed)
+    found = diagnose_planners(
+        planners,
+        traj,
+        spec.normalizer,
+        spec.stride,
+        opts.samples,
+        opts.seed,
+        inverse=agent_inverse(agent),
+    )
     if opts.json:
         from dataclasses import asdict
 
@@ -76,31 +85,58 @@ def diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def agent_inverse(agent: Agent) -> InverseFn:
+    """The agent's inverse dynamics on states in environment units (as plans come back)."""
+    norm = agent.spec.normalizer
+
+    def inverse(s: np.ndarray, s_next: np.ndarray) -> np.ndarray:
+        def z(x: np.ndarray) -> torch.Tensor:
+            return norm.normalize(torch.as_tensor(x, dtype=torch.float32, device=agent.device))
+
+        with torch.no_grad():
+            return agent.inverse(z(s), z(s_next)).cpu().numpy()
+
+    return inverse
+
+
 def format_diagnosis(found: PlannerDiagnosis) -> str:
     """The diagnosis as an aligned table, then what the baselines and R^2 mean."""
     names = found.objectives
     ref = found.planned_reward.get("reference")
-    head = ["planner", "next-state error"] + [f"planned {n}" for n in names]
+    acted = bool(found.action_error)
+    head = ["planner", "next-state error"] + (["action error"] if acted else [])
+    head += [f"planned {n}" for n in names]
     if ref is not None:
         head += [f"shift {n}" for n in names]
     rows = []
     for planner, err in found.next_state_error.items():
         planned = found.planned_reward[planner]
-        row = [planner, f"{err:.3f}"] + [f"{v:.3g}" for v in planned]
+        row = [planner, f"{err:.3f}"] + ([f"{found.action_error[planner]:.3f}"] if acted else [])
+        row += [f"{v:.3g}" for v in planned]
         if ref is not None:
             row += [f"{v - r:+.3g}" for v, r in zip(planned, ref, strict=True)]
         rows.append(row)
     rows.append(
         ["data", "-"]
+        + (["-"] if acted else [])
         + [f"{v:.3g}" for v in found.data_reward]
-        + ["-"] * (len(head) - 2 - len(names))
+        + ["-"] * (len(head) - 2 - int(acted) - len(names))
+    )
+    actions = (
+        f"action error = the inverse dynamics' action on the first planned transition against "
+        f"the data's (RMSE / the data's std, mean over action dims); baselines: fed the data's "
+        f"next state {found.action_floor:.3f} (its floor), another transition's action "
+        f"{found.action_shuffled:.3f}\n"
+        if acted
+        else ""
     )
     r2 = ", ".join(f"{n} {v:.2f}" for n, v in zip(names, found.reward_model_r2, strict=True))
     return (
         aligned_table(head, rows)
         + f"\nnext-state error baselines: 'no change' {found.still:.3f}, another transition's "
         f"{found.shuffled:.3f} (normalized units; a planner should beat both)\n"
-        f"planned = reward of the first planned transition by a model fitted on the data "
+        + actions
+        + f"planned = reward of the first planned transition by a model fitted on the data "
         f"(R^2: {r2}); shift = against the reference: an objective model should move its "
         "own objective the way it is optimized"
     )

@@ -12,6 +12,12 @@ dimension counts alike), next to two references computed on the same transitions
 - ``shuffled``: predicting another transition's next state (a random permutation): a planner
   that ignores the state it starts from scores about this.
 
+With the inverse dynamics model at hand, :func:`diagnose_planners` also scores the action
+the agent would take, ``f(s_t, s_hat_{t+m})``, against the data's ``a_t`` (RMSE per action
+dimension over the data's standard deviation, averaged): the same model fed the recorded next
+state gives that score's floor, another transition's action its ceiling. A small state error
+can hide a large action error where one step moves the state little (fast gaits at dt = 0.01 s).
+
 Measured on SafetyDroneCircle (BENCHMARKS.md section 6): the safe suite's reference planner
 (4,000 steps) scores 1.05 against still 0.18 and shuffled 0.90, worse than guessing; 20,000
 steps bring it to 0.53, and the drone still crashes, while the same inverse dynamics model
@@ -21,7 +27,7 @@ fed the true next states flies it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,23 +37,36 @@ from tora.data.regression import QuadraticRidge
 from tora.data.trajectories import Trajectories
 from tora.errors import ShapeMismatchError, ToraError
 
-__all__ = ["PlannerDiagnosis", "diagnose_planners", "next_state_error", "transition_reward_model"]
+__all__ = [
+    "InverseFn",
+    "PlannerDiagnosis",
+    "action_error",
+    "diagnose_planners",
+    "next_state_error",
+    "transition_reward_model",
+]
 
 PlanFn = Callable[[np.ndarray], np.ndarray]
 """Observations (B, D) -> planned windows (B, H, D), row 0 the observation itself."""
 
+InverseFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""(s_t (B, D), s_{t+m} (B, D)) in environment units -> actions (B, A): an inverse dynamics
+model, e.g. an agent's, for the action error of :func:`diagnose_planners`."""
 
-def _pairs(traj: Trajectories, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """All (s_t, s_{t+stride}) inside one episode, as two (N, D) arrays."""
-    firsts, seconds = [], []
+
+def _pairs(traj: Trajectories, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All (s_t, s_{t+stride}) inside one episode, as two (N, D) arrays, and the action a_t
+    taken at each s_t (N, A)."""
+    firsts, seconds, actions = [], [], []
     for i in range(traj.num_episodes):
         states = traj.episode_states(i)
         if len(states) > stride:
             firsts.append(states[:-stride])
             seconds.append(states[stride:])
+            actions.append(traj.actions[traj.episode_slice(i)][: len(states) - stride])
     if not firsts:
         raise ToraError(f"no episode is longer than the stride ({stride})")
-    return np.concatenate(firsts), np.concatenate(seconds)
+    return np.concatenate(firsts), np.concatenate(seconds), np.concatenate(actions)
 
 
 def next_state_error(
@@ -66,19 +85,19 @@ def next_state_error(
 
     Returns ``planned``, ``still`` and ``shuffled`` (module docstring), ``per_dim`` (the
     planned error per state dimension) and ``samples`` (transitions used)."""
-    s, s_next, shuffle = _sample_transitions(traj, normalizer, stride, samples, seed)
+    s, s_next, _, shuffle = _sample_transitions(traj, normalizer, stride, samples, seed)
     return _scores(_plan_checked(plan, s), s, s_next, shuffle, normalizer)
 
 
 def _sample_transitions(
     traj: Trajectories, normalizer: Normalizer, stride: int, samples: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``samples`` random (s_t, s_{t+stride}) of ``traj`` (at most), after checking that the
-    normalizer fits them, and the permutation of the "shuffled" baseline; the same ``seed``
-    draws the same ones."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``samples`` random (s_t, s_{t+stride}, a_t) of ``traj`` (at most), after checking that
+    the normalizer fits them, and the permutation of the "shuffled" baseline; the same
+    ``seed`` draws the same ones."""
     if stride < 1 or samples < 2:
         raise ToraError(f"need stride >= 1 and samples >= 2, got {stride} and {samples}")
-    s, s_next = _pairs(traj, stride)
+    s, s_next, a = _pairs(traj, stride)
     mean = np.asarray(normalizer.mean, np.float64)
     std = np.asarray(normalizer.std, np.float64)
     if mean.shape != (s.shape[1],) or std.shape != (s.shape[1],) or (std <= 0).any():
@@ -88,7 +107,29 @@ def _sample_transitions(
         )
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(s), size=min(samples, len(s)), replace=False)
-    return s[pick].astype(np.float64), s_next[pick].astype(np.float64), rng.permutation(pick.size)
+    return (
+        s[pick].astype(np.float64),
+        s_next[pick].astype(np.float64),
+        a[pick].astype(np.float64),
+        rng.permutation(pick.size),
+    )
+
+
+def action_error(actions: np.ndarray, reference: np.ndarray) -> float:
+    """RMSE of ``actions`` against ``reference`` (both (N, A)) per action dimension, over
+    that dimension's standard deviation in ``reference``, averaged over dimensions: 0 is
+    exact, about 1.4 is another transition's action (independent draws of the same spread).
+    A dimension that never varies counts in raw units."""
+    actions = np.asarray(actions, np.float64)
+    reference = np.asarray(reference, np.float64)
+    if actions.shape != reference.shape or actions.ndim != 2:
+        raise ShapeMismatchError(
+            f"actions {actions.shape} and the data's actions {reference.shape} must both be "
+            "(N, act_dim)"
+        )
+    rmse = np.sqrt(((actions - reference) ** 2).mean(axis=0))
+    std = reference.std(axis=0)
+    return float(np.mean(rmse / np.where(std > 0, std, 1.0)))
 
 
 def _plan_checked(plan: PlanFn, s: np.ndarray) -> np.ndarray:
@@ -178,6 +219,13 @@ class PlannerDiagnosis:
     reward_model_r2: list[float]
     """How well the reward model fits each objective (1 = exactly)."""
     objectives: list[str]
+    action_error: dict[str, float] = field(default_factory=dict)
+    """Per planner, :func:`action_error` of the inverse dynamics' action on its first planned
+    transition against the data's action (empty without an inverse dynamics model)."""
+    action_floor: float | None = None
+    """The same inverse dynamics fed the data's next state: what a perfect plan would score."""
+    action_shuffled: float | None = None
+    """Another transition's action: about an agent that ignores its state."""
 
 
 def diagnose_planners(
@@ -187,6 +235,7 @@ def diagnose_planners(
     stride: int = 1,
     samples: int = 2000,
     seed: int = 0,
+    inverse: InverseFn | None = None,
 ) -> PlannerDiagnosis:
     """Planner health before any rollout: for each planner (e.g. the reference and each
     objective model alone), the next-state error (:func:`next_state_error`) and the
@@ -195,11 +244,14 @@ def diagnose_planners(
 
     A healthy objective model predicts the next state about as well as the reference (DPO
     should not unlearn the dynamics) and plans more of its own objective than the reference
-    does (DPO moved it the right way)."""
+    does (DPO moved it the right way). With ``inverse`` (the agent's inverse dynamics), also
+    each planner's :func:`action_error` against the data's actions, with its floor and the
+    shuffled baseline."""
     model = transition_reward_model(traj, stride, seed=seed)
-    s, s_next, shuffle = _sample_transitions(traj, normalizer, stride, samples, seed)
+    s, s_next, a, shuffle = _sample_transitions(traj, normalizer, stride, samples, seed)
     data_reward = model.predict(transition_features(s, s_next)).mean(0)
     errors: dict[str, float] = {}
+    actions: dict[str, float] = {}
     rewards: dict[str, list[float]] = {}
     scores: dict[str, Any] = {}
     for name, plan in planners.items():
@@ -208,6 +260,8 @@ def diagnose_planners(
         errors[name] = scores["planned"]
         predicted = model.predict(transition_features(s, planned[:, 1]))
         rewards[name] = predicted.mean(0).tolist()
+        if inverse is not None:
+            actions[name] = action_error(inverse(s, planned[:, 1]), a)
     still = scores.get("still", float("nan"))
     shuffled = scores.get("shuffled", float("nan"))
     return PlannerDiagnosis(
@@ -218,4 +272,7 @@ def diagnose_planners(
         data_reward=data_reward.tolist(),
         reward_model_r2=model.r2.tolist(),
         objectives=traj.objective_names,
+        action_error=actions,
+        action_floor=None if inverse is None else action_error(inverse(s, s_next), a),
+        action_shuffled=None if inverse is None else action_error(a[shuffle], a),
     )
