@@ -449,3 +449,17 @@ def test_threads_option_runs_the_command_with_that_count_and_restores_it(
     code, _, err = run_cli(["--threads", "0", "data", "inspect", "x.h5"], capsys)
     assert code == 2 and "--threads must be a positive integer" in err
     assert torch.get_num_threads() == before
+
+
+def test_the_global_threads_option_and_bench_speeds_own_do_not_collide(tmp_path: Path) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    args = ["bench", "speed", "--device", "cpu", "--batch-sizes", "1", "--models", "1"]
+    args += ["--repeats", "1", "--warmup", "0", "--sampler-steps", "2", *TINY]
+    out = tmp_path / "speed.json"
+    assert main(["--threads", "2", *args, "--threads", "1", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["torch_threads"] == 1  # the subcommand's own wins
+    assert main(["--threads", "2", *args, "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["torch_threads"] == 2  # 0: the process's setting
+    assert torch.get_num_threads() == before

@@ -56,7 +56,8 @@ class SpeedConfig:
     device: str = "auto"
     """Torch device: auto, cpu or cuda."""
     threads: int = 0
-    """torch CPU threads (0 keeps torch's default)."""
+    """torch CPU threads (0 keeps the process's: `tora --threads N`, else OMP_NUM_THREADS,
+    else 1)."""
     out: str = ""
     """Optional JSON file for the results."""
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)

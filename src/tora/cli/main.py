@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument(
         "--threads",
+        dest="torch_threads",  # not `threads`: subcommands (bench speed) have their own
         type=int,
         default=None,
         metavar="N",
@@ -71,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(torch_threads(args.threads))
+        torch.set_num_threads(torch_threads(args.torch_threads))
         code = int(args.handler(args) or 0)
         sys.stdout.flush()  # inside the try: a pipe closed early fails here, not at exit
         return code
