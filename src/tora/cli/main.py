@@ -40,10 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=(
             "PyTorch CPU threads for this process (default: $OMP_NUM_THREADS when set, else 1). "
-            "tora-rl's networks are small: one thread is as fast as two on an idle 2-core "
-            "machine, and more threads than free cores make PyTorch's workers wait on each "
-            "other (`tora demo` took over 4 minutes instead of 23 s with two threads while "
-            "another job held one of the two cores; BENCHMARKS.md section 1)."
+            "One thread keeps runs side by side from slowing each other: `tora demo` beside two "
+            "busy processes on a 2-core machine took 117 s with one thread and 348 s with two. "
+            "On an idle machine more threads help somewhat (the demo: 68 s with one, 59 s with "
+            "two; BENCHMARKS.md section 1)."
         ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
