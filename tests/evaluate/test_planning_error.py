@@ -18,25 +18,26 @@ from tora.evaluate.planning import (
 )
 
 
-def _line(episodes: int = 3, length: int = 10) -> Trajectories:
-    """1-D states that grow by 1 per step, starting at 10 * episode."""
-    obs, nxt, ends = [], [], []
-    for e in range(episodes):
-        s = 10.0 * e + np.arange(length + 1, dtype=np.float64)
-        obs.append(s[:-1, None])
-        nxt.append(s[1:, None])
-        ends.append(np.arange(length) == length - 1)
-    n = episodes * length
+def _from_episodes(states: list[np.ndarray], actions: list[np.ndarray]) -> Trajectories:
+    """A one-objective dataset from each episode's states (L + 1, D) and actions (L, A)."""
+    lengths = [len(a) for a in actions]
+    n = sum(lengths)
     return Trajectories(
-        observations=np.concatenate(obs).astype(np.float32),
-        actions=np.zeros((n, 1), np.float32),
+        observations=np.concatenate([x[:-1] for x in states]).astype(np.float32),
+        actions=np.concatenate(actions).astype(np.float32),
         rewards=np.zeros((n, 1), np.float32),
-        next_observations=np.concatenate(nxt).astype(np.float32),
+        next_observations=np.concatenate([x[1:] for x in states]).astype(np.float32),
         terminals=np.zeros(n, bool),
-        timeouts=np.concatenate(ends),
-        episode_bounds=np.arange(episodes + 1) * length,
+        timeouts=np.concatenate([np.arange(k) == k - 1 for k in lengths]),
+        episode_bounds=np.concatenate([[0], np.cumsum(lengths)]),
         objectives=(Objective("r"),),
     )
+
+
+def _line(episodes: int = 3, length: int = 10) -> Trajectories:
+    """1-D states that grow by 1 per step, starting at 10 * episode."""
+    states = [10.0 * e + np.arange(length + 1, dtype=np.float64)[:, None] for e in range(episodes)]
+    return _from_episodes(states, [np.zeros((length, 1))] * episodes)
 
 
 def test_a_planner_that_knows_the_dynamics_scores_zero_and_still_is_exact() -> None:
@@ -152,25 +153,11 @@ def _pushed(episodes: int = 4, length: int = 25, seed: int = 0) -> Trajectories:
     """1-D states moved by their action: s' = s + a, with a ~ N(0, 1); episode e starts at
     100 e, so no two transitions start from the same state."""
     rng = np.random.default_rng(seed)
-    obs, act, nxt, ends = [], [], [], []
-    for e in range(episodes):
-        a = rng.normal(size=(length, 1))
-        s = 100.0 * e + np.concatenate([[[0.0]], np.cumsum(a, axis=0)])
-        obs.append(s[:-1])
-        act.append(a)
-        nxt.append(s[1:])
-        ends.append(np.arange(length) == length - 1)
-    n = episodes * length
-    return Trajectories(
-        observations=np.concatenate(obs).astype(np.float32),
-        actions=np.concatenate(act).astype(np.float32),
-        rewards=np.zeros((n, 1), np.float32),
-        next_observations=np.concatenate(nxt).astype(np.float32),
-        terminals=np.zeros(n, bool),
-        timeouts=np.concatenate(ends),
-        episode_bounds=np.arange(episodes + 1) * length,
-        objectives=(Objective("r"),),
-    )
+    actions = [rng.normal(size=(length, 1)) for _ in range(episodes)]
+    states = [
+        100.0 * e + np.concatenate([[[0.0]], np.cumsum(a, axis=0)]) for e, a in enumerate(actions)
+    ]
+    return _from_episodes(states, actions)
 
 
 def test_action_error_by_hand() -> None:
