@@ -54,19 +54,29 @@ InverseFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 model, e.g. an agent's, for the action error of :func:`diagnose_planners`."""
 
 
-def _pairs(traj: Trajectories, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All (s_t, s_{t+stride}) inside one episode, as two (N, D) arrays, and the action a_t
-    taken at each s_t (N, A)."""
-    firsts, seconds, actions = [], [], []
+def _pairs(
+    traj: Trajectories, stride: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All (s_t, s_{t+stride}) inside one episode, as two (N, D) arrays, the action a_t taken
+    at each s_t (N, A) and the sum of the ``stride`` rewards in between (N, K)."""
+    firsts, seconds, actions, rewards = [], [], [], []
     for i in range(traj.num_episodes):
         states = traj.episode_states(i)
         if len(states) > stride:
             firsts.append(states[:-stride])
             seconds.append(states[stride:])
             actions.append(traj.actions[traj.episode_slice(i)][: len(states) - stride])
+            r = traj.rewards[traj.episode_slice(i)].astype(np.float64)
+            csum = np.concatenate([np.zeros((1, r.shape[1])), np.cumsum(r, axis=0)])
+            rewards.append(csum[stride:] - csum[:-stride])
     if not firsts:
         raise ToraError(f"no episode is longer than the stride ({stride})")
-    return np.concatenate(firsts), np.concatenate(seconds), np.concatenate(actions)
+    return (
+        np.concatenate(firsts),
+        np.concatenate(seconds),
+        np.concatenate(actions),
+        np.concatenate(rewards),
+    )
 
 
 def next_state_error(
@@ -97,7 +107,7 @@ def _sample_transitions(
     ``seed`` draws the same ones."""
     if stride < 1 or samples < 2:
         raise ToraError(f"need stride >= 1 and samples >= 2, got {stride} and {samples}")
-    s, s_next, a = _pairs(traj, stride)
+    s, s_next, a, _ = _pairs(traj, stride)
     mean = np.asarray(normalizer.mean, np.float64)
     std = np.asarray(normalizer.std, np.float64)
     if mean.shape != (s.shape[1],) or std.shape != (s.shape[1],) or (std <= 0).any():
@@ -162,24 +172,6 @@ def _scores(
     }
 
 
-def _stride_pairs_and_rewards(
-    traj: Trajectories, stride: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(s_t, s_{t+stride}, sum of the ``stride`` rewards in between) inside every episode."""
-    firsts, seconds, rewards = [], [], []
-    for i in range(traj.num_episodes):
-        states = traj.episode_states(i)
-        r = traj.rewards[traj.episode_slice(i)].astype(np.float64)
-        if len(states) > stride:
-            firsts.append(states[:-stride])
-            seconds.append(states[stride:])
-            csum = np.concatenate([np.zeros((1, r.shape[1])), np.cumsum(r, axis=0)])
-            rewards.append(csum[stride:] - csum[:-stride])
-    if not firsts:
-        raise ToraError(f"no episode is longer than the stride ({stride})")
-    return np.concatenate(firsts), np.concatenate(seconds), np.concatenate(rewards)
-
-
 def transition_reward_model(
     traj: Trajectories, stride: int = 1, samples: int = 50000, seed: int = 0
 ) -> QuadraticRidge:
@@ -187,7 +179,7 @@ def transition_reward_model(
     (s_t, s_{t+stride}) alone (inputs: :func:`transition_features`), fitted on at most
     ``samples`` transitions of ``traj`` (quadratic ridge regression; its ``r2`` says how far
     to trust it). It scores planned transitions, which have states but no rewards."""
-    s, s_next, r = _stride_pairs_and_rewards(traj, stride)
+    s, s_next, _, r = _pairs(traj, stride)
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(s), size=min(samples, len(s)), replace=False)
     return QuadraticRidge.fit(transition_features(s[pick], s_next[pick]), r[pick])
